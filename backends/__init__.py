@@ -1,0 +1,2 @@
+"""Hardware targets (``unified_backends()`` plugins): the host CPU and the
+simulated NPU (``npu_sim``)."""

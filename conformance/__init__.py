@@ -1,0 +1,1 @@
+"""Conformance: cases, runner, comparison, reports (see DESIGN.md)."""

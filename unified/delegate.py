@@ -1,0 +1,270 @@
+"""The delegate contract: what a backend plugin implements.
+
+A delegate answers three questions and does one job:
+
+* ``availability()`` — can it work on this host at all (and can it execute,
+  or only compile)?
+* ``backends()`` — which hardware targets it can compile for here.
+* ``supports(node)`` — will it run this node, and if not, why not. Op support
+  is data: a delegate lists :class:`OpSupport` entries, each with constraint
+  checks that return ``None`` (fine) or a reason string (declined).
+* ``compile(partition, options)`` — turn one self-contained ONNX partition
+  into an :class:`Executable`.
+
+Compiled executables can be serialized to bytes and loaded back, which is how
+the compile cache and ahead-of-time bundles work.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Mapping
+
+import numpy as np
+import onnx
+
+from unified.graph import NodeView
+
+__all__ = [
+    "Availability",
+    "Support",
+    "CompileOptions",
+    "Executable",
+    "Delegate",
+    "OpSupport",
+    "Constraint",
+]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a delegate (or backend) works on this host.
+
+    Attributes:
+        ok: usable for at least compiling.
+        reason: why not (when ``ok`` is False), or a caveat (e.g. compile-only).
+        version: version of the underlying framework, "" when not importable.
+        executes: False for a compile-only delegate (e.g. Core ML off macOS).
+    """
+
+    ok: bool
+    reason: str = ""
+    version: str = ""
+    executes: bool = True
+
+
+@dataclass(frozen=True)
+class Support:
+    """A delegate's answer for one node: claimed, or declined with a reason."""
+
+    ok: bool
+    reason: str = ""
+
+    @classmethod
+    def yes(cls) -> "Support":
+        return _YES
+
+    @classmethod
+    def no(cls, reason: str) -> "Support":
+        return cls(False, reason)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+_YES = Support(True)
+
+Constraint = Callable[[NodeView], "str | None"]
+"""A constraint check: returns None when the node is fine, else the reason."""
+
+
+@dataclass(frozen=True)
+class OpSupport:
+    """One entry of a delegate's op-support table.
+
+    Attributes:
+        op_type: ONNX op type, e.g. ``"Conv"``.
+        domain: ONNX domain, ``""`` for ai.onnx.
+        since: lowest opset version handled (inclusive).
+        until: highest opset version handled (inclusive); None for no limit.
+        dtypes: element types accepted for the node's first input (and, for
+            ops where all inputs share a type, all typed inputs); empty means
+            any.
+        constraints: checks run in order; the first reason returned declines.
+    """
+
+    op_type: str
+    domain: str = ""
+    since: int = 1
+    until: int | None = None
+    dtypes: frozenset[int] = frozenset()
+    constraints: tuple[Constraint, ...] = ()
+
+    def check(self, node: NodeView) -> str | None:
+        if node.opset < self.since or (self.until is not None and node.opset > self.until):
+            hi = "" if self.until is None else f"..{self.until}"
+            return f"{node.op_type} at opset {node.opset} not handled (handled: opset {self.since}{hi})"
+        if self.dtypes:
+            first = next((t for t in node.inputs if t.name), None)
+            if first is not None and first.elem_type not in self.dtypes:
+                names = ", ".join(sorted(_dtype_name(d) for d in self.dtypes))
+                return f"{node.op_type} input dtype {_dtype_name(first.elem_type)} not supported (supported: {names})"
+        for c in self.constraints:
+            reason = c(node)
+            if reason:
+                return reason
+        return None
+
+
+def _dtype_name(elem_type: int) -> str:
+    if not elem_type:
+        return "unknown"
+    return onnx.helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What a delegate is told when compiling one partition.
+
+    Attributes:
+        backend: the target backend name (one of ``delegate.backends()``).
+        options: delegate-specific options from the session's ``delegates``
+            list (e.g. ``{"num_threads": 2}``); JSON-serializable.
+        partition_name: a stable label for messages and artifacts, e.g. ``"p0"``.
+    """
+
+    backend: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    partition_name: str = "p0"
+
+
+class Executable(abc.ABC):
+    """A compiled partition, ready to run.
+
+    Attributes:
+        input_names / output_names: the partition's boundary values, in the
+            order of the partition model's graph inputs/outputs.
+    """
+
+    input_names: list[str]
+    output_names: list[str]
+    #: Free-form facts the plan shows (e.g. ops taken by XNNPACK); JSON-safe.
+    details: Mapping[str, Any] = {}
+
+    @abc.abstractmethod
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once.
+
+        Args:
+            inputs: one C-contiguous array per name in ``input_names``, with the
+                partition model's dtypes. The caller owns them; the executable
+                must not keep or modify them.
+
+        Returns:
+            One array per name in ``output_names``; the caller owns them.
+        """
+
+    def serialize(self) -> bytes:
+        """The native artifact (e.g. ``.tflite`` flatbuffer) for cache and bundles.
+
+        Raises:
+            NotImplementedError: the delegate has nothing worth caching.
+        """
+        raise NotImplementedError
+
+    @property
+    def artifact_suffix(self) -> str:
+        """File suffix of :meth:`serialize`'s bytes, e.g. ``".tflite"``."""
+        return ".bin"
+
+
+class Delegate(abc.ABC):
+    """Base class of every delegate. Subclass, set ``name`` and ``op_support``,
+    implement ``availability``, ``backends`` and ``compile``.
+
+    Class attributes:
+        name: the delegate's name in ``delegates=[...]`` lists.
+        default_priority: position in the default delegate list (lower first);
+            None keeps it out of the default list (opt-in only).
+        op_support: the op-support table; :meth:`supports` consults it.
+        cacheable: compiled artifacts are worth storing in the compile cache.
+        max_ir_version: the highest ONNX IR version the delegate's framework
+            reads; partitions are written with at most this IR version.
+    """
+
+    name: ClassVar[str] = ""
+    default_priority: ClassVar[int | None] = None
+    op_support: ClassVar[tuple[OpSupport, ...]] = ()
+    cacheable: ClassVar[bool] = True
+    max_ir_version: ClassVar[int | None] = None
+
+    @abc.abstractmethod
+    def availability(self) -> Availability:
+        """Whether this delegate can work on this host. Must not raise."""
+
+    def version(self) -> str:
+        """Version string that goes into compile-cache keys."""
+        return self.availability().version
+
+    @abc.abstractmethod
+    def backends(self) -> list[str]:
+        """Backend names usable here; the first is the default."""
+
+    def supports(self, node: NodeView) -> Support:
+        """Claim or decline one node, using :attr:`op_support`.
+
+        Override to add checks that need more than the table; keep every
+        refusal explained.
+        """
+        entries = self._op_table().get((node.domain, node.op_type))
+        if not entries:
+            return Support.no(f"{self.name} has no kernel for op {_qualified(node)}")
+        reasons = []
+        for entry in entries:
+            reason = entry.check(node)
+            if reason is None:
+                return Support.yes()
+            reasons.append(reason)
+        return Support.no("; ".join(reasons))
+
+    def _op_table(self) -> dict[tuple[str, str], list[OpSupport]]:
+        cls = type(self)
+        table = cls.__dict__.get("_op_table_cache")
+        if table is None:
+            table = {}
+            for e in cls.op_support:
+                table.setdefault((e.domain, e.op_type), []).append(e)
+            cls._op_table_cache = table  # derived once per class from static data
+        return table
+
+    @abc.abstractmethod
+    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
+        """Compile one partition.
+
+        Args:
+            partition: a self-contained, checked ONNX model (its own inputs,
+                outputs, initializers, opset imports) whose every node this
+                delegate claimed.
+            options: target backend and delegate options.
+
+        Raises:
+            DelegateError: with the node or reason at fault.
+        """
+
+    def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
+        """Rebuild an executable from :meth:`Executable.serialize` bytes.
+
+        ``partition`` is the partition the artifact was compiled from (for
+        I/O names and types). The default recompiles.
+        """
+        return self.compile(partition, options)
+
+
+def _qualified(node: NodeView) -> str:
+    return f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+
+
+def op_types(entries: Iterable[OpSupport]) -> list[str]:
+    """Sorted op types of a support table (for docs and ``unified devices``)."""
+    return sorted({e.op_type for e in entries})

@@ -1,0 +1,401 @@
+"""Model loading, checking, shape inference and the per-node view delegates see.
+
+A :class:`Graph` wraps one checked, shape-inferred ``onnx.ModelProto`` and
+exposes a frozen :class:`NodeView` per node: op type, domain, opset version,
+attributes, and the inferred dtype and shape of every input and output. That
+is all a delegate's ``supports()`` gets to decide with.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from unified.errors import ModelError
+
+__all__ = ["TensorInfo", "NodeView", "Graph", "load_model", "ModelLike", "onnx_dtype_to_numpy"]
+
+ModelLike = str | os.PathLike | bytes | onnx.ModelProto
+
+# Initializers at most this many elements are exposed as constants on NodeView
+# (shape tensors, axes, scales); larger ones (weights) only by dtype and shape.
+_CONST_ELEMENTS_MAX = 1 << 16
+
+
+def onnx_dtype_to_numpy(elem_type: int) -> np.dtype | None:
+    """Map an ONNX ``TensorProto.DataType`` to a NumPy dtype.
+
+    Returns None for UNDEFINED or types with no NumPy equivalent here
+    (e.g. float8 without ml_dtypes).
+    """
+    if elem_type == onnx.TensorProto.UNDEFINED:
+        return None
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What is statically known about one tensor (value) of the graph.
+
+    Attributes:
+        name: the ONNX value name ("" for an omitted optional input).
+        elem_type: ``onnx.TensorProto.DataType`` (0 when unknown).
+        shape: tuple of dims, each an int, a symbolic name (str) or None;
+            None when even the rank is unknown.
+        const: the value as an array when it is a small initializer (at most
+            65,536 elements) or a Constant node's output; else None.
+        is_initializer: the value is an initializer (weight), whatever its size.
+    """
+
+    name: str
+    elem_type: int = 0
+    shape: tuple[int | str | None, ...] | None = None
+    const: np.ndarray | None = field(default=None, compare=False, repr=False)
+    is_initializer: bool = False
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        """NumPy dtype, or None when unknown."""
+        return onnx_dtype_to_numpy(self.elem_type)
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        """True when every dim is a known int."""
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    @property
+    def type_str(self) -> str:
+        """ONNX Runtime style type string, e.g. ``tensor(float)``."""
+        if not self.elem_type:
+            return "tensor(undefined)"
+        return f"tensor({helper.tensor_dtype_to_string(self.elem_type).removeprefix('TensorProto.').lower()})"
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A read-only view of one node, with inferred types, for ``supports()``.
+
+    Attributes:
+        name: node name (unique; unnamed nodes get ``"<op_type>_<index>"``).
+        op_type: e.g. ``"Conv"``.
+        domain: ``""`` for the default ``ai.onnx`` domain.
+        opset: the opset version the model imports for ``domain``.
+        attributes: attribute name -> Python value (ints, floats, strings as
+            str, tensors as ndarray, graphs as ``onnx.GraphProto``).
+        inputs / outputs: a :class:`TensorInfo` per slot, in order; an omitted
+            optional input has name "".
+        index: position of the node in the graph's topological order.
+        implicit_inputs: outer-scope values its subgraphs (If/Loop/Scan
+            bodies) read; empty for nodes without subgraphs.
+        proto: the ``onnx.NodeProto`` itself (do not modify).
+    """
+
+    name: str
+    op_type: str
+    domain: str
+    opset: int
+    attributes: Mapping[str, Any]
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    index: int = 0
+    implicit_inputs: tuple[TensorInfo, ...] = ()
+    proto: onnx.NodeProto | None = field(default=None, compare=False, repr=False)
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attributes.get(name, default)
+
+    @property
+    def has_subgraph(self) -> bool:
+        return any(isinstance(v, (onnx.GraphProto, list)) and _is_graph_list(v) for v in self.attributes.values())
+
+    def signature(self) -> tuple:
+        """Hashable key of what decides kernel choice: op, domain, opset,
+        input/output types and ranks, attributes."""
+        attrs = tuple(sorted((k, _hashable(v)) for k, v in self.attributes.items()))
+        ins = tuple((t.elem_type, t.rank, bool(t.name)) for t in self.inputs)
+        outs = tuple((t.elem_type, t.rank) for t in self.outputs)
+        return (self.op_type, self.domain, self.opset, ins, outs, attrs)
+
+
+def _is_graph_list(v: Any) -> bool:
+    if isinstance(v, onnx.GraphProto):
+        return True
+    return isinstance(v, list) and bool(v) and isinstance(v[0], onnx.GraphProto)
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return ("nd", v.dtype.str, v.shape, v.tobytes() if v.size <= 4096 else hash(v.tobytes()))
+    if isinstance(v, onnx.GraphProto):
+        return ("graph", v.SerializeToString())
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, bytes):
+        return v
+    return v
+
+
+def _read_model(model: ModelLike) -> tuple[onnx.ModelProto, str | None]:
+    """Parse without checking. Returns the proto and its path (if any)."""
+    if isinstance(model, onnx.ModelProto):
+        return model, None
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        proto = onnx.ModelProto()
+        try:
+            proto.ParseFromString(bytes(model))
+        except Exception as exc:  # protobuf raises DecodeError / RuntimeError
+            raise ModelError(
+                f"could not parse {len(model)} bytes as an ONNX ModelProto ({exc}); "
+                "expected the bytes of a .onnx file"
+            ) from None
+        return proto, None
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            raise ModelError(f"model file '{path}' does not exist; expected a path to a .onnx file")
+        try:
+            proto = onnx.load(str(path), load_external_data=True)
+        except Exception as exc:
+            raise ModelError(
+                f"could not parse '{path}' as an ONNX model ({type(exc).__name__}: {exc}); "
+                "the file may be truncated, corrupt, or not ONNX"
+            ) from None
+        return proto, str(path)
+    raise ModelError(
+        f"cannot load a model from {type(model).__name__}; expected a path, bytes or onnx.ModelProto"
+    )
+
+
+def _check_opsets(proto: onnx.ModelProto) -> None:
+    known_max = {"": onnx.defs.onnx_opset_version(), "ai.onnx": onnx.defs.onnx_opset_version()}
+    if not proto.opset_import:
+        raise ModelError("model has no opset_import; expected at least the default domain ('' / ai.onnx)")
+    for imp in proto.opset_import:
+        top = known_max.get(imp.domain)
+        if top is not None and imp.version > top:
+            raise ModelError(
+                f"model imports opset {imp.version} of domain '{imp.domain or 'ai.onnx'}', but the installed "
+                f"onnx {onnx.__version__} knows opsets up to {top}; re-export the model with opset <= {top} "
+                "or upgrade onnx"
+            )
+        if imp.version < 1:
+            raise ModelError(f"model imports invalid opset version {imp.version} for domain '{imp.domain}'")
+
+
+def load_model(model: ModelLike) -> onnx.ModelProto:
+    """Read, check and shape-infer a model.
+
+    Args:
+        model: a path to a ``.onnx`` file, its bytes, or an ``onnx.ModelProto``
+            (not modified).
+
+    Returns:
+        A new ``ModelProto`` with inferred ``value_info`` for intermediate values.
+
+    Raises:
+        ModelError: unreadable/truncated file, unknown opset, a checker
+            failure or a shape-inference failure; the message names the node.
+    """
+    proto, path = _read_model(model)
+    if not proto.HasField("graph"):
+        raise ModelError("the model has no graph; the file is empty, truncated or not an ONNX model")
+    _check_opsets(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        msg = str(exc).strip().splitlines()
+        raise ModelError(f"the model is not valid ONNX: {' '.join(m.strip() for m in msg[:6])}") from None
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        raise ModelError(f"shape inference failed: {text[:800]}") from None
+    return inferred
+
+
+class Graph:
+    """A checked, shape-inferred model and the views the planner needs.
+
+    Args:
+        model: path, bytes or ``ModelProto``; see :func:`load_model`.
+
+    Raises:
+        ModelError: see :func:`load_model`.
+    """
+
+    def __init__(self, model: ModelLike):
+        self.model: onnx.ModelProto = _fold_constant_nodes(load_model(model))
+        g = self.model.graph
+        self.opsets: dict[str, int] = {
+            ("" if i.domain == "ai.onnx" else i.domain): i.version for i in self.model.opset_import
+        }
+        self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in g.initializer}
+        self.types: dict[str, onnx.TypeProto] = {}
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            if vi.type.HasField("tensor_type") or vi.name not in self.types:
+                self.types[vi.name] = vi.type
+        for t in g.initializer:
+            self.types.setdefault(t.name, helper.make_tensor_type_proto(t.data_type, list(t.dims)))
+        self.inputs: list[onnx.ValueInfoProto] = [i for i in g.input if i.name not in self.initializers]
+        self.outputs: list[onnx.ValueInfoProto] = list(g.output)
+        self.nodes: list[onnx.NodeProto] = list(g.node)
+        self._constants = self._constant_values()
+        names, seen = [], set()
+        for i, n in enumerate(self.nodes):
+            name = n.name or f"{n.op_type}_{i}"
+            if name in seen:
+                name = f"{name}_{i}"
+            seen.add(name)
+            names.append(name)
+        self.node_names: list[str] = names
+
+    def _constant_values(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for n in self.model.graph.node:
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and len(n.output) == 1:
+                for a in n.attribute:
+                    if a.name == "value":
+                        arr = numpy_helper.to_array(a.t)
+                        if arr.size <= _CONST_ELEMENTS_MAX:
+                            out[n.output[0]] = arr
+        return out
+
+    def tensor_info(self, name: str) -> TensorInfo:
+        """Inferred type, shape and (small) constant value of a value name."""
+        if not name:
+            return TensorInfo("")
+        tp = self.types.get(name)
+        elem, shape = 0, None
+        if tp is not None and tp.HasField("tensor_type"):
+            tt = tp.tensor_type
+            elem = tt.elem_type
+            if tt.HasField("shape"):
+                shape = tuple(
+                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim
+                )
+        init = self.initializers.get(name)
+        const = self._constants.get(name)
+        if init is not None and const is None and _numel(init.dims) <= _CONST_ELEMENTS_MAX:
+            const = numpy_helper.to_array(init)
+        return TensorInfo(name, elem, shape, const, init is not None)
+
+    @cached_property
+    def node_views(self) -> list[NodeView]:
+        views = []
+        for i, n in enumerate(self.nodes):
+            domain = "" if n.domain == "ai.onnx" else n.domain
+            attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+            attrs = {k: (numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v) for k, v in attrs.items()}
+            views.append(
+                NodeView(
+                    name=self.node_names[i],
+                    op_type=n.op_type,
+                    domain=domain,
+                    opset=self.opsets.get(domain, 1),
+                    attributes=attrs,
+                    inputs=tuple(self.tensor_info(x) for x in n.input),
+                    outputs=tuple(self.tensor_info(x) for x in n.output),
+                    index=i,
+                    implicit_inputs=tuple(self.tensor_info(x) for x in implicit_inputs(n)),
+                    proto=n,
+                )
+            )
+        return views
+
+    def input_infos(self) -> list[TensorInfo]:
+        return [self.tensor_info(i.name) for i in self.inputs]
+
+    def output_infos(self) -> list[TensorInfo]:
+        return [self.tensor_info(o.name) for o in self.outputs]
+
+
+_CONSTANT_ATTRS = {
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+}
+
+
+def _fold_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Turn top-level ``Constant`` nodes into initializers (in place).
+
+    Every delegate then sees constants as initializers and no partition
+    consists of a lone Constant node. String and sparse constants stay nodes.
+    """
+    g = model.graph
+    keep, inits = [], []
+    for n in g.node:
+        arr = None
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and len(n.attribute) == 1:
+            a = n.attribute[0]
+            if a.name == "value" and a.t.data_type != onnx.TensorProto.STRING:
+                arr = numpy_helper.to_array(a.t)
+            elif a.name in _CONSTANT_ATTRS:
+                arr = np.array(helper.get_attribute_value(a), dtype=_CONSTANT_ATTRS[a.name])
+        if arr is None:
+            keep.append(n)
+        else:
+            inits.append(numpy_helper.from_array(arr, n.output[0]))
+    if inits:
+        del g.node[:]
+        g.node.extend(keep)
+        g.initializer.extend(inits)
+        model.ir_version = max(model.ir_version, 4)  # IR < 4 wants every initializer listed as an input
+    return model
+
+
+def _numel(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
+
+
+def implicit_inputs(node: onnx.NodeProto) -> list[str]:
+    """Outer-scope value names a node's subgraphs (If/Loop/Scan bodies) read.
+
+    ONNX subgraphs may reference any value visible in an enclosing scope; such
+    a node depends on those values although they are not in ``node.input``.
+    """
+    found: list[str] = []
+
+    def scan(graph: onnx.GraphProto, outer_defined: set[str]) -> None:
+        defined = set(outer_defined)
+        defined.update(i.name for i in graph.input)
+        defined.update(t.name for t in graph.initializer)
+        defined.update(t.values.name for t in graph.sparse_initializer)
+        for n in graph.node:
+            for x in n.input:
+                if x and x not in defined and x not in found:
+                    found.append(x)
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    scan(a.g, defined)
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    for sg in a.graphs:
+                        scan(sg, defined)
+            defined.update(n.output)
+
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            scan(a.g, set())
+        elif a.type == onnx.AttributeProto.GRAPHS:
+            for sg in a.graphs:
+                scan(sg, set())
+    return found

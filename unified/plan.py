@@ -1,0 +1,181 @@
+"""The :class:`Plan`: which delegate runs which nodes, as ordered partitions.
+
+A plan is data: frozen dataclasses, printable as a table, serializable to and
+from JSON. The planner (``unified.planner``) makes one; the session compiles
+and runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping
+
+__all__ = ["Partition", "Rejection", "Plan", "PLAN_SCHEMA_VERSION"]
+
+PLAN_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A connected, convex set of nodes run by one delegate on one backend.
+
+    Attributes:
+        index: position in execution order (0-based).
+        delegate / backend: who runs it, where.
+        nodes: node names, in the model's topological order.
+        op_types: op type of each node, same order as ``nodes``.
+        inputs: boundary values read from the model inputs or earlier
+            partitions (initializers excluded), in the partition model's order.
+        outputs: values later partitions or the model's outputs need.
+        fallback: True when the delegate got these nodes only as the fallback
+            (no delegate in the priority list claimed them).
+        details: delegate facts known after compiling (JSON-safe), e.g. the
+            ExecuTorch delegate's count of ops lowered to XNNPACK.
+    """
+
+    index: int
+    delegate: str
+    backend: str
+    nodes: tuple[str, ...]
+    op_types: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    fallback: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"p{self.index}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A higher-priority delegate's refusal of a node, with its reason."""
+
+    node: str
+    op_type: str
+    delegate: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Ordered partitions for one model.
+
+    Attributes:
+        partitions: in execution order; the partition graph is a DAG and this
+            is a topological order of it.
+        delegates: the priority list the plan was made with (fallback last,
+            if one was used).
+        rejections: for every node, the reason each delegate ahead of the
+            one that got it declined it.
+        inputs / outputs: the model's input and output names.
+    """
+
+    partitions: tuple[Partition, ...]
+    delegates: tuple[str, ...]
+    rejections: tuple[Rejection, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def fallback_nodes(self) -> list[str]:
+        return [n for p in self.partitions if p.fallback for n in p.nodes]
+
+    def node_counts(self) -> dict[str, int]:
+        """Number of nodes per delegate."""
+        counts: Counter[str] = Counter()
+        for p in self.partitions:
+            counts[p.delegate] += len(p.nodes)
+        return dict(counts)
+
+    def assignment(self) -> dict[str, str]:
+        """Node name -> delegate name."""
+        return {n: p.delegate for p in self.partitions for n in p.nodes}
+
+    def with_details(self, index: int, details: Mapping[str, Any]) -> "Plan":
+        parts = list(self.partitions)
+        parts[index] = replace(parts[index], details=dict(details))
+        return replace(self, partitions=tuple(parts))
+
+    # --- output ----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schema_version"] = PLAN_SCHEMA_VERSION
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=str)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Plan":
+        if d.get("schema_version") != PLAN_SCHEMA_VERSION:
+            raise ValueError(
+                f"plan schema version {d.get('schema_version')!r} is not {PLAN_SCHEMA_VERSION}; "
+                "re-create the plan with this version of unified"
+            )
+        parts = tuple(
+            Partition(**{**p, **{k: tuple(p[k]) for k in ("nodes", "op_types", "inputs", "outputs")}})
+            for p in d["partitions"]
+        )
+        rej = tuple(Rejection(**r) for r in d.get("rejections", ()))
+        return cls(parts, tuple(d["delegates"]), rej, tuple(d.get("inputs", ())), tuple(d.get("outputs", ())))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        return cls.from_dict(json.loads(text))
+
+    def __str__(self) -> str:
+        rows = [("#", "delegate", "backend", "nodes", "ops", "inputs", "outputs")]
+        for p in self.partitions:
+            ops = Counter(p.op_types)
+            op_text = ", ".join(f"{k}×{v}" if v > 1 else k for k, v in ops.most_common(6))
+            if len(ops) > 6:
+                op_text += f", +{len(ops) - 6} more"
+            rows.append(
+                (
+                    str(p.index),
+                    p.delegate + (" (fallback)" if p.fallback else ""),
+                    p.backend,
+                    str(len(p.nodes)),
+                    op_text,
+                    _short(p.inputs),
+                    _short(p.outputs),
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        total = sum(len(p.nodes) for p in self.partitions)
+        counts = ", ".join(f"{k}: {v}" for k, v in self.node_counts().items())
+        lines.append(f"{len(self.partitions)} partition(s), {total} node(s) ({counts})")
+        for p in self.partitions:
+            if p.details:
+                facts = ", ".join(f"{k}={v}" for k, v in p.details.items())
+                lines.append(f"  p{p.index} {p.delegate}: {facts}")
+        declined = _group_rejections(self.rejections)
+        if declined:
+            lines.append("declined (delegate: op: reason):")
+            lines.extend(f"  {line}" for line in declined)
+        return "\n".join(lines)
+
+
+def _short(names: tuple[str, ...], limit: int = 3) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", +{len(names) - limit}"
+
+
+def _group_rejections(rejections: tuple[Rejection, ...], limit: int = 20) -> list[str]:
+    """One line per (delegate, op type, reason), with a node count."""
+    groups: Counter[tuple[str, str, str]] = Counter((r.delegate, r.op_type, r.reason) for r in rejections)
+    lines = [
+        f"{d}: {op}: {reason}" + (f" ({n} nodes)" if n > 1 else "")
+        for (d, op, reason), n in groups.most_common(limit)
+    ]
+    if len(groups) > limit:
+        lines.append(f"... and {len(groups) - limit} more (see Plan.rejections)")
+    return lines

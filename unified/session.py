@@ -1,0 +1,438 @@
+"""``InferenceSession``: ONNX Runtime's calling convention over many delegates."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from unified.cache import CompileCache, default_cache_dir
+from unified.compiler import CompiledPartition, compile_plan
+from unified.delegate import Delegate
+from unified.errors import DelegateError, DelegateUnavailableError, InputError, UnifiedError
+from unified.graph import Graph, ModelLike, TensorInfo
+from unified.plan import Plan
+from unified.planner import DelegateChoice, make_plan
+from unified.plugins import PluginRegistry, registry
+
+__all__ = ["InferenceSession", "SessionOptions", "NodeArg", "PartitionProfile", "DelegateSpec"]
+
+DelegateSpec = str | tuple[str, Mapping[str, Any]]
+
+
+@dataclass
+class SessionOptions:
+    """Options of one :class:`InferenceSession` (mutable, like ORT's).
+
+    Attributes:
+        cache_dir: compile-cache directory; None means ``default_cache_dir()``.
+        use_cache: read and write the compile cache.
+        fallback: delegate for nodes no listed delegate claims (None: none).
+        strict: raise :class:`UnsupportedError` instead of using the fallback.
+        placement: node name or op type -> delegate name; wins over priority.
+        min_partition_nodes: partitions smaller than this go to the next
+            delegate in line.
+        enable_profiling: time each partition of each run (see ``profile``).
+        plugins: extra plugin objects to register for this session (each as an
+            entry-point plugin would be), e.g. a delegate under development.
+        progress: called with one-line status messages while compiling.
+    """
+
+    cache_dir: str | os.PathLike | None = None
+    use_cache: bool = True
+    fallback: str | None = "onnxruntime"
+    strict: bool = False
+    placement: Mapping[str, str] = field(default_factory=dict)
+    min_partition_nodes: int = 1
+    enable_profiling: bool = False
+    plugins: Sequence[Any] = ()
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """A model input or output, as ``onnxruntime.NodeArg`` describes it.
+
+    Attributes:
+        name: value name.
+        type: e.g. ``"tensor(float)"``.
+        shape: list of ints, symbolic names (str) or None.
+        dtype: the NumPy dtype (None when unknown).
+    """
+
+    name: str
+    type: str
+    shape: list
+    dtype: np.dtype | None
+
+
+@dataclass
+class PartitionProfile:
+    """Timings of one partition. Times in seconds.
+
+    Attributes:
+        index / delegate / backend: which partition.
+        compile_seconds: compile (or cache load) wall time.
+        cache_hit: loaded from the compile cache.
+        runs: number of profiled runs.
+        total_seconds / last_seconds: run wall time, summed and last.
+        stats: the executable's ``last_run_stats`` after the last run (e.g.
+            simulated cycles), or None.
+    """
+
+    index: int
+    delegate: str
+    backend: str
+    compile_seconds: float
+    cache_hit: bool
+    runs: int = 0
+    total_seconds: float = 0.0
+    last_seconds: float = 0.0
+    stats: Mapping[str, Any] | None = None
+
+
+class _Step:
+    """One partition in the run loop (precomputed for a fast ``run``)."""
+
+    __slots__ = ("exe", "inputs", "release")
+
+    def __init__(self, exe, inputs, release):
+        self.exe = exe
+        self.inputs = inputs
+        self.release = release
+
+
+class InferenceSession:
+    """Plan, compile and run an ONNX model over the registered delegates.
+
+    Args:
+        model: path to a ``.onnx`` file, its bytes, or an ``onnx.ModelProto``.
+        delegates: priority list of delegate names or ``(name, options)``
+            pairs, like ONNX Runtime's ``providers``; options may hold
+            ``"backend"`` (one of the delegate's ``backends()``) and
+            delegate-specific keys. None: every available executing delegate
+            with a default priority, fallback last.
+        options: :class:`SessionOptions`.
+
+    Raises:
+        ModelError: the model cannot be loaded (see ``unified.load_model``).
+        DelegateUnavailableError: an unknown or unavailable delegate name, a
+            compile-only delegate, or an unknown backend.
+        UnsupportedError: unclaimed nodes with ``strict``.
+        DelegateError: a delegate failed to compile a partition it claimed.
+    """
+
+    def __init__(
+        self,
+        model: ModelLike,
+        delegates: Sequence[DelegateSpec] | None = None,
+        options: SessionOptions | None = None,
+    ):
+        self.options = options or SessionOptions()
+        self._registry = _registry_for(self.options.plugins)
+        self._graph = Graph(model)
+        choices = self._choices(delegates)
+        fallback = None
+        if self.options.fallback and not self.options.strict and self.options.fallback not in {c.name for c in choices}:
+            fallback = self._choice(self.options.fallback, {})
+        self.plan: Plan = make_plan(
+            self._graph,
+            choices,
+            fallback,
+            strict=self.options.strict,
+            placement=self.options.placement,
+            min_partition_nodes=self.options.min_partition_nodes,
+        )
+        used = {c.name: c for c in choices + ([fallback] if fallback else [])}
+        cache = None
+        if self.options.use_cache:
+            cache = CompileCache(self.options.cache_dir or default_cache_dir())
+        self._compiled: list[CompiledPartition] = compile_plan(
+            self._graph,
+            self.plan,
+            {n: c.delegate for n, c in used.items()},
+            {n: dict(c.options or {}) for n, c in used.items()},
+            cache,
+            self.options.progress,
+        )
+        self._finish()
+
+    # --- construction helpers --------------------------------------------
+
+    def _choices(self, delegates: Sequence[DelegateSpec] | None) -> list[DelegateChoice]:
+        if delegates is None:
+            names = self._registry.default_order()
+            fb = self.options.fallback
+            if fb in names:
+                names = [n for n in names if n != fb] + [fb]
+            specs: list[DelegateSpec] = names
+        elif isinstance(delegates, (str, bytes)) or not isinstance(delegates, Iterable):
+            raise DelegateUnavailableError(
+                f"delegates must be a list of names or (name, options) pairs, got {delegates!r}"
+            )
+        else:
+            specs = list(delegates)
+        choices = []
+        for spec in specs:
+            if isinstance(spec, str):
+                name, opts = spec, {}
+            elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
+                name, opts = spec
+            else:
+                raise DelegateUnavailableError(
+                    f"bad delegates entry {spec!r}; expected a name or a (name, options-dict) pair"
+                )
+            if name in {c.name for c in choices}:
+                raise DelegateUnavailableError(f"delegate '{name}' is listed twice in delegates")
+            choices.append(self._choice(name, opts))
+        if not choices:
+            raise DelegateUnavailableError("no delegate to run on: the delegates list is empty")
+        return choices
+
+    def _choice(self, name: str, opts: Mapping[str, Any]) -> DelegateChoice:
+        delegate = self._registry.get(name)
+        av = self._registry.availability(name)
+        if not av.ok:
+            raise DelegateUnavailableError(f"delegate '{name}' is unavailable: {av.reason}")
+        if not av.executes:
+            raise DelegateUnavailableError(
+                f"delegate '{name}' cannot execute here ({av.reason}); an InferenceSession needs to execute. "
+                "Use `unified compile` to build an ahead-of-time bundle for the target device instead"
+            )
+        opts = dict(opts)
+        backends = _backends(delegate)
+        backend = opts.pop("backend", None) or (backends[0] if backends else "")
+        if backend not in backends:
+            raise DelegateUnavailableError(
+                f"delegate '{name}' has no backend '{backend}' here; available: {', '.join(backends) or 'none'}"
+            )
+        return DelegateChoice(delegate, backend, opts)
+
+    def _finish(self) -> None:
+        g = self._graph
+        self._inputs = g.input_infos()
+        self._outputs = g.output_infos()
+        self._input_names = [t.name for t in self._inputs]
+        self._output_names = [t.name for t in self._outputs]
+        self._output_set = set(self._output_names)
+        self._checks = {t.name: _input_check(t) for t in self._inputs}
+        # values no partition produces: initializers or inputs exposed as outputs
+        produced = {o for c in self._compiled for o in c.partition.outputs}
+        self._constants = {
+            name: onnx.numpy_helper.to_array(g.initializers[name])
+            for name in self._output_names
+            if name not in produced and name in g.initializers
+        }
+        last_use: dict[str, int] = {}
+        for i, c in enumerate(self._compiled):
+            for x in c.partition.inputs:
+                last_use[x] = i
+        keep = set(self._output_names)
+        self._steps = []
+        for i, c in enumerate(self._compiled):
+            release = tuple(x for x in c.partition.inputs if last_use.get(x) == i and x not in keep)
+            self._steps.append(_Step(c.executable, tuple(c.partition.inputs), release))
+        self._single = self._steps[0] if len(self._steps) == 1 and not self._constants else None
+        self._profile = [
+            PartitionProfile(c.partition.index, c.partition.delegate, c.partition.backend, c.compile_seconds, c.cache_hit)
+            for c in self._compiled
+        ]
+        for c in self._compiled:
+            details = getattr(c.executable, "details", None)
+            if details:
+                self.plan = self.plan.with_details(c.partition.index, details)
+
+    # --- ONNX Runtime API ---------------------------------------------------
+
+    def get_inputs(self) -> list[NodeArg]:
+        """The model's inputs (initializers excluded), in order."""
+        return [_node_arg(t) for t in self._inputs]
+
+    def get_outputs(self) -> list[NodeArg]:
+        return [_node_arg(t) for t in self._outputs]
+
+    def get_providers(self) -> list[str]:
+        """Delegates used by the plan, in priority order (ORT's name for them)."""
+        return list(self.plan.delegates)
+
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None) -> list:
+        """Run the model once.
+
+        Args:
+            output_names: outputs to return, or None for all, in model order.
+            input_feed: input name -> array with the model's dtype and shape
+                (C-contiguous arrays are passed on without a copy).
+            run_options: accepted for ONNX Runtime compatibility; unused.
+
+        Returns:
+            A list of NumPy arrays, one per requested output; the caller owns them.
+
+        Raises:
+            InputError: a missing, unknown, mistyped or misshaped input, or an
+                unknown output name.
+            DelegateError: a delegate raised while running its partition.
+        """
+        feed = self._check_feed(input_feed)
+        if output_names is None:
+            names = self._output_names
+        else:
+            names = list(output_names)
+            unknown = [n for n in names if n not in self._output_set]
+            if unknown:
+                raise InputError(
+                    f"unknown output name(s) {unknown}; the model's outputs are: {', '.join(self._output_names)}"
+                )
+        if self._single is not None and not self.options.enable_profiling:
+            out = self._call(0, self._single.exe, feed)
+            return [out[n] if n in out else feed[n] for n in names]
+        env = dict(feed)
+        env.update(self._constants)
+        for i, step in enumerate(self._steps):
+            args = {n: env[n] for n in step.inputs}
+            if self.options.enable_profiling:
+                start = time.perf_counter()
+                out = self._call(i, step.exe, args)
+                self._record(i, time.perf_counter() - start, step.exe)
+            else:
+                out = self._call(i, step.exe, args)
+            env.update(out)
+            for n in step.release:
+                env.pop(n, None)
+        return [env[n] for n in names]
+
+    def _call(self, i: int, exe, args):
+        try:
+            out = exe.run(args)
+        except UnifiedError:
+            raise
+        except Exception as exc:
+            p = self.plan.partitions[i]
+            raise DelegateError(
+                f"delegate '{p.delegate}' failed running partition {p.name} "
+                f"({len(p.nodes)} nodes; first node '{p.nodes[0]}'): {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:1000]}"
+            ) from exc
+        return out
+
+    def _record(self, i: int, seconds: float, exe) -> None:
+        prof = self._profile[i]
+        prof.runs += 1
+        prof.total_seconds += seconds
+        prof.last_seconds = seconds
+        prof.stats = getattr(exe, "last_run_stats", None)
+
+    def _check_feed(self, input_feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(input_feed, Mapping):
+            raise InputError(f"input_feed must be a dict of input name -> array, got {type(input_feed).__name__}")
+        checks = self._checks
+        if len(input_feed) != len(checks) or any(k not in checks for k in input_feed):
+            extra = [k for k in input_feed if k not in checks]
+            missing = [k for k in checks if k not in input_feed]
+            expected = ", ".join(f"{t.name}: {t.type_str} {_shape_text(t.shape)}" for t in self._inputs)
+            if extra:
+                raise InputError(f"unknown input(s) {extra}; the model's inputs are: {expected}")
+            raise InputError(f"missing input(s) {missing}; the model's inputs are: {expected}")
+        feed = {}
+        dims: dict[str, tuple[str, int]] = {}
+        for name, value in input_feed.items():
+            feed[name] = checks[name](value, dims)
+        return feed
+
+    # --- extras ---------------------------------------------------------------
+
+    @property
+    def profile(self) -> list[PartitionProfile]:
+        """Per-partition compile time, and run times when ``enable_profiling``."""
+        return self._profile
+
+    @property
+    def partitions(self) -> list[CompiledPartition]:
+        """The compiled partitions (their ONNX models and executables)."""
+        return self._compiled
+
+    @property
+    def model(self) -> onnx.ModelProto:
+        """The checked, shape-inferred model."""
+        return self._graph.model
+
+
+def _registry_for(plugins: Sequence[Any]) -> PluginRegistry:
+    base = registry()
+    if not plugins:
+        return base
+    reg = PluginRegistry.load(entry_points=False)
+    reg.delegates.update(base.delegates)
+    reg.backends.update(base.backends)
+    reg.broken.extend(base.broken)
+    for plugin in plugins:
+        if not reg.add(plugin):
+            raise DelegateUnavailableError(f"plugin {plugin!r} could not be loaded: {reg.broken[-1].reason}")
+    return reg
+
+
+def _backends(delegate: Delegate) -> list[str]:
+    try:
+        return list(delegate.backends())
+    except Exception as exc:
+        raise DelegateUnavailableError(f"delegate '{delegate.name}': backends() raised {exc!r}") from None
+
+
+def _node_arg(t: TensorInfo) -> NodeArg:
+    return NodeArg(t.name, t.type_str, list(t.shape) if t.shape is not None else [], t.dtype)
+
+
+def _shape_text(shape) -> str:
+    if shape is None:
+        return "[?]"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _input_check(t: TensorInfo):
+    """A fast validator for one input: dtype, rank, fixed dims, symbolic dims."""
+    name, dtype, shape = t.name, t.dtype, t.shape
+    fixed = [(i, d) for i, d in enumerate(shape or ()) if isinstance(d, int)]
+    symbolic = [(i, d) for i, d in enumerate(shape or ()) if isinstance(d, str)]
+    rank = None if shape is None else len(shape)
+
+    def check(value: Any, dims: dict) -> np.ndarray:
+        if type(value) is not np.ndarray:
+            if not isinstance(value, (np.ndarray, np.generic, list, tuple, int, float, bool)):
+                raise InputError(
+                    f"input '{name}' must be a numpy.ndarray of {t.type_str}, got {type(value).__name__}"
+                )
+            value = np.asarray(value)
+        if dtype is not None and value.dtype != dtype:
+            raise InputError(
+                f"input '{name}' has dtype {value.dtype}, expected {dtype} ({t.type_str}); "
+                f"convert it with .astype(np.{dtype.name})"
+            )
+        if rank is not None and value.ndim != rank:
+            raise InputError(
+                f"input '{name}' has rank {value.ndim} (shape {list(value.shape)}), expected rank {rank} "
+                f"with shape {_shape_text(shape)}"
+            )
+        for i, d in fixed:
+            if value.shape[i] != d:
+                raise InputError(
+                    f"input '{name}' has shape {list(value.shape)}, expected {_shape_text(shape)} "
+                    f"(dim {i} must be {d})"
+                )
+        for i, sym in symbolic:
+            seen = dims.get(sym)
+            if seen is None:
+                dims[sym] = (name, value.shape[i])
+            elif seen[1] != value.shape[i]:
+                raise InputError(
+                    f"input '{name}' dim {i} ('{sym}') is {value.shape[i]}, but input '{seen[0]}' set "
+                    f"'{sym}' = {seen[1]}; dims with the same name must match"
+                )
+        if not value.flags.c_contiguous:
+            value = np.ascontiguousarray(value)
+        return value
+
+    return check
