@@ -41,3 +41,15 @@ def unified_conformance_cases(sources: list[str] | None) -> list:
         sources: names of the sources asked for, or None for all; a plugin
             may return only the collections whose names are in it.
     """
+
+
+# --- command line ------------------------------------------------------------
+
+
+@hookspec
+def unified_cli_commands() -> list:
+    """Return :class:`unified.cli.Command` objects to add as ``unified`` subcommands.
+
+    This is how ``unified simulate`` (the NPU simulator) and ``unified
+    conformance`` join the CLI without the core importing them.
+    """

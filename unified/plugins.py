@@ -23,6 +23,7 @@ import pluggy
 
 from unified import hookspecs
 from unified.backend import Backend
+from unified.cli_command import Command
 from unified.delegate import Availability, Delegate
 from unified.errors import DelegateUnavailableError
 
@@ -48,6 +49,7 @@ class PluginRegistry:
         pm: the pluggy ``PluginManager`` (project ``unified``).
         delegates: name -> Delegate, in load order.
         backends: name -> Backend.
+        commands: name -> CLI ``Command`` contributed by plugins.
         broken: plugins (or delegates) that failed, with reasons.
     """
 
@@ -55,6 +57,7 @@ class PluginRegistry:
     delegates: dict[str, Delegate] = field(default_factory=dict)
     backends: dict[str, Backend] = field(default_factory=dict)
     broken: list[BrokenPlugin] = field(default_factory=list)
+    commands: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, extra_plugins: Iterable[Any] = (), entry_points: bool = True) -> "PluginRegistry":
@@ -107,6 +110,7 @@ class PluginRegistry:
         for hook_name, base, target in (
             ("unified_delegates", Delegate, self.delegates),
             ("unified_backends", Backend, self.backends),
+            ("unified_cli_commands", Command, self.commands),
         ):
             caller = getattr(self.pm.hook, hook_name)
             for impl in caller.get_hookimpls():

@@ -162,6 +162,20 @@ class InferenceSession:
         )
         self._finish()
 
+    @classmethod
+    def _from_parts(
+        cls, graph: Graph, plan: Plan, compiled: list[CompiledPartition], options: SessionOptions | None = None
+    ) -> "InferenceSession":
+        """A session over partitions compiled elsewhere (e.g. loaded from a bundle)."""
+        self = cls.__new__(cls)
+        self.options = options or SessionOptions()
+        self._registry = _registry_for(self.options.plugins)
+        self._graph = graph
+        self.plan = plan
+        self._compiled = compiled
+        self._finish()
+        return self
+
     # --- construction helpers --------------------------------------------
 
     def _choices(self, delegates: Sequence[DelegateSpec] | None) -> list[DelegateChoice]:
