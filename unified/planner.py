@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from unified.delegate import Delegate, Support
-from unified.errors import UnsupportedError
+from unified.errors import DelegateUnavailableError, UnsupportedError
 from unified.graph import Graph, NodeView, implicit_inputs
 from unified.plan import Partition, Plan, Rejection
 
@@ -87,7 +87,7 @@ def make_plan(
     Raises:
         UnsupportedError: unclaimed nodes (strict, or fallback declined too),
             or a placement whose delegate declines the node.
-        ValueError: a placement naming a delegate not in the list.
+        DelegateUnavailableError: a placement naming a delegate not in the list.
     """
     placement = dict(placement or {})
     views = graph.node_views
@@ -95,7 +95,7 @@ def make_plan(
     by_name = {c.name: c for c in everyone}
     for key, dname in placement.items():
         if dname not in by_name:
-            raise ValueError(
+            raise DelegateUnavailableError(
                 f"placement {key!r} -> {dname!r}: delegate {dname!r} is not in this session's "
                 f"delegates ({', '.join(by_name) or 'none'})"
             )
