@@ -21,8 +21,8 @@ producers whenever that keeps every partition convex.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 from unified.delegate import Delegate, Support
 from unified.errors import DelegateUnavailableError, UnsupportedError
@@ -42,7 +42,7 @@ class DelegateChoice:
 
     delegate: Delegate
     backend: str
-    options: Mapping = None  # type: ignore[assignment]
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
