@@ -18,7 +18,7 @@ from unified.errors import (
     UnifiedError,
     UnsupportedError,
 )
-from unified.graph import Graph, NodeView, TensorInfo, load_model
+from unified.graph import Graph, NodeView, ShapeInferenceWarning, TensorInfo, load_model
 from unified.hookspecs import hookimpl
 from unified.plan import Partition, Plan
 from unified.planner import FallbackWarning
@@ -63,4 +63,5 @@ __all__ = [
     "CacheError",
     "BundleError",
     "FallbackWarning",
+    "ShapeInferenceWarning",
 ]
