@@ -1,1 +1,27 @@
-"""(work in progress)"""
+"""The ``tflite`` delegate (LiteRT): ONNX partitions compiled to ``.tflite``
+flatbuffers with LiteRT's schema bindings and run by its interpreter.
+
+Layout of the package:
+
+* ``builder.py`` — flatbuffer tensors, buffers, operator codes, packing;
+* ``convert.py`` — values, NCHW/NHWC layouts, the conversion loop;
+* ``ops_nn.py``, ``ops_elementwise.py``, ``ops_shape.py`` — op converters by family;
+* ``support.py`` — the op-support table (what is claimed, and why not);
+* ``delegate.py`` — the :class:`TFLiteDelegate` and its executable.
+
+Heavy imports (ai_edge_litert, flatbuffers) happen inside functions, so
+importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from unified.hookspecs import hookimpl
+
+from .delegate import TFLiteDelegate, TFLiteExecutable
+
+__all__ = ["TFLiteDelegate", "TFLiteExecutable"]
+
+
+@hookimpl
+def unified_delegates() -> list:
+    return [TFLiteDelegate()]

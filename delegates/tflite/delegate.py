@@ -1,0 +1,185 @@
+"""The ``tflite`` delegate: ONNX partitions compiled to ``.tflite`` flatbuffers
+and run by the LiteRT interpreter (XNNPACK on).
+
+Backends: ``cpu``.
+
+Options (``delegates=[("tflite", {...})]``):
+    num_threads: interpreter threads (int >= 1; default: LiteRT's choice).
+
+The runtime is ``ai_edge_litert.interpreter.Interpreter``; when the
+``ai-edge-litert`` package is absent, ``tflite_runtime.interpreter`` is used;
+with neither, the delegate is unavailable and says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+
+from unified.delegate import Availability, CompileOptions, Delegate, Executable
+from unified.errors import DelegateError
+
+from .support import OP_SUPPORT
+
+__all__ = ["TFLiteDelegate", "TFLiteExecutable"]
+
+_KNOWN_OPTIONS = ("num_threads",)
+
+
+def _runtime() -> tuple[Any, str, str]:
+    """(Interpreter class, package name, version) of the first importable runtime.
+
+    Raises:
+        ImportError: neither ``ai_edge_litert`` nor ``tflite_runtime`` imports;
+            the message carries both errors.
+    """
+    from importlib import metadata
+
+    errors = []
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert", metadata.version("ai-edge-litert")
+    except Exception as exc:  # ImportError, or a broken binary
+        errors.append(f"ai_edge_litert: {exc}")
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+
+        return Interpreter, "tflite-runtime", metadata.version("tflite-runtime")
+    except Exception as exc:
+        errors.append(f"tflite_runtime: {exc}")
+    raise ImportError("; ".join(errors))
+
+
+class TFLiteExecutable(Executable):
+    """One partition as a ``.tflite`` flatbuffer and a LiteRT interpreter.
+
+    Args:
+        flatbuffer: the ``.tflite`` bytes (kept; the interpreter reads them in place).
+        input_names / output_names: the partition's boundary values; the
+            flatbuffer's subgraph inputs/outputs are in the same order.
+        num_threads: interpreter threads, or None for LiteRT's default.
+        details: facts for the plan (op counts, layout transposes).
+
+    Raises:
+        DelegateError: LiteRT rejects the flatbuffer.
+    """
+
+    artifact_suffix = ".tflite"
+
+    def __init__(self, flatbuffer: bytes, input_names: list[str], output_names: list[str],
+                 num_threads: int | None, details: Mapping[str, Any]):
+        interpreter_cls, _, _ = _runtime()
+        self._bytes = flatbuffer
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+        try:
+            self._it = interpreter_cls(model_content=flatbuffer, num_threads=num_threads)
+            self._it.allocate_tensors()
+        except Exception as exc:
+            raise DelegateError(f"LiteRT rejected the compiled flatbuffer: {' '.join(str(exc).split())[:800]}") from exc
+        self._in = [d["index"] for d in self._it.get_input_details()]
+        self._out = [d["index"] for d in self._it.get_output_details()]
+        if len(self._in) != len(self.input_names) or len(self._out) != len(self.output_names):
+            raise DelegateError(
+                f"the flatbuffer has {len(self._in)} inputs / {len(self._out)} outputs, expected "
+                f"{len(self.input_names)} / {len(self.output_names)}"
+            )
+        self.details = dict(details)
+        self._lock = threading.Lock()
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with self._lock:  # a LiteRT interpreter is not re-entrant
+            it = self._it
+            for name, idx in zip(self.input_names, self._in):
+                it.set_tensor(idx, inputs[name])  # copies into the interpreter's buffer
+            it.invoke()
+            return {name: it.get_tensor(idx) for name, idx in zip(self.output_names, self._out)}  # copies
+
+    def serialize(self) -> bytes:
+        """The ``.tflite`` flatbuffer (open it in Netron, or ship it to a phone)."""
+        return self._bytes
+
+
+def _num_threads(options: Mapping[str, Any]) -> int | None:
+    unknown = sorted(set(options) - set(_KNOWN_OPTIONS))
+    if unknown:
+        raise DelegateError(f"unknown tflite option(s) {unknown}; known: {', '.join(_KNOWN_OPTIONS)}")
+    n = options.get("num_threads")
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise DelegateError(f"tflite option num_threads={n!r}; expected an integer >= 1")
+    return n
+
+
+def _io_names(partition: onnx.ModelProto) -> tuple[list[str], list[str]]:
+    inits = {t.name for t in partition.graph.initializer}
+    return [i.name for i in partition.graph.input if i.name not in inits], [o.name for o in partition.graph.output]
+
+
+def _op_counts(flatbuffer: bytes) -> dict[str, int]:
+    """Builtin op name -> count, read from a flatbuffer without unpacking its buffers."""
+    from .builder import schema
+
+    s = schema()
+    names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+    m = s.Model.GetRootAs(flatbuffer, 0)
+    codes = [m.OperatorCodes(i) for i in range(m.OperatorCodesLength())]
+    sg = m.Subgraphs(0)
+    counts: dict[str, int] = {}
+    for i in range(sg.OperatorsLength()):
+        oc = codes[sg.Operators(i).OpcodeIndex()]
+        name = names.get(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), "?")
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+class TFLiteDelegate(Delegate):
+    """ONNX partitions as ``.tflite`` flatbuffers, run by LiteRT with XNNPACK.
+
+    The converter (``convert.py`` and ``ops_*.py``) writes the flatbuffer
+    with LiteRT's own schema bindings; no TensorFlow, no converter process.
+    """
+
+    name = "tflite"
+    default_priority = 20
+    op_support = OP_SUPPORT
+    cacheable = True
+
+    def availability(self) -> Availability:
+        try:
+            _, package, version = _runtime()
+            from .builder import schema
+
+            schema()
+            import flatbuffers  # noqa: F401
+        except Exception as exc:
+            return Availability(False, f"no TFLite runtime: install ai-edge-litert ({exc})")
+        return Availability(True, "" if package == "ai-edge-litert" else f"using {package}", f"{package} {version}")
+
+    def backends(self) -> list[str]:
+        return ["cpu"]
+
+    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> TFLiteExecutable:
+        from .convert import convert
+
+        threads = _num_threads(options.options)
+        result = convert(partition)
+        ins, outs = _io_names(partition)
+        details = {
+            "tflite_ops": sum(result.op_counts.values()),
+            "layout_transposes": result.layout_transposes,
+            "flatbuffer_bytes": len(result.flatbuffer),
+        }
+        return TFLiteExecutable(result.flatbuffer, ins, outs, threads, details)
+
+    def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> TFLiteExecutable:
+        """Rebuild the interpreter from a cached ``.tflite`` artifact (no conversion)."""
+        ins, outs = _io_names(partition)
+        counts = _op_counts(artifact)
+        details = {"tflite_ops": sum(counts.values()), "layout_transposes": None, "flatbuffer_bytes": len(artifact)}
+        return TFLiteExecutable(bytes(artifact), ins, outs, _num_threads(options.options), details)
