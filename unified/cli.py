@@ -3,7 +3,7 @@
 Commands::
 
     unified devices                      delegates and backends here, with reasons
-    unified plan MODEL [--delegates a,b] [--json] [--strict]
+    unified plan MODEL [--delegates a,b] [--json | --dot] [--strict]
     unified run MODEL [--input NAME=FILE.npy ...] [--delegates a,b]
                       [--output-dir DIR] [--profile] [--repeat N]
 
@@ -147,10 +147,12 @@ def _open_session(args, progress):
 
 
 def _cmd_plan(args) -> int:
-    progress = Progress(quiet=args.json)
+    progress = Progress(quiet=args.json or args.dot)
     session = _open_session(args, progress)
     if args.json:
         print(session.plan.to_json())
+    elif args.dot:
+        print(session.plan.to_dot())
     else:
         print(session.plan)
     if args.save_artifacts:
@@ -255,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show which delegate runs which nodes")
     _add_session_args(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--dot", action="store_true", help="print the partition graph as Graphviz DOT")
     p = sub.add_parser("run", help="run a model (random inputs unless given)")
     _add_session_args(p)
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy")

@@ -128,6 +128,32 @@ class Plan:
     def from_json(cls, text: str) -> "Plan":
         return cls.from_dict(json.loads(text))
 
+    def to_dot(self) -> str:
+        """The partition graph in Graphviz DOT: one box per partition (colored
+        by delegate), one edge per boundary tensor, model inputs and outputs
+        as ellipses. Render with ``dot -Tsvg plan.dot > plan.svg``."""
+        palette = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5"]
+        colors = {d: palette[i % len(palette)] for i, d in enumerate(dict.fromkeys(p.delegate for p in self.partitions))}
+        lines = ["digraph plan {", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+        producer: dict[str, str] = {name: f"in_{i}" for i, name in enumerate(self.inputs)}
+        for i, name in enumerate(self.inputs):
+            lines.append(f"  in_{i} [shape=ellipse, label={_dot_quote(name)}];")
+        for p in self.partitions:
+            ops = ", ".join(f"{k}×{v}" if v > 1 else k for k, v in Counter(p.op_types).most_common(4))
+            label = f"{p.name}: {p.delegate}/{p.backend}{' (fallback)' if p.fallback else ''}\n{len(p.nodes)} nodes: {ops}"
+            lines.append(f"  {p.name} [shape=box, style=filled, fillcolor=\"{colors[p.delegate]}\", label={_dot_quote(label)}];")
+            for x in p.inputs:
+                if x in producer:
+                    lines.append(f"  {producer[x]} -> {p.name} [label={_dot_quote(x)}];")
+            for x in p.outputs:
+                producer[x] = p.name
+        for i, name in enumerate(self.outputs):
+            lines.append(f"  out_{i} [shape=ellipse, label={_dot_quote(name)}];")
+            if name in producer:
+                lines.append(f"  {producer[name]} -> out_{i};")
+        lines.append("}")
+        return "\n".join(lines)
+
     def __str__(self) -> str:
         rows = [("#", "delegate", "backend", "nodes", "ops", "inputs", "outputs")]
         for p in self.partitions:
@@ -161,6 +187,10 @@ class Plan:
             lines.append("declined (delegate: op: reason):")
             lines.extend(f"  {line}" for line in declined)
         return "\n".join(lines)
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def _short(names: tuple[str, ...], limit: int = 3) -> str:

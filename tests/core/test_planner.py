@@ -232,3 +232,15 @@ def test_random_dags_give_valid_convex_partitions_and_right_numbers(seed, ort_re
                 assert index_of[producer.name] < p.index
     assert all(part_of[n.name] == ("onnxruntime" if n.op_type in ("Sigmoid", "Tanh") else "toy") for n in nodes)
     assert_matches_ort(sess, model, ort_reference, seed)
+
+
+def test_plan_as_graphviz_dot():
+    model = make_model([node("Add", ["x", "x"], "a"), node("Sigmoid", ["a"], "b"), node("Mul", ["b", "a"], "y")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", unified.FallbackWarning)
+        dot = session(model).plan.to_dot()
+    assert dot.startswith("digraph plan {") and dot.endswith("}")
+    assert 'p1 [shape=box' in dot and "onnxruntime/cpu (fallback)" in dot
+    # boundary tensors become edges: x -> p0, a -> p1 and a -> p2, b -> p2, p2 -> output
+    for edge in ('in_0 -> p0 [label="x"]', 'p0 -> p1 [label="a"]', 'p0 -> p2 [label="a"]', 'p1 -> p2 [label="b"]', "p2 -> out_0"):
+        assert edge in dot
