@@ -1,0 +1,288 @@
+"""Conformance cases: an ONNX model, inputs, expected outputs, a tolerance, tags.
+
+A :class:`Case` is cheap to list and to send to a worker process: it holds
+its tags and a *loader*, a picklable zero-argument callable (a module-level
+function, a ``functools.partial`` of one, or a :class:`StaticCase`) that
+builds the heavy part, :class:`CaseData`, where it is needed. Expected
+outputs are either given by the source (the ONNX node tests ship them) or
+computed by an *oracle* (:func:`oracle_outputs`): ONNX Runtime called
+directly by default, ``onnx.reference.ReferenceEvaluator`` as an option.
+
+Sources are :class:`CaseSource` collections contributed through the
+``unified_conformance_cases`` hook; :func:`collect_sources` gathers them from
+the plugin registry.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from unified.conformance.compare import Tolerance
+from unified.errors import UnifiedError
+
+__all__ = [
+    "Case",
+    "CaseData",
+    "CaseSource",
+    "StaticCase",
+    "ORACLES",
+    "oracle_outputs",
+    "collect_sources",
+    "select_cases",
+    "dtype_name",
+    "ConformanceError",
+]
+
+ORACLES = ("onnxruntime", "reference")
+"""Oracle names: ONNX Runtime (CPU EP, called directly) and
+``onnx.reference.ReferenceEvaluator`` (the ONNX spec's Python implementation)."""
+
+
+class ConformanceError(UnifiedError):
+    """A conformance case, source, report or command-line argument is invalid."""
+
+
+def dtype_name(elem_type: int) -> str:
+    """``onnx.TensorProto.FLOAT`` -> ``"float32"`` (NumPy names; ``"bfloat16"`` etc. for the rest)."""
+    if not elem_type:
+        return "unknown"
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        return onnx.helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
+
+
+@dataclass
+class CaseData:
+    """The heavy part of a case, built by its loader.
+
+    Attributes:
+        model: the case graph.
+        data_sets: one or more ``(inputs, expected)`` pairs; ``inputs`` maps
+            every graph input name (initializers excluded) to an array;
+            ``expected`` is a list with one entry per graph output, in order
+            (arrays, lists of arrays for sequence outputs, None for an empty
+            optional), or None when the oracle must compute it.
+    """
+
+    model: onnx.ModelProto
+    data_sets: list[tuple[dict[str, Any], list | None]]
+
+
+@dataclass(frozen=True)
+class StaticCase:
+    """A loader that already holds its data (serialized model and arrays).
+
+    Used for small cases (node tests, op sweeps) whose data is cheap to send
+    to a worker process.
+    """
+
+    model_bytes: bytes
+    data_sets: tuple[tuple[dict[str, Any], list | None], ...]
+
+    def __call__(self) -> CaseData:
+        return CaseData(onnx.load_from_string(self.model_bytes), [(dict(i), e) for i, e in self.data_sets])
+
+
+@dataclass(frozen=True)
+class Case:
+    """One conformance case.
+
+    Attributes:
+        id: unique, ``"<source>/<name>"``, e.g. ``"onnx-node/test_abs"``.
+        source: the source's name, e.g. ``"onnx-node"``.
+        loader: picklable zero-argument callable returning :class:`CaseData`;
+            it runs in the worker process.
+        op: the operator under test (``"Conv"``), or None for whole models.
+        domain: the operator's ONNX domain (``""`` for ai.onnx).
+        opset: the opset version imported for that domain.
+        dtype: element type of the operator's first input (``"float32"``),
+            the column of the op x dtype matrix; for models, the first
+            graph input's.
+        dtypes: every input and output element type of the case graph.
+        group: the row of the op x delegate matrix: ``op`` for op cases,
+            ``"model:<name>"`` for whole models.
+        tolerance: case override of the dtype profile (see
+            ``unified.conformance.compare``), or None.
+        oracle: ``"onnxruntime"`` or ``"reference"`` when the source gives
+            no expected outputs; ignored when it does.
+        timeout: per-case time limit in seconds, or None for the runner's.
+        tags: free-form extra labels (e.g. ``("qdq", "int8")``).
+    """
+
+    id: str
+    source: str
+    loader: Callable[[], CaseData] = field(repr=False, compare=False)
+    op: str | None = None
+    domain: str = ""
+    opset: int = 0
+    dtype: str = ""
+    dtypes: tuple[str, ...] = ()
+    group: str = ""
+    tolerance: Tolerance | None = None
+    oracle: str = "onnxruntime"
+    timeout: float | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.id.split("/", 1)[-1]
+
+    def tags_dict(self) -> dict[str, Any]:
+        """JSON-safe description (everything but the loader)."""
+        return {
+            "source": self.source,
+            "op": self.op,
+            "domain": self.domain,
+            "opset": self.opset,
+            "dtype": self.dtype,
+            "dtypes": list(self.dtypes),
+            "group": self.group or (self.op or self.name),
+            "tolerance": None if self.tolerance is None else self.tolerance.to_dict(),
+            "oracle": self.oracle,
+            "tags": list(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """A named collection of cases, as a plugin contributes it.
+
+    Attributes:
+        name: e.g. ``"onnx-node"``; the ``--sources`` word.
+        description: one line for reports.
+        cases: called once to list the cases (may take seconds: the ONNX
+            node tests are generated on the fly).
+        fast: a callable giving the ids of a small representative subset
+            (for ``--fast`` and CI), or None for "every case".
+    """
+
+    name: str
+    description: str
+    cases: Callable[[], Sequence[Case]]
+    fast: Callable[[Sequence[Case]], Sequence[Case]] | None = None
+
+
+def collect_sources(names: Sequence[str] | None = None, plugins: Iterable[Any] = ()) -> dict[str, CaseSource]:
+    """Gather the case sources from every plugin (``unified_conformance_cases``).
+
+    Args:
+        names: sources wanted, or None for all.
+        plugins: extra plugin objects (or import paths) to register first.
+
+    Returns:
+        Source name -> :class:`CaseSource`, in the order asked for.
+
+    Raises:
+        ConformanceError: an unknown source name (lists the known ones), or
+            a plugin returning something other than ``CaseSource`` objects.
+    """
+    from unified.conformance.workers import load_registry
+
+    reg = load_registry(plugins)
+    found: dict[str, CaseSource] = {}
+    for batch in reg.pm.hook.unified_conformance_cases(sources=list(names) if names else None):
+        for src in batch or []:
+            if not isinstance(src, CaseSource):
+                raise ConformanceError(
+                    f"a unified_conformance_cases hook returned {src!r}; expected unified.conformance.CaseSource"
+                )
+            found.setdefault(src.name, src)
+    if names is None:
+        return found
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise ConformanceError(
+            f"unknown conformance source(s) {unknown}; available: {', '.join(sorted(found)) or 'none'}"
+        )
+    return {n: found[n] for n in names}
+
+
+def select_cases(cases: Sequence[Case], pattern: str | None) -> list[Case]:
+    """Cases whose id, op or group matches ``pattern``, like ``pytest -k``.
+
+    ``pattern`` is a whitespace- or comma-separated list of alternatives;
+    each is a shell glob (``"onnx-node/test_conv*"``) or, when it has no
+    glob characters, a case-insensitive substring. None keeps every case.
+    """
+    if not pattern:
+        return list(cases)
+    alts = [p for p in re.split(r"[\s,]+", pattern) if p]
+    out = []
+    for c in cases:
+        keys = [c.id, c.op or "", c.group]
+        for a in alts:
+            if any(ch in a for ch in "*?["):
+                hit = any(fnmatch.fnmatchcase(k, a) for k in keys)
+            else:
+                hit = any(a.lower() in k.lower() for k in keys)
+            if hit:
+                out.append(c)
+                break
+    return out
+
+
+# --- oracles -----------------------------------------------------------------
+
+
+def oracle_outputs(model: onnx.ModelProto, inputs: Mapping[str, Any], oracle: str = "onnxruntime") -> list:
+    """Expected outputs of ``model`` on ``inputs``, from an independent engine.
+
+    Args:
+        model: the case graph (not modified).
+        inputs: graph input name -> array.
+        oracle: ``"onnxruntime"`` (CPU EP, all graph optimizations off so the
+            kernels themselves answer) or ``"reference"``
+            (``onnx.reference.ReferenceEvaluator``).
+
+    Returns:
+        One value per graph output, in order.
+
+    Raises:
+        ConformanceError: unknown oracle name, or the oracle failed (the
+            message carries its error).
+    """
+    if oracle == "onnxruntime":
+        import onnxruntime as ort
+
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        m.ir_version = _ir_for_ort(m)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            return sess.run(None, dict(inputs))
+        except Exception as exc:
+            raise ConformanceError(f"oracle onnxruntime failed: {type(exc).__name__}: {_short(exc)}") from None
+    if oracle == "reference":
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            return list(ReferenceEvaluator(model).run(None, dict(inputs)))
+        except Exception as exc:
+            raise ConformanceError(f"oracle reference failed: {type(exc).__name__}: {_short(exc)}") from None
+    raise ConformanceError(f"unknown oracle {oracle!r}; expected one of {', '.join(ORACLES)}")
+
+
+def _ir_for_ort(model: onnx.ModelProto) -> int:
+    """The IR version to write so ONNX Runtime reads the model.
+
+    onnx 1.23 writes IR 14, ONNX Runtime 1.31 reads at most 13 (DESIGN.md,
+    "Known pitfall"). IR 10 covers every ai.onnx opset up to 22; newer opsets
+    get the lowest IR that knows them (``onnx.helper.VERSION_TABLE``).
+    """
+    from unified.partition import min_ir_version_for
+
+    return min(model.ir_version, max(10, min_ir_version_for(model)))
+
+
+def _short(exc: BaseException, limit: int = 600) -> str:
+    return " ".join(str(exc).split())[:limit]

@@ -1,0 +1,105 @@
+"""``unified conformance``: run the suite, compare two runs, list cases.
+
+::
+
+    unified conformance run [--delegates a,b] [--sources s,t] [-k PATTERN] --out DIR
+                            [--jobs N] [--timeout S] [--fast] [--plugin SPEC ...]
+                            [--fail-on-false-claims] [--no-progress]
+    unified conformance diff OLD.json NEW.json      exit 1 on a regression
+    unified conformance list [--sources s,t] [-k PATTERN] [--fast]
+
+Exit codes: 0 success; 1 a regression (``diff``), a false claim with
+``--fail-on-false-claims``, or a ``UnifiedError``; 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from unified.cli_command import Command
+
+__all__ = ["command"]
+
+
+def _split(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()] or None
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", help="comma-separated sources (default: all), e.g. onnx-node,ops,models")
+    p.add_argument("-k", dest="pattern", metavar="PATTERN",
+                   help="only cases whose id, op or model matches (substring, or glob with * ? [])")
+    p.add_argument("--fast", action="store_true", help="only each source's fast subset (what CI runs)")
+    p.add_argument("--plugin", action="append", default=[], metavar="SPEC",
+                   help="extra plugin to load: package.module[:attr] or path/to/file.py[:attr] (repeatable)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="conformance_command", required=True)
+    p = sub.add_parser("run", help="run delegates x cases and write report.json, junit.xml, summary.md, report.html")
+    p.add_argument("--delegates", help="comma-separated delegate names (default: every registered delegate)")
+    _add_selection(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the reports")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per CPU core)")
+    p.add_argument("--timeout", type=float, default=None, help="per-case time limit in seconds (default 60)")
+    p.add_argument("--fail-on-false-claims", action="store_true", help="exit 1 when any delegate has a false claim")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = sub.add_parser("diff", help="regressions and fixes between two report.json files (exit 1 on regression)")
+    p.add_argument("old", help="the baseline report.json")
+    p.add_argument("new", help="the new report.json")
+    p = sub.add_parser("list", help="list the cases a run would use")
+    _add_selection(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"run": _run, "diff": _diff, "list": _list}[args.conformance_command](args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from unified.conformance.reports import summary_table, write_reports
+    from unified.conformance.runner import DEFAULT_TIMEOUT, gather_cases, run_conformance
+
+    sources, cases = gather_cases(_split(args.sources), args.pattern, args.plugin, fast=args.fast)
+    delegates = _split(args.delegates)
+    print(f"{len(cases)} case(s) from {', '.join(sources)}; delegates: {', '.join(delegates or ['all'])}",
+          file=sys.stderr)
+    report = run_conformance(
+        cases, delegates, plugins=args.plugin, jobs=args.jobs,
+        timeout=args.timeout or DEFAULT_TIMEOUT, progress=not args.no_progress, sources=sources,
+    )
+    report.options.update({"pattern": args.pattern, "fast": args.fast})
+    paths = write_reports(report, args.out)
+    print(summary_table(report))
+    print(f"\n{len(report.results)} result(s) in {report.duration_s:.1f} s; reports: "
+          + ", ".join(str(p) for p in paths.values()))
+    if args.fail_on_false_claims and any(s.false_claims for s in report.summary().values()):
+        return 1
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from unified.conformance.diff import diff_reports
+    from unified.conformance.report import load_report
+
+    d = diff_reports(load_report(args.old), load_report(args.new))
+    print(d.text())
+    return 1 if d.regressions else 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from unified.conformance.runner import gather_cases
+
+    _, cases = gather_cases(_split(args.sources), args.pattern, args.plugin, fast=args.fast)
+    for c in cases:
+        print(f"{c.id}\t{c.op or '-'}\t{c.dtype or '-'}")
+    print(f"{len(cases)} case(s)", file=sys.stderr)
+    return 0
+
+
+def command() -> Command:
+    """The ``conformance`` subcommand."""
+    return Command("conformance", "op coverage and numerical parity of every delegate (run, diff, list)",
+                   add_arguments, run)

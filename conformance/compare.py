@@ -1,0 +1,300 @@
+"""Compare a delegate's outputs with the expected ones, Polygraphy style.
+
+For each output the comparison reports, besides pass/fail, *how far off* it
+was and *what tolerance would have passed*: max absolute error, max relative
+error, max error in ULPs of the output dtype, the number of mismatching
+elements, and the required ``atol`` (= max abs error, with rtol 0) and
+``rtol`` (= max rel error, with atol 0), as Polygraphy's comparator reports
+"minimum required tolerance" (``polygraphy/comparator/compare.py``).
+
+An element passes when ``|actual - expected| <= atol + rtol * |expected|``
+(NumPy ``allclose`` semantics) *or*, when the tolerance has a ``ulp`` bound,
+when it is within that many ULPs of the expected value in the output dtype.
+NaN matches NaN; infinities must match exactly.
+
+Tolerance profiles (:data:`PROFILES`), by output dtype:
+
+* float32 / float64: atol 1e-5, rtol 1e-4 (the issue's fp32 profile;
+  float64 gets the same, it is at least as precise).
+* float16 / bfloat16: 5 ULP of the output dtype (so the bound scales with the
+  magnitude the way half-precision rounding does), plus atol of 5 ULP at 1.0
+  below |x| < 1 where ULPs of subnormals would be meaninglessly tight.
+* int8 / uint8 (QDQ outputs): +-1, one quantization step of rounding slack.
+* every other integer, bool and string: exact.
+
+A case may override the profile, and a delegate may override both (see
+:func:`effective_tolerance`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Tolerance", "OutputStats", "PROFILES", "profile_for", "effective_tolerance", "compare_outputs"]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close is close enough.
+
+    Attributes:
+        atol: absolute tolerance, in output units.
+        rtol: relative tolerance (fraction of ``|expected|``).
+        ulp: optional bound in units in the last place of the output dtype.
+    """
+
+    atol: float = 0.0
+    rtol: float = 0.0
+    ulp: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_value(cls, value: "Tolerance | Mapping[str, Any] | None") -> "Tolerance | None":
+        """Accept a Tolerance, a ``{"atol":..., "rtol":..., "ulp":...}`` dict, or None."""
+        if value is None or isinstance(value, Tolerance):
+            return value
+        return cls(float(value.get("atol", 0.0)), float(value.get("rtol", 0.0)), value.get("ulp"))
+
+    def __str__(self) -> str:
+        parts = [f"atol={self.atol:g}", f"rtol={self.rtol:g}"]
+        if self.ulp is not None:
+            parts.append(f"ulp={self.ulp:g}")
+        return " ".join(parts)
+
+
+_HALF_ATOL = 5 * float(np.finfo(np.float16).eps)
+
+PROFILES: dict[str, Tolerance] = {
+    "float32": Tolerance(atol=1e-5, rtol=1e-4),
+    "float64": Tolerance(atol=1e-5, rtol=1e-4),
+    "float16": Tolerance(atol=_HALF_ATOL, ulp=5),
+    "bfloat16": Tolerance(atol=5 * 2.0**-7, ulp=5),
+    "int8": Tolerance(atol=1),
+    "uint8": Tolerance(atol=1),
+}
+"""Default tolerance per output dtype name; anything else compares exactly."""
+
+EXACT = Tolerance()
+
+
+def profile_for(dtype_name: str) -> Tolerance:
+    """The profile tolerance of an output dtype (exact when none is listed)."""
+    return PROFILES.get(dtype_name, EXACT)
+
+
+def effective_tolerance(
+    dtype_name: str,
+    case: Tolerance | None = None,
+    delegate: Mapping[str, Tolerance] | None = None,
+) -> Tolerance:
+    """The tolerance that applies to one output.
+
+    Precedence, lowest first: the dtype profile, the case's own tolerance
+    (for float outputs only: integer outputs stay exact or +-1, as the ONNX
+    backend runner compares them), the delegate's override for that dtype
+    (``delegate[dtype_name]`` or ``delegate["*"]``).
+    """
+    tol = profile_for(dtype_name)
+    if case is not None and (dtype_name.startswith("float") or dtype_name.startswith("bfloat")):
+        tol = case
+    if delegate:
+        override = delegate.get(dtype_name) or delegate.get("*")
+        if override is not None:
+            tol = Tolerance.from_value(override)
+    return tol
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    """The comparison of one output.
+
+    Attributes:
+        name: output name.
+        dtype / shape: of the expected value.
+        passed: every element within tolerance (and shapes/dtypes agree).
+        reason: why it failed when the numbers cannot be compared (shape or
+            dtype mismatch, missing output), else "".
+        max_abs: max |actual - expected|, output units.
+        max_rel: max |actual - expected| / |expected| over elements with a
+            nonzero expected value (inf when a zero was missed).
+        max_ulp: max error in ULPs of the output dtype (integers: the abs error).
+        mismatches: elements outside tolerance (NaN/inf mismatches included).
+        size: number of elements.
+        required_atol / required_rtol: the smallest atol (with rtol 0) and
+            rtol (with atol 0) under which every element would pass.
+        tolerance: the tolerance applied.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    passed: bool
+    reason: str = ""
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    max_ulp: float = 0.0
+    mismatches: int = 0
+    size: int = 0
+    required_atol: float = 0.0
+    required_rtol: float = 0.0
+    tolerance: Tolerance = EXACT
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        for k in ("max_abs", "max_rel", "max_ulp", "required_atol", "required_rtol"):
+            d[k] = _json_float(d[k])
+        return d
+
+
+def _json_float(x: float) -> float | str:
+    if np.isfinite(x):
+        return float(x)
+    return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+
+
+def _dtype_label(value: np.ndarray) -> str:
+    return value.dtype.name
+
+
+def compare_outputs(
+    names: Sequence[str],
+    expected: Sequence[Any],
+    actual: Sequence[Any],
+    case_tolerance: Tolerance | None = None,
+    delegate_tolerance: Mapping[str, Tolerance] | None = None,
+) -> list[OutputStats]:
+    """Compare every output; sequence outputs compare element by element.
+
+    Args:
+        names: output names, in order.
+        expected / actual: one value per output (array, list of arrays, or
+            None for an empty optional).
+
+    Returns:
+        One :class:`OutputStats` per output (per sequence element, named
+        ``"name[i]"``).
+    """
+    stats: list[OutputStats] = []
+    for name, e, a in zip(names, expected, actual):
+        stats.extend(_compare_value(name, e, a, case_tolerance, delegate_tolerance))
+    return stats
+
+
+def _compare_value(name, e, a, case_tol, del_tol) -> list[OutputStats]:
+    if isinstance(e, (list, tuple)):
+        if not isinstance(a, (list, tuple)) or len(a) != len(e):
+            got = f"{type(a).__name__} of length {len(a)}" if isinstance(a, (list, tuple)) else type(a).__name__
+            return [OutputStats(name, "sequence", (len(e),), False, f"expected a sequence of {len(e)} tensors, got {got}")]
+        out = []
+        for i, (ei, ai) in enumerate(zip(e, a)):
+            out.extend(_compare_value(f"{name}[{i}]", ei, ai, case_tol, del_tol))
+        return out or [OutputStats(name, "sequence", (0,), True)]
+    if e is None:
+        ok = a is None
+        return [OutputStats(name, "optional", (), ok, "" if ok else "expected an empty optional, got a value")]
+    return [compare_array(name, np.asarray(e), a, effective_tolerance(np.asarray(e).dtype.name, case_tol, del_tol))]
+
+
+def compare_array(name: str, expected: np.ndarray, actual: Any, tol: Tolerance) -> OutputStats:
+    """Compare one tensor output; see the module docstring for the rule."""
+    dname = _dtype_label(expected)
+    shape = tuple(int(d) for d in expected.shape)
+    if actual is None:
+        return OutputStats(name, dname, shape, False, "output missing", size=expected.size, tolerance=tol)
+    actual = np.asarray(actual)
+    if actual.shape != expected.shape:
+        return OutputStats(
+            name, dname, shape, False, f"shape {list(actual.shape)} != expected {list(shape)}",
+            size=expected.size, tolerance=tol,
+        )
+    if expected.dtype.kind in "OSUb" or actual.dtype.kind in "OSU":
+        if actual.dtype.kind != expected.dtype.kind and not (expected.dtype.kind in "OSU" and actual.dtype.kind in "OSU"):
+            return OutputStats(name, dname, shape, False, f"dtype {actual.dtype} != expected {expected.dtype}",
+                               size=expected.size, tolerance=tol)
+        bad = int(np.sum(expected != actual)) if expected.size else 0
+        return OutputStats(name, dname, shape, bad == 0, max_abs=float(bad > 0), mismatches=bad,
+                           size=expected.size, tolerance=tol)
+    if actual.dtype != expected.dtype:
+        return OutputStats(name, dname, shape, False, f"dtype {actual.dtype} != expected {expected.dtype}",
+                           size=expected.size, tolerance=tol)
+    if expected.size == 0:
+        return OutputStats(name, dname, shape, True, size=0, tolerance=tol)
+    if expected.dtype.kind in "iu":
+        e64, a64 = expected.astype(np.float64), actual.astype(np.float64)
+        # int64 beyond 2**53 loses precision in float64; compare exactly there
+        diff = np.abs(e64 - a64)
+        exact_bad = expected != actual
+        diff = np.where(exact_bad & (diff == 0), 1.0, diff)
+        ulp = diff
+    else:
+        e64, a64 = _as_float64(expected), _as_float64(actual)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.abs(a64 - e64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ulp = diff / _ulp(expected)
+    nan_e, nan_a = np.isnan(e64), np.isnan(a64)
+    inf_mismatch = (np.isinf(e64) | np.isinf(a64)) & (e64 != a64) & ~(nan_e | nan_a)
+    nan_mismatch = nan_e ^ nan_a
+    finite = ~(nan_e | nan_a) & ~(np.isinf(e64) | np.isinf(a64))
+    diff_f = np.where(finite, diff, 0.0)
+    ulp_f = np.where(finite, ulp, 0.0)
+    abs_e = np.abs(np.where(finite, e64, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(abs_e > 0, diff_f / np.where(abs_e > 0, abs_e, 1.0), np.where(diff_f > 0, np.inf, 0.0))
+    ok = diff_f <= tol.atol + tol.rtol * abs_e
+    if tol.ulp is not None:
+        ok |= ulp_f <= tol.ulp
+    ok = np.where(finite, ok, ~(nan_mismatch | inf_mismatch))
+    mismatches = int(np.sum(~ok))
+    bad_special = bool(np.any(nan_mismatch | inf_mismatch))
+    max_abs = float(np.max(diff_f)) if diff_f.size else 0.0
+    max_rel = float(np.max(rel)) if rel.size else 0.0
+    if bad_special:
+        max_abs = max_rel = float("inf")
+    return OutputStats(
+        name,
+        dname,
+        shape,
+        mismatches == 0,
+        "NaN/inf pattern differs" if bad_special else "",
+        max_abs=max_abs,
+        max_rel=max_rel,
+        max_ulp=float("inf") if bad_special else float(np.max(ulp_f)),
+        mismatches=mismatches,
+        size=int(expected.size),
+        required_atol=max_abs,
+        required_rtol=max_rel,
+        tolerance=tol,
+    )
+
+
+def _as_float64(x: np.ndarray) -> np.ndarray:
+    try:
+        return x.astype(np.float64)
+    except (TypeError, ValueError):  # ml_dtypes float8 etc. go through float32
+        return x.astype(np.float32).astype(np.float64)
+
+
+def _ulp(x: np.ndarray) -> np.ndarray:
+    """The unit in the last place of each element of ``x`` in its own dtype, as float64.
+
+    float16/32/64: ``np.spacing``. bfloat16 and float8 (``ml_dtypes``, which
+    NumPy cannot space): ``eps * 2**floor(log2|v|)``, floored at the
+    smallest subnormal (IEEE 754 definition of the ULP of a binary format).
+    """
+    if x.dtype.kind == "f" and x.dtype.itemsize in (2, 4, 8) and x.dtype.name.startswith("float"):
+        with np.errstate(invalid="ignore"):
+            return np.abs(np.spacing(x)).astype(np.float64)
+    import ml_dtypes  # a dependency of onnx
+
+    info = ml_dtypes.finfo(x.dtype)
+    v = np.abs(_as_float64(x))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exp = np.floor(np.log2(np.maximum(v, float(info.smallest_normal))))
+    return np.maximum(float(info.eps) * np.exp2(exp), float(info.smallest_subnormal))

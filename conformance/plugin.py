@@ -1,0 +1,35 @@
+"""The conformance plugin (entry point ``conformance`` in group ``unified``).
+
+Contributes the built-in case sources (``onnx-node``, ``ops``, ``models``)
+through ``unified_conformance_cases`` and the ``unified conformance``
+command through ``unified_cli_commands``. A third-party plugin adds its own
+sources by implementing the same hook and returning
+:class:`unified.conformance.CaseSource` objects whose case loaders are
+picklable (module-level functions, ``functools.partial`` of them, or
+:class:`unified.conformance.StaticCase`).
+
+Importing this module is cheap: sources import onnx's test generators only
+when listed.
+"""
+
+from __future__ import annotations
+
+from unified.hookspecs import hookimpl
+
+BUILTIN_SOURCES = ("onnx-node", "ops", "models")
+
+
+@hookimpl
+def unified_conformance_cases(sources):
+    from unified.conformance import model_cases, node_tests, op_sweeps
+
+    builders = {"onnx-node": node_tests.source, "ops": op_sweeps.source, "models": model_cases.source}
+    wanted = [s for s in BUILTIN_SOURCES if sources is None or s in sources]
+    return [builders[s]() for s in wanted]
+
+
+@hookimpl
+def unified_cli_commands():
+    from unified.conformance.cli import command
+
+    return [command()]

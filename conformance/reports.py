@@ -1,0 +1,159 @@
+"""Report writers: ``report.json``, ``junit.xml``, ``summary.md``, ``report.html``.
+
+* ``report.json`` — :meth:`Report.to_dict` (schema ``unified.conformance.report``,
+  versioned), every result with its error statistics.
+* ``junit.xml`` — one ``<testsuite>`` per delegate, one ``<testcase>`` per
+  case: ``fail`` -> ``<failure>``, ``error`` -> ``<error>``, ``unsupported``,
+  ``skipped`` and ``compiled`` -> ``<skipped>`` (with the reason), as CI
+  systems (GitLab, Jenkins, GitHub test reporters) read the JUnit format.
+* ``summary.md`` — the per-delegate table and the false-claim list, to paste
+  into a pull request.
+* ``report.html`` — see ``unified.conformance.html``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from unified.conformance.report import Report
+
+__all__ = ["write_reports", "write_junit", "summary_markdown", "summary_table", "REPORT_FILES"]
+
+REPORT_FILES = ("report.json", "junit.xml", "summary.md", "report.html")
+
+
+def write_reports(report: Report, out_dir: str | Path) -> dict[str, Path]:
+    """Write the four report files into ``out_dir`` (created if needed).
+
+    Returns:
+        File name -> path.
+    """
+    from unified.conformance.html import write_html
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "report.json": report.write_json(out / "report.json"),
+        "junit.xml": write_junit(report, out / "junit.xml"),
+        "summary.md": out / "summary.md",
+        "report.html": write_html(report, out / "report.html"),
+    }
+    paths["summary.md"].write_text(summary_markdown(report))
+    return paths
+
+
+def write_junit(report: Report, path: str | Path) -> Path:
+    """JUnit XML: a testsuite per delegate, a testcase per case."""
+    root = ET.Element("testsuites", name="unified conformance", time=f"{report.duration_s:.3f}")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for delegate, results in report.by_delegate().items():
+        suite = ET.SubElement(root, "testsuite", name=f"conformance.{delegate}")
+        counts = {"tests": len(results), "failures": 0, "errors": 0, "skipped": 0}
+        seconds = 0.0
+        for r in results:
+            source = report.cases.get(r.case, {}).get("source", "case")
+            tc = ET.SubElement(suite, "testcase", classname=f"{delegate}.{source}", name=r.case, time=f"{r.seconds:.4f}")
+            seconds += r.seconds
+            if r.status == "fail":
+                counts["failures"] += 1
+                el = ET.SubElement(tc, "failure", message=_clean(r.reason)[:500], type="numerics")
+                el.text = _clean(_stats_text(r.outputs))
+            elif r.status == "error":
+                counts["errors"] += 1
+                el = ET.SubElement(tc, "error", message=_clean(r.reason)[:500], type=r.phase or "error")
+                el.text = _clean(r.reason)
+            elif r.status in ("unsupported", "skipped", "compiled"):
+                counts["skipped"] += 1
+                ET.SubElement(tc, "skipped", message=_clean(f"{r.status}: {r.reason}")[:500])
+        for k, v in counts.items():
+            suite.set(k, str(v))
+            totals[k] += v
+        suite.set("time", f"{seconds:.3f}")
+    for k, v in totals.items():
+        root.set(k, str(v))
+    ET.indent(root)
+    path = Path(path)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+def _clean(text: str) -> str:
+    """Drop characters XML 1.0 cannot carry (control bytes in error messages)."""
+    return "".join(c for c in str(text) if c in "\t\n\r" or ord(c) >= 0x20)
+
+
+def _stats_text(outputs) -> str:
+    lines = []
+    for o in outputs:
+        lines.append(
+            f"{o['name']}: {'ok' if o['passed'] else 'MISMATCH'} {o.get('reason') or ''} dtype={o['dtype']} "
+            f"max_abs={o['max_abs']} max_rel={o['max_rel']} max_ulp={o['max_ulp']} "
+            f"mismatches={o['mismatches']}/{o['size']} required atol={o['required_atol']} rtol={o['required_rtol']}"
+        )
+    return "\n".join(lines)
+
+
+def summary_table(report: Report) -> str:
+    """The per-delegate Markdown table (what the README shows)."""
+    head = ("delegate", "cases", "claimed", "pass", "fail", "error", "unsupported", "skipped", "compiled",
+            "false claims", "ops claimed", "ops conformant")
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d, s in report.summary().items():
+        info = report.delegates.get(d, {})
+        name = d if info.get("available", True) else f"{d} (unavailable)"
+        cells = (name, s.cases, s.claimed, s.count("pass"), s.count("fail"), s.count("error"), s.count("unsupported"),
+                 s.count("skipped"), s.count("compiled"), f"**{s.false_claims}**" if s.false_claims else "0",
+                 s.ops_claimed, s.ops_conformant)
+        rows.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def summary_markdown(report: Report, max_false_claims: int = 40) -> str:
+    """``summary.md``: header, per-delegate table, false claims, unavailable delegates."""
+    n = len(report.cases)
+    lines = [
+        "# unified conformance summary",
+        "",
+        f"unified {report.unified_version or '?'} · {report.created} · sources: {', '.join(report.sources) or '-'} · "
+        f"{n} cases × {len(report.delegates)} delegates in {report.duration_s:.0f} s "
+        f"({report.host.get('cpus', '?')} CPUs, {report.options.get('jobs') or '?'} workers)",
+        "",
+        summary_table(report),
+        "",
+        "*claimed*: the delegate's `supports()` took every node of the case graph (strict plan). "
+        "*false claims*: claimed, then `fail` (numbers off) or `error` (raised, crashed or timed out). "
+        "An op is *conformant* when every claimed case of it passes.",
+        "",
+    ]
+    summary = report.summary()
+    bad = [(d, s) for d, s in summary.items() if s.false_claims]
+    lines.append("## False claims")
+    lines.append("")
+    if not bad:
+        lines.append("None.")
+    for d, s in bad:
+        lines.append(f"### {d} ({s.false_claims})")
+        lines.append("")
+        lines.append("| case | status | reason |")
+        lines.append("|---|---|---|")
+        for case in s.false_claim_cases[:max_false_claims]:
+            r = report.result(d, case)
+            reason = _md(r.reason if r else "")[:240]
+            lines.append(f"| `{case}` | {r.status if r else '?'} | {reason} |")
+        if s.false_claims > max_false_claims:
+            lines.append(f"| … and {s.false_claims - max_false_claims} more (see report.json) | | |")
+        lines.append("")
+    missing = [(d, i) for d, i in report.delegates.items() if not i.get("available", True) or not i.get("executes", True)]
+    if missing:
+        lines.append("## Not executed here")
+        lines.append("")
+        for d, i in missing:
+            what = "unavailable" if not i.get("available", True) else "compile-only"
+            lines.append(f"- **{d}** ({what}): {_md(i.get('reason') or '-')}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")

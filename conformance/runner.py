@@ -1,0 +1,206 @@
+"""The runner: every delegate x case, in worker processes, into a :class:`Report`.
+
+Delegates are found only through the plugin registry (entry points plus any
+extra plugins), so a delegate added by another package is tested without a
+change here. Unavailable delegates get ``skipped`` for every case without
+starting a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from unified.conformance.cases import Case, ConformanceError, collect_sources, select_cases
+from unified.conformance.execute import CaseResult, execute_case
+from unified.conformance.report import Report, host_info
+from unified.conformance.workers import WorkerPool, load_registry, plugin_spec
+
+__all__ = ["run_conformance", "gather_cases", "DEFAULT_TIMEOUT"]
+
+DEFAULT_TIMEOUT = 60.0
+"""Default per-case time limit, seconds (a case may set its own)."""
+
+
+def gather_cases(
+    sources: Sequence[str] | None = None,
+    pattern: str | None = None,
+    plugins: Iterable[Any] = (),
+    fast: bool = False,
+) -> tuple[list[str], list[Case]]:
+    """List the cases of ``sources`` (all when None) matching ``pattern``.
+
+    Args:
+        fast: keep only each source's fast subset (for CI).
+
+    Returns:
+        (source names, cases), cases in source order.
+
+    Raises:
+        ConformanceError: unknown source, or duplicate case ids.
+    """
+    found = collect_sources(sources, plugins)
+    cases: list[Case] = []
+    for src in found.values():
+        listed = list(src.cases())
+        if fast and src.fast is not None:
+            listed = list(src.fast(listed))
+        cases.extend(listed)
+    seen: set[str] = set()
+    for c in cases:
+        if c.id in seen:
+            raise ConformanceError(f"duplicate conformance case id {c.id!r}; case ids must be unique")
+        seen.add(c.id)
+    return list(found), select_cases(cases, pattern)
+
+
+def run_conformance(
+    cases: Sequence[Case],
+    delegates: Sequence[str] | None = None,
+    *,
+    plugins: Iterable[Any] = (),
+    jobs: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    tolerances: Mapping[str, Mapping[str, Any]] | None = None,
+    delegate_options: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool | Callable[[CaseResult, int, int], None] = False,
+    sources: Sequence[str] = (),
+    isolate: bool = True,
+) -> Report:
+    """Run every delegate on every case.
+
+    Args:
+        cases: the cases (see :func:`gather_cases`).
+        delegates: delegate names, or None for every registered delegate.
+        plugins: extra plugins (modules or import specs, see
+            ``unified.conformance.workers``) every worker registers.
+        jobs: worker processes; None: one per CPU core.
+        timeout: per-case time limit in seconds (a case's own wins).
+        tolerances: delegate -> {dtype name -> tolerance} overrides.
+        delegate_options: delegate -> compile options (``"backend"`` picks
+            the backend).
+        progress: True for a progress bar on stderr (tqdm when installed, else
+            a line every 5 %), or a callback ``(result, done, total)``.
+        sources: source names, recorded in the report.
+        isolate: run in worker processes (default). False runs in this
+            process: faster for a handful of cases, but a crash ends the run.
+
+    Returns:
+        The :class:`Report`; ``report.results`` holds one result per
+        (delegate, case), delegates in the given order, cases in order.
+
+    Raises:
+        ConformanceError: an unknown delegate name (lists the registered
+            ones), or a plugin that cannot be loaded.
+    """
+    started = time.perf_counter()
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    specs = [plugin_spec(p) for p in plugins]
+    reg = load_registry(specs)
+    names = list(delegates) if delegates else list(reg.delegates)
+    unknown = [n for n in names if n not in reg.delegates]
+    if unknown:
+        known = ", ".join(sorted(reg.delegates)) or "none"
+        broken = "; ".join(f"{b.name}: {b.reason}" for b in reg.broken if b.name in unknown)
+        raise ConformanceError(
+            f"unknown delegate(s) {unknown}; registered: {known}" + (f" (broken plugins: {broken})" if broken else "")
+        )
+    info: dict[str, dict[str, Any]] = {}
+    runnable = []
+    for n in names:
+        av = reg.availability(n)
+        info[n] = {"available": av.ok, "executes": av.executes, "reason": av.reason, "version": av.version}
+        if av.ok:
+            runnable.append(n)
+    report = Report(
+        cases={c.id: c.tags_dict() for c in cases},
+        delegates=info,
+        sources=list(sources),
+        created=created,
+        host=host_info(),
+        options={"delegates": names, "timeout": timeout, "jobs": jobs, "plugins": specs},
+        unified_version=_unified_version(),
+    )
+    order = {(d, c.id): i for i, (d, c) in enumerate((d, c) for d in names for c in cases)}
+    results: list[CaseResult] = []
+    for n in names:
+        if n not in runnable:
+            why = info[n]["reason"] or "unavailable"
+            results.extend(CaseResult(c.id, n, "skipped", why, "availability") for c in cases)
+    # heavy cases (own, longer time limits) first, so they overlap the light ones
+    tasks = [(d, c) for c in sorted(cases, key=lambda c: -(c.timeout or 0)) for d in runnable]
+    total = len(tasks)
+    report_progress = _progress(progress, total)
+
+    def collect(result: CaseResult) -> None:
+        results.append(result)
+        report_progress(result)
+
+    try:
+        if tasks and isolate:
+            jobs = jobs or os.cpu_count() or 1
+            WorkerPool(max(1, min(jobs, total)), specs, timeout).run(tasks, collect, tolerances, delegate_options)
+        else:
+            for d, c in tasks:
+                collect(execute_case(reg, d, c, (tolerances or {}).get(d), (delegate_options or {}).get(d)))
+    finally:
+        report_progress(None)
+    results.sort(key=lambda r: order.get((r.delegate, r.case), 0))
+    report.results = results
+    report.options["jobs"] = jobs
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _unified_version() -> str:
+    import unified
+
+    return unified.__version__
+
+
+def _progress(progress, total: int) -> Callable[[CaseResult | None], None]:
+    """A callback fed each result (None at the end)."""
+    if callable(progress):
+        done = [0]
+
+        def call(result):
+            if result is not None:
+                done[0] += 1
+                progress(result, done[0], total)
+
+        return call
+    if not progress or not total:
+        return lambda result: None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is not None:
+        bar = tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        bad = [0]
+
+        def call(result):
+            if result is None:
+                bar.close()
+                return
+            bad[0] += result.status in ("fail", "error")
+            bar.set_postfix_str(f"false claims {bad[0]}", refresh=False)
+            bar.update(1)
+
+        return call
+    state = {"done": 0, "next": 0.0}
+    start = time.perf_counter()
+
+    def lines(result):
+        if result is None:
+            return
+        state["done"] += 1
+        frac = state["done"] / total
+        if frac >= state["next"] or state["done"] == total:
+            state["next"] = frac + 0.05
+            print(f"[{time.perf_counter() - start:7.1f}s] {state['done']}/{total} ({frac:.0%})", file=sys.stderr, flush=True)
+
+    return lines
