@@ -1,0 +1,326 @@
+"""Lowerings of the neural-network ops: convolution, linear algebra, pooling,
+normalization, softmax and resize.
+
+Each function takes the node (attributes, inferred shapes) and its inputs
+(torch tensors; NumPy arrays for host slots) and returns torch tensors. The
+ONNX semantics followed are those of the ONNX operator spec
+(https://onnx.ai/onnx/operators/), section per op.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from unified.graph import NodeView
+
+from .table import (
+    F,
+    FLOAT,
+    Lowering,
+    LoweringError,
+    attr_in,
+    host_ints,
+    is_host,
+    onnx_pads,
+    same_needs_static,
+    static_input,
+    torch,
+    torch_pad_list,
+)
+
+__all__ = ["LOWERINGS"]
+
+_CONV = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
+_CONV_T = {1: "conv_transpose1d", 2: "conv_transpose2d", 3: "conv_transpose3d"}
+
+
+def _spatial_rank(node: NodeView) -> str | None:
+    r = node.inputs[0].rank
+    if r is None or not 3 <= r <= 5:
+        return f"{node.op_type} on rank-{r} input not handled (handled: 1-D, 2-D, 3-D spatial, i.e. rank 3..5)"
+    return None
+
+
+def conv(node: NodeView, x, w, b=None):
+    nd = w.dim() - 2
+    strides = list(node.attr("strides", [1] * nd))
+    dil = list(node.attr("dilations", [1] * nd))
+    begins, ends = onnx_pads(node, list(x.shape[2:]), list(w.shape[2:]), strides, dil)
+    if begins != ends:
+        x = F.pad(x, torch_pad_list(begins, ends))
+        begins = [0] * nd
+    return getattr(F, _CONV[nd])(x, w, b, strides, begins, dil, node.attr("group", 1))
+
+
+def conv_transpose(node: NodeView, x, w, b=None):
+    nd = w.dim() - 2
+    strides = list(node.attr("strides", [1] * nd))
+    dil = list(node.attr("dilations", [1] * nd))
+    out_pad = list(node.attr("output_padding", [0] * nd))
+    pads = list(node.attr("pads", [0] * (2 * nd)))
+    begins, ends = pads[:nd], pads[nd:]
+    y = getattr(F, _CONV_T[nd])(x, w, b, strides, 0, out_pad, node.attr("group", 1), dil)
+    if any(begins) or any(ends):  # ONNX pads crop the full transposed output (spec: ConvTranspose)
+        index = [slice(None), slice(None)] + [slice(bg, y.shape[2 + i] - e) for i, (bg, e) in enumerate(zip(begins, ends))]
+        y = y[tuple(index)]
+    return y
+
+
+def gemm(node: NodeView, a, b, c=None):
+    alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    if node.attr("transA", 0):
+        a = a.t()
+    if node.attr("transB", 0) and alpha == 1.0 and (c is None or (beta == 1.0 and c.dim() == 1)):
+        return F.linear(a, b, c)  # (M, K) x (N, K)^T + (N,): XNNPACK's fully-connected pattern
+    y = torch.matmul(a, b.t() if node.attr("transB", 0) else b)
+    if alpha != 1.0:
+        y = y * alpha
+    if c is not None:
+        y = y + (c * beta if beta != 1.0 else c)
+    return y
+
+
+def matmul(node: NodeView, a, b):
+    return torch.matmul(a, b)
+
+
+def _pool_common(node: NodeView, x):
+    kernel = list(node.attr("kernel_shape"))
+    nd = len(kernel)
+    strides = list(node.attr("strides", [1] * nd))
+    dil = list(node.attr("dilations", [1] * nd))
+    begins, ends = onnx_pads(node, list(x.shape[2:]), kernel, strides, dil)
+    return nd, kernel, strides, dil, begins, ends
+
+
+def max_pool(node: NodeView, x):
+    nd, kernel, strides, dil, begins, ends = _pool_common(node, x)
+    ceil = bool(node.attr("ceil_mode", 0))
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    if begins != ends or any(p > e // 2 for p, e in zip(begins, eff)):
+        x = F.pad(x, torch_pad_list(begins, ends), value=-math.inf)
+        begins = [0] * nd
+    fn = getattr(F, f"max_pool{nd}d")
+    return fn(x, kernel, strides, begins, dil, ceil_mode=ceil)
+
+
+def average_pool(node: NodeView, x):
+    nd, kernel, strides, _, begins, ends = _pool_common(node, x)
+    ceil = bool(node.attr("ceil_mode", 0))
+    include = bool(node.attr("count_include_pad", 0))
+    fn = getattr(F, f"avg_pool{nd}d")
+    if begins == ends and all(p <= k // 2 for p, k in zip(begins, kernel)):
+        return fn(x, kernel, strides, begins, ceil_mode=ceil, count_include_pad=include)
+    padded = F.pad(x, torch_pad_list(begins, ends))
+    y = fn(padded, kernel, strides, 0, ceil_mode=ceil, count_include_pad=True)
+    if include:
+        return y
+    # average over the real elements only: divide by the pooled mask of ones
+    ones = F.pad(torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype), torch_pad_list(begins, ends))
+    return y / fn(ones, kernel, strides, 0, ceil_mode=ceil, count_include_pad=True)
+
+
+def global_average_pool(node: NodeView, x):
+    return x.mean(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+def global_max_pool(node: NodeView, x):
+    return x.amax(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+def batch_norm(node: NodeView, x, scale, bias, mean, var):
+    return F.batch_norm(x, mean, var, scale, bias, False, 0.0, node.attr("epsilon", 1e-5))
+
+
+def layer_norm(node: NodeView, x, scale, bias=None):
+    axis = node.attr("axis", -1) % x.dim()
+    shape = tuple(x.shape[axis:])
+    if tuple(scale.shape) == shape and (bias is None or tuple(bias.shape) == shape):
+        return F.layer_norm(x, shape, scale, bias, node.attr("epsilon", 1e-5))
+    y = F.layer_norm(x, shape, None, None, node.attr("epsilon", 1e-5)) * scale
+    return y + bias if bias is not None else y
+
+
+def lrn(node: NodeView, x):
+    """ONNX LRN: ``y = x / (bias + alpha / size * sum(x_c'^2))^beta`` over channels
+    ``c - floor((size-1)/2) .. c + ceil((size-1)/2)`` (spec: LRN)."""
+    size = node.attr("size")
+    alpha, beta, bias = node.attr("alpha", 1e-4), node.attr("beta", 0.75), node.attr("bias", 1.0)
+    n, c = x.shape[0], x.shape[1]
+    sq = (x * x).reshape(n, 1, c, -1)
+    sq = F.pad(sq, (0, 0, (size - 1) // 2, size // 2))
+    total = F.avg_pool2d(sq, (size, 1), stride=1) * size
+    return x / (bias + (alpha / size) * total.reshape(x.shape)) ** beta
+
+
+def _softmax(fn_name: str):
+    def lower(node: NodeView, x):
+        rank = x.dim()
+        if node.opset >= 13:
+            return getattr(torch, fn_name)(x, node.attr("axis", -1))
+        axis = node.attr("axis", 1) % rank  # opset < 13: coerce to 2-D at axis
+        if axis == rank - 1:
+            return getattr(torch, fn_name)(x, -1)
+        flat = x.reshape(tuple(x.shape[:axis]) + (-1,))
+        return getattr(torch, fn_name)(flat, -1).reshape(x.shape)
+
+    return lower
+
+
+# --- Resize ----------------------------------------------------------------
+
+_RESIZE_ATTRS = frozenset(
+    {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+     "extrapolation_value", "antialias", "keep_aspect_ratio_policy"}
+)
+
+
+def _resize_check(node: NodeView) -> str | None:
+    mode = node.attr("mode", "nearest")
+    ctm = node.attr("coordinate_transformation_mode", "half_pixel")
+    if node.attr("antialias", 0) or node.attr("exclude_outside", 0):
+        return "Resize antialias / exclude_outside not handled"
+    if node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        return "Resize keep_aspect_ratio_policy other than 'stretch' not handled"
+    x, y = node.inputs[0], node.outputs[0]
+    if not (x.is_static and y.is_static):
+        return "Resize needs static input and output shapes"
+    if x.shape[:2] != y.shape[:2]:
+        return "Resize of the batch or channel dim not handled (only spatial dims)"
+    if mode == "nearest":
+        if ctm == "asymmetric" and node.attr("nearest_mode", "round_prefer_floor") == "floor":
+            return None
+        if ctm in ("half_pixel", "pytorch_half_pixel") and node.attr("nearest_mode", "round_prefer_floor") in (
+            "round_prefer_floor", "round_prefer_ceil"
+        ):
+            if all(o % i == 0 for i, o in zip(x.shape[2:], y.shape[2:])):
+                return None
+            return "Resize nearest with half_pixel needs integer upscale factors (it then equals floor indexing)"
+        return f"Resize nearest with {ctm} / {node.attr('nearest_mode', 'round_prefer_floor')} not handled"
+    if mode == "linear":
+        if ctm == "align_corners" or ctm == "half_pixel" or (ctm == "pytorch_half_pixel" and min(y.shape[2:]) > 1):
+            return None
+        return f"Resize linear with coordinate_transformation_mode={ctm} not handled"
+    return f"Resize mode={mode} not handled (handled: nearest, linear)"
+
+
+def resize(node: NodeView, x, roi=None, scales=None, sizes=None):
+    if node.opset < 11:  # Resize-10: (X, scales)
+        scales, roi = roi, None
+    mode = node.attr("mode", "nearest")
+    nd = x.dim() - 2
+    out = list(node.outputs[0].shape[2:])
+    kwargs = {}
+    if scales is not None and is_host(scales) and scales.size:
+        kwargs = {"scale_factor": [float(s) for s in scales.reshape(-1)[2:]], "recompute_scale_factor": False}
+    else:
+        kwargs = {"size": out}
+    if mode == "nearest":
+        if node.attr("coordinate_transformation_mode", "half_pixel") != "asymmetric":
+            kwargs = {"size": out}
+        return F.interpolate(x, mode="nearest", **kwargs)
+    align = node.attr("coordinate_transformation_mode", "half_pixel") == "align_corners"
+    return F.interpolate(x, mode={1: "linear", 2: "bilinear", 3: "trilinear"}[nd], align_corners=align, **kwargs)
+
+
+def _dims_match(node: NodeView) -> str | None:
+    r = node.inputs[0].rank
+    if r is None or not 3 <= r <= 5:
+        return f"Resize on rank-{r} input not handled (handled: rank 3..5, NC + spatial)"
+    return None
+
+
+def _conv_weight_rank(node: NodeView) -> str | None:
+    w = node.inputs[1]
+    if w.rank != node.inputs[0].rank:
+        return f"{node.op_type} weight rank {w.rank} differs from input rank {node.inputs[0].rank}"
+    return None
+
+
+def _gemm_ranks(node: NodeView) -> str | None:
+    if node.inputs[0].rank != 2 or node.inputs[1].rank != 2:
+        return "Gemm needs 2-D A and B"
+    return None
+
+
+def _bn_inference(node: NodeView) -> str | None:
+    if node.attr("training_mode", 0):
+        return "BatchNormalization training_mode=1 not handled (inference only)"
+    if node.opset < 9 and not node.attr("spatial", 1):
+        return "BatchNormalization spatial=0 not handled"
+    if node.inputs[0].rank is not None and node.inputs[0].rank < 2:
+        return "BatchNormalization on rank < 2 not handled"
+    return None
+
+
+def _pool_checks(node: NodeView) -> str | None:
+    if node.op_type == "MaxPool" and node.attr("storage_order", 0):
+        return "MaxPool storage_order=1 only matters for the Indices output, which is not produced"
+    if node.op_type == "AveragePool" and any(d != 1 for d in node.attr("dilations", [1])):
+        return "AveragePool dilations other than 1 not handled"
+    return None
+
+
+def _lrn_rank(node: NodeView) -> str | None:
+    if node.inputs[0].rank is None or node.inputs[0].rank < 3:
+        return "LRN needs an (N, C, ...) input of rank >= 3"
+    return None
+
+
+def _resize_host_inputs(node: NodeView) -> str | None:
+    for t in node.inputs[1:]:
+        if t.name and t.const is None:
+            return f"Resize input '{t.name}' (roi/scales/sizes) must be a constant"
+    return None
+
+
+_CONV_ATTRS = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
+_POOL_ATTRS = frozenset({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"})
+
+LOWERINGS: tuple[Lowering, ...] = (
+    Lowering("Conv", conv, _CONV_ATTRS, constraints=(_spatial_rank, _conv_weight_rank, same_needs_static)),
+    Lowering(
+        "ConvTranspose",
+        conv_transpose,
+        frozenset({"dilations", "group", "kernel_shape", "output_padding", "pads", "strides", "auto_pad"}),
+        constraints=(_spatial_rank, _conv_weight_rank, attr_in("auto_pad", ("NOTSET", "VALID"), "NOTSET")),
+    ),
+    Lowering("Gemm", gemm, frozenset({"alpha", "beta", "transA", "transB"}), constraints=(_gemm_ranks,)),
+    Lowering("MatMul", matmul),
+    Lowering("MaxPool", max_pool, _POOL_ATTRS | {"storage_order"}, constraints=(_spatial_rank, same_needs_static, _pool_checks)),
+    Lowering(
+        "AveragePool",
+        average_pool,
+        _POOL_ATTRS | {"count_include_pad"},
+        constraints=(_spatial_rank, same_needs_static, _pool_checks),
+    ),
+    Lowering("GlobalAveragePool", global_average_pool),
+    Lowering("GlobalMaxPool", global_max_pool),
+    Lowering(
+        "BatchNormalization",
+        batch_norm,
+        frozenset({"epsilon", "momentum", "spatial", "training_mode", "is_test", "consumed_inputs"}),
+        since=6,
+        constraints=(_bn_inference,),
+    ),
+    Lowering(
+        "LayerNormalization",
+        layer_norm,
+        frozenset({"axis", "epsilon", "stash_type"}),
+        since=17,
+        constraints=(attr_in("stash_type", (1,), 1),),
+    ),
+    Lowering("LRN", lrn, frozenset({"alpha", "beta", "bias", "size"}), constraints=(_lrn_rank,)),
+    Lowering("Softmax", _softmax("softmax"), frozenset({"axis"})),
+    Lowering("LogSoftmax", _softmax("log_softmax"), frozenset({"axis"})),
+    Lowering(
+        "Resize",
+        resize,
+        _RESIZE_ATTRS,
+        since=10,
+        host_inputs=(1, 2, 3),
+        constraints=(_dims_match, _resize_host_inputs, _resize_check),
+    ),
+)

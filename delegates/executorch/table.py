@@ -1,0 +1,301 @@
+"""The ONNX-op -> torch lowering table's entry type and its shared checks.
+
+One :class:`Lowering` per ONNX op type says, as data, what the translator
+handles: the opset range, the element types of the first input, the
+attributes it reads (any other attribute present declines the node), which
+input slots must be known while tracing ("host" inputs such as a Reshape's
+shape), and constraint checks that return ``None`` or a reason. The same
+entries give the delegate's ``op_support`` table, so ``supports()`` and the
+translator cannot disagree about what is handled.
+
+Values flowing through the translator are either ``torch.Tensor`` (traced
+into the exported program) or NumPy arrays ("host values": constants, and
+shape arithmetic such as ``Shape -> Gather -> Concat``). Host arrays of
+``dtype=object`` hold ``torch.SymInt`` elements for the dynamic dims of a
+partition exported with ``torch.export.Dim``; NumPy's object arithmetic
+applies to them element by element, so shape computations stay symbolic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from onnx import TensorProto
+
+from unified.delegate import Constraint, OpSupport
+from unified.errors import DelegateError
+from unified.graph import NodeView, TensorInfo
+
+__all__ = [
+    "Lowering",
+    "LoweringError",
+    "FLOAT",
+    "NUMERIC",
+    "INTS",
+    "ALL",
+    "BOOL",
+    "TORCH_DTYPES",
+    "is_host",
+    "host_ints",
+    "static_input",
+    "attr_in",
+    "torch",
+    "F",
+    "torch_dtype",
+    "onnx_pads",
+    "torch_pad_list",
+    "same_needs_static",
+    "static_output_shape",
+    "to_tensor",
+]
+
+FLOAT = frozenset({TensorProto.FLOAT})
+INTS = frozenset({TensorProto.INT32, TensorProto.INT64})
+NUMERIC = FLOAT | INTS
+BOOL = frozenset({TensorProto.BOOL})
+ALL = NUMERIC | BOOL
+
+#: ONNX element type -> torch dtype name (resolved lazily: torch is imported
+#: only inside the delegate's compile path).
+TORCH_DTYPES = {
+    TensorProto.FLOAT: "float32",
+    TensorProto.INT32: "int32",
+    TensorProto.INT64: "int64",
+    TensorProto.BOOL: "bool",
+}
+
+
+class LoweringError(DelegateError):
+    """The translator met something its table entry claimed but cannot trace
+    (e.g. a Reshape shape computed from tensor data rather than from shapes)."""
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """One row of the lowering table.
+
+    Attributes:
+        op_type: ONNX op type (default domain).
+        fn: ``fn(node, *inputs) -> Tensor | tuple`` building torch ops; gets
+            ``None`` for omitted optional inputs, ``torch.Tensor`` for tensor
+            slots and NumPy arrays for ``host_inputs`` slots.
+        attrs: attribute names the translator reads; any other attribute
+            present on the node declines it.
+        dtypes: element types accepted for the first input (empty: any).
+        since / until: opset range handled (inclusive).
+        host_inputs: input slots that must be known while tracing (constants
+            or shape arithmetic); a non-constant one must be a 1-D or 0-D
+            integer tensor of static length.
+        host_fn: ``host_fn(node, *arrays) -> ndarray | tuple`` evaluating the
+            op on host values (constant folding and shape arithmetic); used
+            when every input is a host value.
+        constraints: further checks, each returning None or a reason.
+        max_outputs: how many outputs the translator produces; a node asking
+            for more (e.g. MaxPool's Indices) is declined.
+    """
+
+    op_type: str
+    fn: Callable[..., Any]
+    attrs: frozenset[str] = frozenset()
+    dtypes: frozenset[int] = FLOAT
+    since: int = 1
+    until: int | None = None
+    host_inputs: tuple[int, ...] = ()
+    host_fn: Callable[..., Any] | None = None
+    constraints: tuple[Constraint, ...] = ()
+    max_outputs: int = 1
+
+    @property
+    def support(self) -> OpSupport:
+        """The :class:`OpSupport` entry ``supports()`` consults."""
+        return OpSupport(
+            self.op_type,
+            since=self.since,
+            until=self.until,
+            dtypes=self.dtypes,
+            constraints=(self._check_attrs, self._check_outputs, _check_typed, self._check_host_inputs)
+            + self.constraints,
+        )
+
+    def _check_attrs(self, node: NodeView) -> str | None:
+        extra = sorted(set(node.attributes) - self.attrs)
+        if extra:
+            handled = ", ".join(sorted(self.attrs)) or "none"
+            return f"{node.op_type} attribute(s) {extra} not handled by the ExecuTorch lowering (handled: {handled})"
+        return None
+
+    def _check_outputs(self, node: NodeView) -> str | None:
+        used = [t.name for t in node.outputs[self.max_outputs :] if t.name]
+        if used:
+            return f"{node.op_type} optional output(s) {used} not produced by the ExecuTorch lowering"
+        return None
+
+    def _check_host_inputs(self, node: NodeView) -> str | None:
+        for slot in self.host_inputs:
+            if slot >= len(node.inputs) or not node.inputs[slot].name:
+                continue
+            t = node.inputs[slot]
+            if t.const is not None:
+                continue
+            if t.elem_type not in (TensorProto.INT64, TensorProto.INT32) or not t.is_static or len(t.shape) > 1:
+                return (
+                    f"{node.op_type} input {slot} ('{t.name}') must be a constant or a 0-D/1-D integer shape "
+                    f"value of static length for torch.export; it is {t.type_str} {_shape(t)}"
+                )
+        return None
+
+
+def _check_typed(node: NodeView) -> str | None:
+    """torch.export needs the rank of every input; every known dtype must map to torch.
+
+    An output without an inferred type is accepted: a consumer's input check
+    (or partition extraction, for a boundary value) catches it if it is used.
+    """
+    for t in node.inputs:
+        if t.name and (t.shape is None or not t.elem_type):
+            return f"input '{t.name}' has no inferred {'rank' if t.elem_type else 'dtype'}; torch.export needs both"
+    for t in node.inputs + node.outputs:
+        if t.name and t.elem_type and t.elem_type not in TORCH_DTYPES:
+            return f"value '{t.name}' has dtype {t.type_str}; the ExecuTorch lowering handles float, int32, int64, bool"
+    return None
+
+
+def _shape(t: TensorInfo) -> str:
+    return "[?]" if t.shape is None else "[" + ", ".join("?" if d is None else str(d) for d in t.shape) + "]"
+
+
+# --- helpers for entries ---------------------------------------------------
+
+
+def is_host(value: Any) -> bool:
+    """True for a host value (NumPy array), False for a ``torch.Tensor``."""
+    return isinstance(value, np.ndarray)
+
+
+def host_ints(value: np.ndarray | None) -> list:
+    """A host value as a flat list of Python ints / ``torch.SymInt``."""
+    if value is None:
+        return []
+    flat = value.reshape(-1).tolist()
+    return [v if not isinstance(v, (float, np.floating)) else int(v) for v in flat]
+
+
+def static_input(slot: int, what: str) -> Constraint:
+    """Constraint: input ``slot`` must be a constant (e.g. a weight read as data)."""
+
+    def check(node: NodeView) -> str | None:
+        if slot < len(node.inputs) and node.inputs[slot].name and not node.inputs[slot].is_initializer:
+            if node.inputs[slot].const is None:
+                return f"{node.op_type} {what} (input {slot}) must be a constant for the ExecuTorch lowering"
+        return None
+
+    return check
+
+
+def attr_in(name: str, allowed: tuple, default: Any) -> Constraint:
+    """Constraint: attribute ``name`` (default ``default``) takes one of ``allowed``."""
+
+    def check(node: NodeView) -> str | None:
+        value = node.attr(name, default)
+        if value not in allowed:
+            return f"{node.op_type} {name}={value!r} not handled (handled: {', '.join(map(repr, allowed))})"
+        return None
+
+    return check
+
+
+class _LazyModule:
+    """Attribute access imports the module on first use, so the table can be
+    built (and ``supports()`` answered) without importing torch."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._module = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            import importlib
+
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+torch = _LazyModule("torch")
+F = _LazyModule("torch.nn.functional")
+
+
+def torch_dtype(elem_type: int):
+    """torch dtype of an ONNX element type in :data:`TORCH_DTYPES`."""
+    return getattr(torch, TORCH_DTYPES[elem_type])
+
+
+def onnx_pads(node: NodeView, spatial: list, kernel: list, strides: list, dilations: list) -> tuple[list, list]:
+    """Begin and end paddings of a Conv/pool node, one per spatial dim.
+
+    ``auto_pad`` SAME_UPPER / SAME_LOWER follow the ONNX Conv spec: total
+    padding ``max((ceil(in / stride) - 1) * stride + (k - 1) * dilation + 1 - in, 0)``,
+    the odd element at the end (UPPER) or the beginning (LOWER).
+    """
+    nd = len(kernel)
+    mode = node.attr("auto_pad", "NOTSET")
+    if mode in ("NOTSET", ""):
+        pads = list(node.attr("pads", [0] * (2 * nd)))
+        return pads[:nd], pads[nd:]
+    if mode == "VALID":
+        return [0] * nd, [0] * nd
+    begins, ends = [], []
+    for size, k, s, d in zip(spatial, kernel, strides, dilations):
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, big = total // 2, total - total // 2
+        begins.append(small if mode == "SAME_UPPER" else big)
+        ends.append(big if mode == "SAME_UPPER" else small)
+    return begins, ends
+
+
+def torch_pad_list(begins: list, ends: list) -> list:
+    """ONNX per-dim (begin, end) pads -> ``F.pad``'s last-dim-first pair list."""
+    out = []
+    for b, e in zip(reversed(begins), reversed(ends)):
+        out += [b, e]
+    return out
+
+
+def same_needs_static(node: NodeView) -> str | None:
+    """auto_pad SAME_* needs the spatial input dims at lowering time."""
+    if node.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER") and not node.inputs[0].is_static:
+        return f"{node.op_type} auto_pad={node.attr('auto_pad')} needs static spatial dims"
+    return None
+
+
+def static_output_shape(node: NodeView, slot: int = 0) -> list[int]:
+    """The inferred static shape of output ``slot``.
+
+    Raises:
+        LoweringError: the shape is not static (the node's shape input was
+            computed from tensor data, which torch.export cannot trace).
+    """
+    t = node.outputs[slot]
+    if not t.is_static:
+        raise LoweringError(
+            f"{node.op_type} node '{node.name}': its shape input is computed from tensor data and its output "
+            f"shape is not static; torch.export needs shapes known while tracing"
+        )
+    return list(t.shape)
+
+
+def to_tensor(value: Any, dtype: Any = None):
+    """A host value (NumPy array, possibly of ``torch.SymInt``) as a torch tensor.
+
+    Args:
+        value: NumPy array or torch tensor (returned as is).
+        dtype: NumPy dtype to cast a numeric array to first, or None.
+    """
+    if not is_host(value):
+        return value
+    if value.dtype == object:  # symbolic sizes: torch.tensor traces them as sym_size ops
+        return torch.tensor(value.tolist(), dtype=torch.int64)
+    if dtype is not None:
+        value = value.astype(dtype, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(value).copy())
