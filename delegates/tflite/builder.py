@@ -29,6 +29,8 @@ __all__ = ["ModelBuilder", "tflite_type", "schema"]
 _FILE_IDENTIFIER = b"TFL3"
 _SCHEMA_VERSION = 3
 _BUFFER_ALIGNMENT = 16
+# Ops whose first registered kernel version is above 1 (tensorflow/lite/core/kernels/register.cc).
+_MIN_VERSION = {"BROADCAST_TO": 2}
 _DEDUP_BYTES = 4096  # small constants (shapes, axes, scalars) are shared; weights are not compared
 
 
@@ -183,6 +185,7 @@ class ModelBuilder:
             version: operator version (selects the kernel registration).
         """
         code = getattr(self.s.BuiltinOperator, name)
+        version = max(version, _MIN_VERSION.get(name, 1))
         key = (code, version)
         if key not in self._opcodes:
             oc = self.s.OperatorCodeT()

@@ -325,6 +325,10 @@ class Converter:
         """Evaluate a node whose inputs are all constants with ONNX's reference evaluator."""
         from onnx.reference import ReferenceEvaluator
 
+        if node.op_type == "DequantizeLinear":  # onnx.reference lacks some opsets of it (e.g. 13)
+            self.set_const(node.output[0], _dequantize(node, [self.values[x].const if x else None
+                                                              for x in node.input]))
+            return
         names = [x for x in node.input if x]
         inputs = [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(self.values[x].const.dtype), None)
                   for x in dict.fromkeys(names)]
@@ -334,6 +338,18 @@ class Converter:
         results = ReferenceEvaluator(m).run(None, {x: self.values[x].const for x in dict.fromkeys(names)})
         for o, r in zip([o for o in node.output if o], results):
             self.set_const(o, np.asarray(r))
+
+
+def _dequantize(node: onnx.NodeProto, ins: list) -> np.ndarray:
+    """ONNX DequantizeLinear (per-tensor or per-axis): y = (x - zero_point) * scale."""
+    x, scale = ins[0], ins[1].astype(np.float32)
+    zp = ins[2] if len(ins) > 2 and ins[2] is not None else np.zeros_like(scale, dtype=x.dtype)
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    if scale.size > 1:
+        shape = [1] * x.ndim
+        shape[axis % x.ndim] = scale.size
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return ((x.astype(np.int64) - zp.astype(np.int64)).astype(np.float32) * scale).astype(np.float32)
 
 
 # ops that must not be constant-folded (none today; a hook for stateful ops)

@@ -172,7 +172,7 @@ class TFLiteDelegate(Delegate):
         ins, outs = _io_names(partition)
         details = {
             "tflite_ops": sum(result.op_counts.values()),
-            "layout_transposes": result.layout_transposes,
+            "transposes": result.op_counts.get("TRANSPOSE", 0),
             "flatbuffer_bytes": len(result.flatbuffer),
         }
         return TFLiteExecutable(result.flatbuffer, ins, outs, threads, details)
@@ -181,5 +181,5 @@ class TFLiteDelegate(Delegate):
         """Rebuild the interpreter from a cached ``.tflite`` artifact (no conversion)."""
         ins, outs = _io_names(partition)
         counts = _op_counts(artifact)
-        details = {"tflite_ops": sum(counts.values()), "layout_transposes": None, "flatbuffer_bytes": len(artifact)}
+        details = {"tflite_ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0), "flatbuffer_bytes": len(artifact)}
         return TFLiteExecutable(bytes(artifact), ins, outs, _num_threads(options.options), details)

@@ -137,17 +137,30 @@ def _fold_batchnorm(cx: Converter, out_name: str, w: np.ndarray, bias: np.ndarra
 
 @register("Conv")
 def conv(cx: Converter, node, attrs) -> None:
-    x = cx.inp(node, 0)
-    w = cx.const_of(node, 1).astype(np.float64)
-    m, cg, kh, kw = w.shape
-    b = cx.const_of(node, 2)
-    bias = np.zeros(m) if b is None else b.astype(np.float64)
-    out_name, w, bias = _fold_batchnorm(cx, node.output[0], w, bias)
-    out_name, act = _fused_activation(cx, out_name)
+    """CONV_2D (group 1), DEPTHWISE_CONV_2D (group == C_in, one input channel
+    per group) or SPLIT + CONV_2D per group + CONCATENATION. Weights OIHW are
+    written OHWI (depthwise: 1HWO). A weight computed at run time (e.g. a
+    DequantizeLinear that did not fold) is re-laid out with a TRANSPOSE."""
+    x, wv = cx.inp(node, 0), cx.inp(node, 1)
+    m, cg, kh, kw = wv.shape
     group = int(attrs.get("group", 1))
+    n, c, h, wd = x.shape
+    depthwise = group == c and cg == 1 and group > 1
+    b = cx.const_of(node, 2)
+    out_name = node.output[0]
+    if wv.const is not None and (cx.inp(node, 2) is None or b is not None):
+        w = wv.const.astype(np.float64)
+        bias = np.zeros(m) if b is None else b.astype(np.float64)
+        out_name, w, bias = _fold_batchnorm(cx, out_name, w, bias)
+        filt = None
+    elif group == 1 or depthwise:
+        w = bias = None
+        filt = cx.tensor(wv, (1, 2, 3, 0) if depthwise else (0, 2, 3, 1), node.input[1])
+    else:
+        raise DelegateError("grouped Conv with a weight or bias computed at run time is not converted")
+    out_name, act = _fused_activation(cx, out_name)
     k, s = [kh, kw], attr_ints(attrs, "strides", [1, 1])
     d = attr_ints(attrs, "dilations", [1, 1])
-    n, c, h, wd = x.shape
     pads = _spatial_pads(attrs, (h, wd), k, s, d)
     xt = cx.tensor(x, NHWC, node.input[0])
     tshape = (n, h, wd, c)
@@ -157,14 +170,29 @@ def conv(cx: Converter, node, attrs) -> None:
         mode = "VALID"
     padding = getattr(cx.b.s.Padding, mode)
     out = cx.define(out_name, NHWC)
-    bias_t = cx.b.const(cx.uid("bias"), bias.astype(np.float32))
     act_e = _act_enum(cx, act)
+    if filt is not None:
+        bias_v = cx.inp(node, 2)
+        bias_t = cx.b.const(cx.uid("bias"), np.zeros(m, np.float32)) if bias_v is None else cx.tensor(bias_v)
+    else:
+        bias_t = cx.b.const(cx.uid("bias"), bias.astype(np.float32))
+    if filt is not None and group == 1:
+        opts = cx.b.options("Conv2DOptions", padding=padding, strideH=s[0], strideW=s[1], dilationHFactor=d[0],
+                            dilationWFactor=d[1], fusedActivationFunction=act_e)
+        cx.b.op("CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
+        return
+    if filt is not None:
+        opts = cx.b.options("DepthwiseConv2DOptions", padding=padding, strideH=s[0], strideW=s[1],
+                            depthMultiplier=m // c, dilationHFactor=d[0], dilationWFactor=d[1],
+                            fusedActivationFunction=act_e)
+        cx.b.op("DEPTHWISE_CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
+        return
     if group == 1:
         filt = cx.b.const(cx.uid("filter"), np.ascontiguousarray(w.transpose(0, 2, 3, 1)).astype(np.float32))
         opts = cx.b.options("Conv2DOptions", padding=padding, strideH=s[0], strideW=s[1], dilationHFactor=d[0],
                             dilationWFactor=d[1], fusedActivationFunction=act_e)
         cx.b.op("CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
-    elif group == c and cg == 1:
+    elif depthwise:
         filt = cx.b.const(cx.uid("filter"), np.ascontiguousarray(w.transpose(1, 2, 3, 0)).astype(np.float32))
         opts = cx.b.options("DepthwiseConv2DOptions", padding=padding, strideH=s[0], strideW=s[1],
                             depthMultiplier=m // c, dilationHFactor=d[0], dilationWFactor=d[1],
@@ -384,7 +412,7 @@ def _fc(cx: Converter, x_name: str, weights: np.ndarray, bias: np.ndarray | None
 def gemm(cx: Converter, node, attrs) -> None:
     """Y = alpha * A' @ B' + beta * C as FULLY_CONNECTED; a B computed at run
     time is transposed to (N, K) and fed as the weights tensor."""
-    if cx.const_of(node, 1) is None:
+    if cx.const_of(node, 1) is None or (cx.inp(node, 2) is not None and cx.const_of(node, 2) is None):
         _gemm_runtime_b(cx, node, attrs)
         return
     b = cx.const_of(node, 1).astype(np.float64)
@@ -406,14 +434,31 @@ def _gemm_runtime_b(cx: Converter, node, attrs) -> None:
         cx.b.op("MUL", [w, cx.b.const(cx.uid("alpha"), np.array(alpha, np.float32))], [scaled],
                 cx.b.options("MulOptions"))
         w = scaled
-    c = cx.const_of(node, 2)
+    a = cx.tensor(cx.inp(node, 0), None, node.input[0])
+    cv, beta = cx.inp(node, 2), float(attrs.get("beta", 1.0))
     n = cx.b.shape_of(w)[0]
-    bias = -1 if c is None else cx.b.const(
-        cx.uid("bias"), np.broadcast_to(c * float(attrs.get("beta", 1.0)), (1, n))[0].astype(np.float32).copy())
-    out_name, act = _fused_activation(cx, node.output[0])
-    out = cx.define(out_name)
-    opts = cx.b.options("FullyConnectedOptions", fusedActivationFunction=_act_enum(cx, act))
-    cx.b.op("FULLY_CONNECTED", [cx.tensor(cx.inp(node, 0), None, node.input[0]), w, bias], [out.tensor], opts)
+    if cv is not None and cv.const is not None:
+        bias = cx.b.const(cx.uid("bias"), np.broadcast_to(cv.const * beta, (1, n))[0].astype(np.float32).copy())
+        out_name, act = _fused_activation(cx, node.output[0])
+        out = cx.define(out_name)
+        opts = cx.b.options("FullyConnectedOptions", fusedActivationFunction=_act_enum(cx, act))
+        cx.b.op("FULLY_CONNECTED", [a, w, bias], [out.tensor], opts)
+        return
+    opts = cx.b.options("FullyConnectedOptions")
+    if cv is None:
+        out = cx.define(node.output[0])
+        cx.b.op("FULLY_CONNECTED", [a, w, -1], [out.tensor], opts)
+        return
+    y = cx.new(cx.uid("gemm"), cx.out_shape(node.output[0]), np.float32)
+    cx.b.op("FULLY_CONNECTED", [a, w, -1], [y], opts)
+    ct = cx.tensor(cv, None, node.input[2])
+    if beta != 1.0:
+        scaled = cx.new(cx.uid("beta_c"), cv.shape, np.float32)
+        cx.b.op("MUL", [ct, cx.b.const(cx.uid("beta"), np.array(beta, np.float32))], [scaled],
+                cx.b.options("MulOptions"))
+        ct = scaled
+    out = cx.define(node.output[0])
+    cx.b.op("ADD", [y, ct], [out.tensor], cx.b.options("AddOptions"))
 
 
 @register("MatMul")
@@ -433,9 +478,20 @@ def matmul(cx: Converter, node, attrs) -> None:
                 return
         _fc(cx, node.input[0], b.const.T, None, node.output[0], keep_dims=True)
         return
+    ta, adj_x = _maybe_adjoint(cx, a, node.input[0])
+    tb, adj_y = _maybe_adjoint(cx, b, node.input[1])
     out = cx.define(node.output[0])
-    opts = cx.b.options("BatchMatMulOptions", adjX=False, adjY=False)
-    cx.b.op("BATCH_MATMUL", [cx.tensor(a, None, node.input[0]), cx.tensor(b, None, node.input[1])], [out.tensor], opts)
+    cx.b.op("BATCH_MATMUL", [ta, tb], [out.tensor], cx.b.options("BatchMatMulOptions", adjX=adj_x, adjY=adj_y))
+
+
+def _maybe_adjoint(cx: Converter, v, name: str) -> tuple[int, bool]:
+    """An operand whose layout only swaps its last two dims is read as is,
+    with BATCH_MATMUL's adj flag, instead of being transposed back."""
+    r = v.rank
+    swapped = tuple(range(r - 2)) + (r - 1, r - 2)
+    if v.tensor is not None and v.col_perm is None and v.perm == swapped:
+        return v.tensor, True
+    return cx.tensor(v, None, name), False
 
 
 # --- softmax / normalization ---------------------------------------------------------

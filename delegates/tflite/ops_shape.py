@@ -283,6 +283,16 @@ def gather(cx: Converter, node, attrs) -> None:
     cx.b.op("GATHER", [dt, ind], [out.tensor], cx.b.options("GatherOptions", axis=axis, batchDims=0))
 
 
+@register("GatherND")
+def gather_nd(cx: Converter, node, attrs) -> None:
+    """GATHER_ND with constant indices (negative ones wrapped at compile time)."""
+    data, idx = cx.inp(node, 0), cx.const_of(node, 1)
+    k = idx.shape[-1]
+    ind = np.where(idx < 0, idx + np.asarray(data.shape[:k]), idx).astype(np.int32)
+    out = cx.define(node.output[0])
+    cx.b.op("GATHER_ND", [cx.tensor(data, None, node.input[0]), cx.b.const(cx.uid("indices"), ind)], [out.tensor])
+
+
 @register("Expand")
 def expand(cx: Converter, node, attrs) -> None:
     x = cx.inp(node, 0)

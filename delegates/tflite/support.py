@@ -104,6 +104,9 @@ def _alts(values) -> str:
 def conv_groups(n: NodeView) -> str | None:
     group = int(n.attr("group", 1))
     w = n.inputs[1].shape
+    depthwise = group > 1 and w and w[1] == 1 and n.inputs[0].shape and group == n.inputs[0].shape[1]
+    if group > 1 and not depthwise and not n.inputs[1].is_initializer:
+        return "grouped (not depthwise) Conv needs a constant weight (it is split per group at compile time)"
     dil = n.attr("dilations")
     if group > 1 and w and w[1] != 1 and dil is not None and any(int(d) != 1 for d in dil):
         return "Conv with dilations and groups>1 (not depthwise) not supported"
@@ -239,7 +242,7 @@ def _e(op: str, dtypes=F32, *constraints, since: int = 1) -> OpSupport:
 
 OP_SUPPORT: tuple[OpSupport, ...] = (
     # convolutions, pooling, normalization
-    _e("Conv", F32, rank(4), const(1, 2, what="weight/bias"), conv_groups),
+    _e("Conv", F32, rank(4), conv_groups),
     _e("ConvTranspose", F32, rank(4), const(1, 2, what="weight/bias"), all_ones("dilations"), conv_transpose_ok),
     _e("BatchNormalization", F32, batchnorm_ok),
     _e("MaxPool", F32, rank(4), all_ones("dilations"), pool_ok, single_output),
@@ -250,7 +253,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Resize", F32, rank(4), const(1, 2, 3), resize_ok, since=10),
     _e("LayerNormalization", F32, const(1, 2, what="scale/bias"), single_output),
     # matrix products
-    _e("Gemm", F32, rank(2), const(2, what="C"), gemm_ok),
+    _e("Gemm", F32, rank(2), gemm_ok),
     _e("MatMul", F32, matmul_ok, max_rank(5)),
     _e("Softmax", F32),
     _e("LogSoftmax", F32),
@@ -285,6 +288,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Slice", ANY_TFL, slice_ok, max_rank(5)),
     _e("Pad", F32, pad_ok, max_rank(5)),
     _e("Gather", ANY_TFL, rank(0, 1, 2, slot=1)),
+    _e("GatherND", ANY_TFL, const(1, what="indices"), attr_is("batch_dims", [0], "GatherND with batch_dims > 0 not supported")),
     _e("Expand", ANY_TFL, const(1), max_rank(5)),
     *[_e(op, F32, const(1, what="axes")) for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum",
                                                      "ReduceProd", "ReduceL2", "ReduceSumSquare")],
