@@ -1,0 +1,497 @@
+"""ONNX partition -> MIL program, built op by op with coremltools' MIL builder.
+
+No torch round trip: every ONNX node is lowered by a function of the
+lowering tables (:mod:`.lower_nn`, :mod:`.lower_tensor`) that emits MIL ops
+with ``coremltools.converters.mil.Builder``. Values the converter knows at
+compile time (initializers, ``Shape`` of a static tensor, anything computed
+only from those) stay NumPy arrays with their ONNX dtype and are folded with
+ONNX's own reference evaluator (``onnx.reference``), so shape arithmetic is
+exact and only data-dependent work reaches Core ML.
+
+Types. Core ML has no int64 or float64 tensors: an ONNX ``int64`` value is an
+``int32`` MIL value (constants are range-checked; ``INT64_MAX``-style "to the
+end" markers in ``Slice`` are handled there), ``bool`` is MIL ``bool`` inside
+the program and ``int32`` at the model's inputs and outputs (Core ML
+multi-arrays are fp16, fp32, fp64 or int32 only). :data:`IO_DTYPES` is the
+boundary mapping; the executable casts on the way in and out.
+
+Shapes. A symbolic ONNX dim (``dim_param``, or unnamed) becomes one MIL
+symbol per name, shared by every input that uses the name, and a Core ML
+flexible range ``[lower, upper]`` (option ``dim_ranges``, default
+``DEFAULT_DIM_RANGE``): ML Programs need a finite upper bound.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from unified.errors import DelegateError
+
+__all__ = ["build_program", "signature", "IoSpec", "DEFAULT_DIM_RANGE", "IO_DTYPES", "MIL_DTYPES", "sanitize"]
+
+#: Range of a symbolic dim when ``dim_ranges`` does not name it: 1 .. 512,
+#: the longest sequence BERT-style position embeddings (MiniLM) accept.
+DEFAULT_DIM_RANGE = (1, 512)
+
+#: ONNX elem type -> MIL dtype name used *inside* the program.
+MIL_DTYPES: dict[int, str] = {
+    TensorProto.FLOAT: "fp32",
+    TensorProto.FLOAT16: "fp16",
+    TensorProto.INT32: "int32",
+    TensorProto.INT64: "int32",
+    TensorProto.BOOL: "bool",
+}
+
+#: ONNX elem type -> Core ML multi-array type at the model boundary
+#: (``FeatureTypes.proto`` ``ArrayDataType``: FLOAT32, FLOAT16, INT32).
+IO_DTYPES: dict[int, str] = {
+    TensorProto.FLOAT: "FLOAT32",
+    TensorProto.FLOAT16: "FLOAT16",
+    TensorProto.INT32: "INT32",
+    TensorProto.INT64: "INT32",
+    TensorProto.BOOL: "INT32",
+}
+
+_NP = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}
+_INT32 = np.iinfo(np.int32)
+
+# Names the MIL text format reserves (coremltools ``NameSanitizer``).
+_RESERVED = {
+    "any", "bool", "program", "func", "tensor", "list", "dict", "tuple", "true", "false", "string",
+    "bf16", "fp16", "fp32", "fp64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+}
+
+
+def sanitize(name: str, taken: set[str]) -> str:
+    """A Core ML feature name for an ONNX value name: ``[A-Za-z_][A-Za-z0-9_]*``,
+    not reserved, unique among ``taken`` (which it is added to).
+
+    The rules are coremltools' own (``NameSanitizer`` in
+    ``mil/passes/defs/preprocess.py``), applied here so the mapping is known
+    and recorded rather than discovered after conversion.
+    """
+    new = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    if not re.match(r"[a-zA-Z_]", new) or new in _RESERVED:
+        new = "_" + new
+    base, k = new, 0
+    while new in taken:
+        new = f"{base}_{k}"
+        k += 1
+    taken.add(new)
+    return new
+
+
+@dataclass(frozen=True)
+class IoSpec:
+    """One model input or output as ONNX and as Core ML see it.
+
+    Attributes:
+        onnx_name / coreml_name: the value's name on each side.
+        onnx_dtype: ONNX elem type (``TensorProto.DataType``).
+        coreml_dtype: Core ML multi-array type name, see :data:`IO_DTYPES`.
+        shape: dims, each an int or a symbolic name (str).
+        ranges: for inputs, (lower, upper) per dim (equal for a fixed dim).
+    """
+
+    onnx_name: str
+    coreml_name: str
+    onnx_dtype: int
+    coreml_dtype: str
+    shape: tuple
+    ranges: tuple = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "onnx_name": self.onnx_name,
+            "coreml_name": self.coreml_name,
+            "onnx_dtype": self.onnx_dtype,
+            "coreml_dtype": self.coreml_dtype,
+            "shape": list(self.shape),
+            "ranges": [list(r) for r in self.ranges],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "IoSpec":
+        return cls(
+            d["onnx_name"], d["coreml_name"], int(d["onnx_dtype"]), d["coreml_dtype"], tuple(d["shape"]),
+            tuple(tuple(r) for r in d.get("ranges", ())),
+        )
+
+
+class Node:
+    """What a lowering function sees of one ONNX node."""
+
+    __slots__ = ("op_type", "name", "inputs", "outputs", "attrs", "opset")
+
+    def __init__(self, proto: onnx.NodeProto, opset: int):
+        self.op_type = proto.op_type
+        self.name = proto.name or proto.op_type
+        self.inputs = list(proto.input)
+        self.outputs = list(proto.output)
+        self.attrs = {}
+        for a in proto.attribute:
+            v = helper.get_attribute_value(a)
+            if isinstance(v, bytes):
+                v = v.decode()
+            elif isinstance(v, TensorProto):
+                v = numpy_helper.to_array(v)
+            self.attrs[a.name] = v
+        self.opset = opset
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def input(self, i: int) -> str:
+        """Name of input ``i``, "" when omitted."""
+        return self.inputs[i] if i < len(self.inputs) else ""
+
+
+class Ctx:
+    """Values of the program under construction: ONNX name -> MIL ``Var`` or NumPy constant.
+
+    Attributes:
+        mb: coremltools' MIL ``Builder``.
+        types: ONNX name -> elem type, for every typed value of the partition.
+        shapes: ONNX name -> inferred shape (ints, names or None).
+        out_names: ONNX output name -> Core ML name, for naming final ops.
+    """
+
+    def __init__(self, mb, types: dict[str, int], shapes: dict[str, tuple | None], out_names: dict[str, str]):
+        self.mb = mb
+        self.types = types
+        self.shapes = shapes
+        self.out_names = out_names
+        self.values: dict[str, Any] = {}
+
+    def get(self, name: str):
+        """Var or ndarray for ``name``; None for an omitted input ("")."""
+        if not name:
+            return None
+        try:
+            return self.values[name]
+        except KeyError:
+            raise DelegateError(f"coreml converter: value '{name}' is read before it is defined") from None
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The compile-time value of ``name`` (ONNX dtype), or None."""
+        v = self.get(name) if name else None
+        return v if isinstance(v, np.ndarray) else None
+
+    def is_const(self, name: str) -> bool:
+        return self.const(name) is not None
+
+    def var(self, name_or_value, dtype: str | None = None):
+        """A MIL ``Var`` for a value name, a Var, or an array (made a const)."""
+        v = self.get(name_or_value) if isinstance(name_or_value, str) else name_or_value
+        if isinstance(v, (np.ndarray, np.generic, int, float, bool)):
+            return self.mb.const(val=mil_array(np.asarray(v), dtype))
+        if dtype is not None and v.dtype is not None and _dtype_name(v.dtype) != dtype:
+            return self.mb.cast(x=v, dtype=dtype)
+        return v
+
+    def mil_dtype(self, name: str) -> str:
+        t = self.types.get(name)
+        if t not in MIL_DTYPES:
+            raise DelegateError(f"coreml converter: value '{name}' has ONNX type {t}, which Core ML cannot hold")
+        return MIL_DTYPES[t]
+
+    def shape(self, x) -> tuple:
+        """Static shape of a Var or array: ints, or None for a symbolic dim."""
+        if isinstance(x, np.ndarray):
+            return tuple(int(d) for d in x.shape)
+        return tuple(int(d) if _is_int(d) else None for d in x.shape)
+
+    def name_for(self, onnx_name: str) -> dict[str, str]:
+        """``name=`` keyword for the op that produces ``onnx_name`` (outputs only)."""
+        n = self.out_names.get(onnx_name)
+        return {"name": n} if n else {}
+
+
+def _is_int(d) -> bool:
+    return isinstance(d, (int, np.integer))
+
+
+def _dtype_name(t) -> str:
+    from coremltools.converters.mil.mil import types
+
+    return types.builtin_to_string(t)
+
+
+def mil_array(a: np.ndarray, dtype: str | None = None) -> np.ndarray:
+    """An ONNX-typed constant as a MIL constant: int64 -> int32 (range-checked),
+    float64 -> float32; ``dtype`` forces a MIL dtype name.
+
+    Raises:
+        DelegateError: an int64 constant outside the int32 range.
+    """
+    if dtype is not None:
+        target = _NP[dtype]
+        if np.issubdtype(a.dtype, np.integer) and target == np.int32:
+            return _to_int32(a)
+        return a.astype(target)
+    if a.dtype == np.int64 or a.dtype == np.uint32 or a.dtype == np.uint64:
+        return _to_int32(a)
+    if a.dtype == np.float64:
+        return a.astype(np.float32)
+    return a
+
+
+def _to_int32(a: np.ndarray) -> np.ndarray:
+    if a.size and (a.min() < _INT32.min or a.max() > _INT32.max):
+        raise DelegateError(
+            f"coreml converter: int64 constant with values in [{a.min()}, {a.max()}] does not fit Core ML's int32"
+        )
+    return a.astype(np.int32)
+
+
+Lowering = Callable[[Ctx, Node], Any]
+
+
+def _fold(node: onnx.NodeProto, args: list[np.ndarray | None], opsets) -> list[np.ndarray]:
+    """Evaluate a node whose inputs are all constants with ``onnx.reference``."""
+    from onnx.reference import ReferenceEvaluator
+
+    names = [f"i{k}" if a is not None else "" for k, a in enumerate(args)]
+    proto = onnx.NodeProto()
+    proto.CopyFrom(node)
+    del proto.input[:]
+    proto.input.extend(names)
+    del proto.output[:]
+    proto.output.extend(f"o{k}" if o else "" for k, o in enumerate(node.output))
+    inputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+        for n, a in zip(names, args)
+        if n
+    ]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in proto.output if o]
+    g = helper.make_graph([proto], "fold", inputs, outputs)
+    m = helper.make_model(g, opset_imports=opsets, ir_version=10)
+    feeds = {n: a for n, a in zip(names, args) if n}
+    return list(ReferenceEvaluator(m).run(None, feeds))
+
+
+# Ops never folded at compile time even with constant inputs (randomness).
+_NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+# Constant-folded results larger than this stay in the program as MIL consts
+# anyway; the limit only stops folding from materializing huge tensors.
+_FOLD_MAX_ELEMENTS = 1 << 24
+
+
+def build_program(
+    model: onnx.ModelProto,
+    lowerings: Mapping[str, Lowering],
+    target,
+    dim_ranges: Mapping[str, tuple[int, int]] | None = None,
+):
+    """Lower one ONNX partition to a MIL ``Program`` with function ``main``.
+
+    Args:
+        model: the partition (every node in the default domain, every value typed).
+        lowerings: op type -> lowering function.
+        target: a ``coremltools.target`` member (the MIL opset version).
+        dim_ranges: symbolic dim name -> (lower, upper); others get
+            :data:`DEFAULT_DIM_RANGE`.
+
+    Returns:
+        ``(program, inputs, outputs)``: the program and an :class:`IoSpec`
+        per model input and output, in ONNX order.
+
+    Raises:
+        DelegateError: a node without lowering, a lowering that failed (the
+            message names the node), or a value Core ML cannot type.
+    """
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import Function, Program, types
+
+    g = model.graph
+    types_, shapes = _value_types(model)
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 1)
+    in_specs, out_specs = signature(model, dim_ranges)
+    symbols: dict[str, Any] = {}
+    placeholders, input_types = {}, []
+    for spec in in_specs:
+        mil_shape, ct_shape = [], []
+        for d, (lo, hi) in zip(spec.shape, spec.ranges):
+            if isinstance(d, int):
+                mil_shape.append(d)
+                ct_shape.append(d)
+                continue
+            if d not in symbols:  # one symbol per dim name, shared by every input using it
+                symbols[d] = ct.RangeDim(lower_bound=lo, upper_bound=hi, default=lo)
+            mil_shape.append(symbols[d].symbol)
+            ct_shape.append(symbols[d])
+        io_dtype = "int32" if spec.onnx_dtype == TensorProto.BOOL else MIL_DTYPES[spec.onnx_dtype]
+        placeholders[spec.coreml_name] = mb.placeholder(shape=tuple(mil_shape), dtype=types.string_to_builtin(io_dtype))
+        input_types.append(ct.TensorType(name=spec.coreml_name, shape=ct.Shape(tuple(ct_shape)), dtype=_NP[io_dtype]))
+    out_names = {spec.onnx_name: spec.coreml_name for spec in out_specs}
+
+    with Function(placeholders, opset_version=target) as func:
+        ctx = Ctx(mb, types_, shapes, out_names)
+        for name, arr in inits.items():
+            ctx.values[name] = arr
+        for spec in in_specs:
+            v = func.inputs[spec.coreml_name]
+            if spec.onnx_dtype == TensorProto.BOOL:
+                v = mb.cast(x=v, dtype="bool")
+            ctx.values[spec.onnx_name] = v
+        for proto in g.node:
+            _lower_node(ctx, proto, lowerings, opset, model.opset_import)
+        outputs, used = [], set()
+        for spec in out_specs:
+            v = ctx.get(spec.onnx_name)
+            if spec.onnx_dtype == TensorProto.BOOL or isinstance(v, np.ndarray):
+                v = ctx.var(v, "int32" if spec.onnx_dtype == TensorProto.BOOL else MIL_DTYPES[spec.onnx_dtype])
+            if v.name != spec.coreml_name or id(v) in used or any(v is i for i in func.inputs.values()):
+                v = mb.identity(x=v, name=spec.coreml_name)
+            used.add(id(v))
+            outputs.append(v)
+        func.set_outputs(outputs)
+        func.set_input_types(tuple(input_types))
+    prog = Program()
+    prog.add_function("main", func)
+    return prog, in_specs, out_specs
+
+
+def signature(
+    model: onnx.ModelProto, dim_ranges: Mapping[str, tuple[int, int]] | None = None
+) -> tuple[list[IoSpec], list[IoSpec]]:
+    """The Core ML I/O signature an ONNX partition converts to.
+
+    Args:
+        model: the partition.
+        dim_ranges: symbolic dim name -> (lower, upper); others get
+            :data:`DEFAULT_DIM_RANGE`. An unnamed dim is keyed ``"<input>:<axis>"``.
+
+    Returns:
+        An :class:`IoSpec` per model input (initializers excluded) and output.
+
+    Raises:
+        DelegateError: an input or output of a type Core ML cannot take, or of unknown rank.
+    """
+    g = model.graph
+    dim_ranges = dict(dim_ranges or {})
+    types_, shapes = _value_types(model)
+    inits = {t.name for t in g.initializer}
+    taken: set[str] = set()
+    in_specs, out_specs = [], []
+    for vi in g.input:
+        if vi.name in inits:
+            continue
+        elem = _io_type(vi.name, types_, "input")
+        name = sanitize(vi.name, taken)
+        shape = shapes.get(vi.name)
+        if shape is None:
+            raise DelegateError(f"coreml: model input '{vi.name}' has unknown rank; Core ML needs a known rank")
+        ranges, dims = [], []
+        for k, d in enumerate(shape):
+            if isinstance(d, int):
+                ranges.append((d, d))
+                dims.append(d)
+                continue
+            key = d if isinstance(d, str) else f"{vi.name}:{k}"
+            lo, hi = (int(x) for x in dim_ranges.get(key, DEFAULT_DIM_RANGE))
+            if not 1 <= lo <= hi:
+                raise DelegateError(f"coreml: dim_ranges['{key}'] = ({lo}, {hi}); expected 1 <= lower <= upper")
+            ranges.append((lo, hi))
+            dims.append(key)
+        in_specs.append(IoSpec(vi.name, name, elem, IO_DTYPES[elem], tuple(dims), tuple(ranges)))
+    for vo in g.output:
+        elem = _io_type(vo.name, types_, "output")
+        name = sanitize(vo.name, taken)
+        out_specs.append(IoSpec(vo.name, name, elem, IO_DTYPES[elem], tuple(_dims(shapes.get(vo.name)))))
+    return in_specs, out_specs
+
+
+def _io_type(name: str, types_: dict[str, int], kind: str) -> int:
+    elem = types_.get(name, 0)
+    if elem not in IO_DTYPES:
+        raise DelegateError(
+            f"coreml: model {kind} '{name}' has ONNX type {_type_name(elem)}; Core ML {kind}s can be "
+            f"{', '.join(_type_name(t) for t in IO_DTYPES)}"
+        )
+    return elem
+
+
+def _lower_node(ctx: Ctx, proto: onnx.NodeProto, lowerings, opset: int, opset_imports) -> None:
+    node = Node(proto, opset)
+    args = [ctx.get(x) for x in node.inputs]
+    outs = [o for o in node.outputs if o]
+    if (
+        proto.op_type not in _NO_FOLD
+        and all(a is None or isinstance(a, np.ndarray) for a in args)
+        and all(_numel(ctx.shapes.get(o)) <= _FOLD_MAX_ELEMENTS for o in outs)
+    ):
+        try:
+            results = _fold(proto, args, opset_imports)
+        except Exception as exc:
+            raise DelegateError(
+                f"coreml: constant-folding node '{node.name}' ({node.op_type}) failed: {type(exc).__name__}: {exc}"
+            ) from None
+        for o, r in zip([o for o in proto.output], results):
+            if o:
+                ctx.values[o] = np.asarray(r)
+        return
+    lower = lowerings.get(proto.op_type)
+    if lower is None or (proto.domain not in ("", "ai.onnx")):
+        raise DelegateError(f"coreml: no lowering for node '{node.name}' ({proto.domain or 'ai.onnx'}::{proto.op_type})")
+    try:
+        result = lower(ctx, node)
+    except DelegateError:
+        raise
+    except Exception as exc:
+        raise DelegateError(
+            f"coreml: lowering node '{node.name}' ({node.op_type}, opset {opset}) failed: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:600]}"
+        ) from exc
+    if not isinstance(result, (list, tuple)):
+        result = [result]
+    for o, r in zip(node.outputs, result):
+        if o:
+            ctx.values[o] = r
+
+
+def _value_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, tuple | None]]:
+    types_: dict[str, int] = {}
+    shapes: dict[str, tuple | None] = {}
+    g = model.graph
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        if not vi.type.HasField("tensor_type"):
+            continue
+        tt = vi.type.tensor_type
+        types_[vi.name] = tt.elem_type
+        shapes[vi.name] = (
+            tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+            if tt.HasField("shape")
+            else None
+        )
+    for t in g.initializer:
+        types_[t.name] = t.data_type
+        shapes[t.name] = tuple(t.dims)
+    return types_, shapes
+
+
+def _dims(shape) -> list:
+    return [] if shape is None else [d if isinstance(d, int) else (d or "?") for d in shape]
+
+
+def _numel(shape) -> int:
+    if shape is None or any(not isinstance(d, int) for d in shape):
+        return 0
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _type_name(elem: int) -> str:
+    if not elem:
+        return "undefined"
+    return helper.tensor_dtype_to_string(elem).removeprefix("TensorProto.").lower()

@@ -1,0 +1,338 @@
+"""Lowerings of neural-network ops to MIL: convolution, pooling, normalization,
+matrix products, activations, softmax and resize.
+
+ONNX semantics are the operator specification's (``onnx/docs/Operators.md``);
+MIL's are coremltools' op definitions (``converters/mil/mil/ops/defs``). The
+differences handled here: MIL pads are interleaved per axis
+(``[begin0, end0, begin1, end1]``) where ONNX lists all begins then all ends;
+ONNX ``Softmax`` before opset 13 normalizes over the input flattened to 2-D at
+``axis``; ``Gemm``'s alpha/beta/transposes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .convert import Ctx, Node
+from .lower_tensor import _name, _np
+
+__all__ = ["LOWERINGS"]
+
+_PAD_TYPES = {"VALID": "valid", "SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
+
+
+def _interleave(pads: list[int], k: int) -> list[int]:
+    """ONNX ``[b0, b1, ..., e0, e1, ...]`` -> MIL ``[b0, e0, b1, e1, ...]``."""
+    return [v for i in range(k) for v in (pads[i], pads[i + k])]
+
+
+def _padding(n: Node, k: int) -> dict:
+    auto = n.attr("auto_pad", "NOTSET")
+    if auto in _PAD_TYPES:
+        return {"pad_type": _PAD_TYPES[auto]}
+    pads = [int(p) for p in (n.attr("pads") or [0] * (2 * k))]
+    return {"pad_type": "custom", "pad": np.array(_interleave(pads, k), dtype=np.int32)}
+
+
+def _weight(ctx: Ctx, name: str, dt: str):
+    w = ctx.const(name)
+    return ctx.var(name, dt) if w is None else w.astype(_np(dt))
+
+
+def _conv(ctx: Ctx, n: Node):
+    dt = ctx.mil_dtype(n.inputs[0])
+    x = ctx.var(n.inputs[0])
+    w = _weight(ctx, n.inputs[1], dt)
+    k = len(w.shape) - 2
+    kw = dict(
+        strides=np.array(n.attr("strides") or [1] * k, dtype=np.int32),
+        dilations=np.array(n.attr("dilations") or [1] * k, dtype=np.int32),
+        groups=int(n.attr("group", 1)),
+        **_padding(n, k),
+    )
+    if n.input(2):
+        kw["bias"] = _weight(ctx, n.inputs[2], dt)
+    return ctx.mb.conv(x=x, weight=w, **kw, **_name(ctx, n))
+
+
+def _conv_transpose(ctx: Ctx, n: Node):
+    dt = ctx.mil_dtype(n.inputs[0])
+    x = ctx.var(n.inputs[0])
+    w = _weight(ctx, n.inputs[1], dt)
+    k = len(w.shape) - 2
+    strides = [int(s) for s in (n.attr("strides") or [1] * k)]
+    dil = [int(d) for d in (n.attr("dilations") or [1] * k)]
+    group = int(n.attr("group", 1))
+    out_pad = [int(p) for p in (n.attr("output_padding") or [0] * k)]
+    spatial = ctx.shape(x)[2:]
+    kernel = [int(s) for s in w.shape[2:]]
+    auto = n.attr("auto_pad", "NOTSET")
+    # ONNX ConvTranspose: total_padding = stride*(in-1) + output_padding + ((k-1)*d+1) - out
+    if n.attr("output_shape") is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        outs = [int(o) for o in n.attr("output_shape")] if n.attr("output_shape") is not None else [
+            spatial[i] * strides[i] for i in range(k)
+        ]
+        outs = outs[-k:]
+        pads = [0] * (2 * k)
+        for i in range(k):
+            total = strides[i] * (spatial[i] - 1) + out_pad[i] + (kernel[i] - 1) * dil[i] + 1 - outs[i]
+            small, large = total // 2, total - total // 2
+            pads[i], pads[i + k] = (large, small) if auto == "SAME_LOWER" else (small, large)
+    elif auto == "VALID":
+        pads = [0] * (2 * k)
+    else:
+        pads = [int(p) for p in (n.attr("pads") or [0] * (2 * k))]
+    outs = [
+        strides[i] * (spatial[i] - 1) + out_pad[i] + (kernel[i] - 1) * dil[i] + 1 - pads[i] - pads[i + k]
+        for i in range(k)
+    ]
+    n_batch = ctx.shape(x)[0]
+    kw = dict(
+        strides=np.array(strides, dtype=np.int32),
+        dilations=np.array(dil, dtype=np.int32),
+        groups=group,
+        pad_type="custom",
+        pad=np.array(_interleave(pads, k), dtype=np.int32),
+        output_shape=np.array([n_batch, int(w.shape[1]) * group, *outs], dtype=np.int32),
+    )
+    if n.input(2):
+        kw["bias"] = _weight(ctx, n.inputs[2], dt)
+    return ctx.mb.conv_transpose(x=x, weight=w, **kw, **_name(ctx, n))
+
+
+def _pool(op: str):
+    def lower(ctx: Ctx, n: Node):
+        x = ctx.var(n.inputs[0])
+        kernel = [int(s) for s in n.attr("kernel_shape")]
+        k = len(kernel)
+        kw = dict(
+            kernel_sizes=kernel,
+            strides=[int(s) for s in (n.attr("strides") or [1] * k)],
+            ceil_mode=bool(n.attr("ceil_mode", 0)),
+            **_padding(n, k),
+        )
+        if op == "avg_pool":
+            kw["exclude_padding_from_average"] = not n.attr("count_include_pad", 0)
+        return getattr(ctx.mb, op)(x=x, **kw, **_name(ctx, n))
+
+    return lower
+
+
+def _global_pool(op: str):
+    def lower(ctx: Ctx, n: Node):
+        x = ctx.var(n.inputs[0])
+        axes = list(range(2, len(x.shape)))
+        return getattr(ctx.mb, op)(x=x, axes=axes, keep_dims=True, **_name(ctx, n))
+
+    return lower
+
+
+def _batch_norm(ctx: Ctx, n: Node):
+    dt = ctx.mil_dtype(n.inputs[0])
+    scale, bias, mean, var = (_weight(ctx, n.inputs[i], dt) for i in range(1, 5))
+    return ctx.mb.batch_norm(
+        x=ctx.var(n.inputs[0]), mean=mean, variance=var, gamma=scale, beta=bias,
+        epsilon=np.array(n.attr("epsilon", 1e-5), dtype=_np(dt)), **_name(ctx, n),
+    )
+
+
+def _instance_norm(ctx: Ctx, n: Node):
+    dt = ctx.mil_dtype(n.inputs[0])
+    return ctx.mb.instance_norm(
+        x=ctx.var(n.inputs[0]), gamma=_weight(ctx, n.inputs[1], dt), beta=_weight(ctx, n.inputs[2], dt),
+        epsilon=np.array(n.attr("epsilon", 1e-5), dtype=_np(dt)), **_name(ctx, n),
+    )
+
+
+def _layer_norm(ctx: Ctx, n: Node):
+    dt = ctx.mil_dtype(n.inputs[0])
+    x = ctx.var(n.inputs[0])
+    rank = len(x.shape)
+    axis = int(n.attr("axis", -1))
+    axis = axis + rank if axis < 0 else axis
+    axes = list(range(axis, rank))
+    norm_shape = [int(d) for d in ctx.shape(x)[axis:]]
+    gamma = ctx.const(n.inputs[1])
+    beta = ctx.const(n.input(2))
+    kw = {}
+    if gamma is not None:
+        kw["gamma"] = np.broadcast_to(gamma, norm_shape).astype(_np(dt))
+    if beta is not None:
+        kw["beta"] = np.broadcast_to(beta, norm_shape).astype(_np(dt))
+    return ctx.mb.layer_norm(
+        x=x, axes=axes, epsilon=np.array(n.attr("epsilon", 1e-5), dtype=_np(dt)), **kw, **_name(ctx, n)
+    )
+
+
+def _lrn(ctx: Ctx, n: Node):
+    # ONNX LRN: x / (bias + alpha/size * sum(x^2 over size channels))^beta, MIL local_response_norm the same.
+    dt = ctx.mil_dtype(n.inputs[0])
+    f = _np(dt)
+    return ctx.mb.local_response_norm(
+        x=ctx.var(n.inputs[0]), size=int(n.attr("size")), alpha=f(n.attr("alpha", 1e-4)),
+        beta=f(n.attr("beta", 0.75)), k=f(n.attr("bias", 1.0)), **_name(ctx, n),
+    )
+
+
+def _matmul(ctx: Ctx, n: Node):
+    dt = ctx.mil_dtype(n.inputs[0])
+    return ctx.mb.matmul(x=ctx.var(n.inputs[0], dt), y=ctx.var(n.inputs[1], dt), **_name(ctx, n))
+
+
+def _gemm(ctx: Ctx, n: Node):
+    """Y = alpha * A' @ B' + beta * C, A' = A or A^T, B' = B or B^T (ONNX Gemm)."""
+    dt = ctx.mil_dtype(n.inputs[0])
+    f = _np(dt)
+    alpha, beta = float(n.attr("alpha", 1.0)), float(n.attr("beta", 1.0))
+    ta, tb = bool(n.attr("transA", 0)), bool(n.attr("transB", 0))
+    a = ctx.var(n.inputs[0], dt)
+    b = ctx.const(n.inputs[1])
+    c = ctx.const(n.input(2)) if n.input(2) else None
+    dynamic_c = bool(n.input(2)) and c is None
+    if b is not None and not dynamic_c:
+        weight = ((b if tb else b.T) * alpha).astype(f)  # linear wants (N, K)
+        n_out = weight.shape[0]
+        bias = None
+        if c is None:
+            bias = np.zeros(n_out, dtype=f)
+        elif c.size in (1, n_out) and (c.ndim <= 1 or (c.ndim == 2 and c.shape[0] == 1)):
+            bias = np.broadcast_to((c * beta).astype(f).reshape(-1), (n_out,)).copy()
+        if bias is not None:
+            if ta:
+                a = ctx.mb.transpose(x=a, perm=[1, 0])
+            return ctx.mb.linear(x=a, weight=weight, bias=bias, **_name(ctx, n))
+    y = ctx.mb.matmul(x=a, y=ctx.var(n.inputs[1], dt), transpose_x=ta, transpose_y=tb)
+    if alpha != 1.0:
+        y = ctx.mb.mul(x=y, y=f(alpha))
+    if n.input(2):
+        cv = ctx.var(n.inputs[2], dt)
+        if beta != 1.0:
+            cv = ctx.mb.mul(x=cv, y=f(beta))
+        return ctx.mb.add(x=y, y=cv, **_name(ctx, n))
+    return ctx.mb.identity(x=y, **_name(ctx, n))
+
+
+def _softmax(log: bool):
+    def lower(ctx: Ctx, n: Node):
+        x = ctx.var(n.inputs[0])
+        rank = len(x.shape)
+        default = -1 if n.opset >= 13 else 1
+        axis = int(n.attr("axis", default))
+        axis = axis + rank if axis < 0 else axis
+        if n.opset >= 13 or axis == rank - 1:
+            return _softmax_axis(ctx, n, x, axis, log)
+        # opset < 13: the input is coerced to 2-D [prod(:axis), prod(axis:)] and normalized per row
+        dims = ctx.shape(x)
+        tail = int(np.prod(dims[axis:], dtype=np.int64))
+        flat = ctx.mb.reshape(x=x, shape=np.array([-1, tail], dtype=np.int32))
+        y = _softmax_axis(ctx, None, flat, 1, log)
+        return ctx.mb.reshape(x=y, shape=ctx.mb.shape(x=x), **_name(ctx, n))
+
+    return lower
+
+
+def _softmax_axis(ctx: Ctx, n: Node | None, x, axis: int, log: bool):
+    kw = _name(ctx, n) if n is not None else {}
+    if not log:
+        return ctx.mb.softmax(x=x, axis=axis, **kw)
+    lse = ctx.mb.reduce_log_sum_exp(x=x, axes=[axis], keep_dims=True)
+    return ctx.mb.sub(x=x, y=lse, **kw)
+
+
+def _act(op: str, **params):
+    """An activation whose ONNX attributes map to MIL parameters: params = {mil: (onnx, default)}."""
+
+    def lower(ctx: Ctx, n: Node):
+        f = _np(ctx.mil_dtype(n.inputs[0]))
+        kw = {mil: f(n.attr(onnx_name, default)) for mil, (onnx_name, default) in params.items()}
+        return getattr(ctx.mb, op)(x=ctx.var(n.inputs[0]), **kw, **_name(ctx, n))
+
+    return lower
+
+
+def _selu(ctx: Ctx, n: Node):
+    f = _np(ctx.mil_dtype(n.inputs[0]))
+    y = ctx.mb.elu(x=ctx.var(n.inputs[0]), alpha=f(n.attr("alpha", 1.67326319217681884765625)))
+    return ctx.mb.mul(x=y, y=f(n.attr("gamma", 1.05070102214813232421875)), **_name(ctx, n))
+
+
+def _hard_swish(ctx: Ctx, n: Node):
+    # ONNX HardSwish: x * max(0, min(1, x/6 + 1/2))
+    f = _np(ctx.mil_dtype(n.inputs[0]))
+    x = ctx.var(n.inputs[0])
+    gate = ctx.mb.sigmoid_hard(x=x, alpha=f(1.0 / 6.0), beta=f(0.5))
+    return ctx.mb.mul(x=x, y=gate, **_name(ctx, n))
+
+
+def _prelu(ctx: Ctx, n: Node):
+    # ONNX PRelu: x if x >= 0 else slope * x, slope broadcast to x: relu(x) + slope * min(x, 0)
+    dt = ctx.mil_dtype(n.inputs[0])
+    x = ctx.var(n.inputs[0])
+    neg = ctx.mb.mul(x=ctx.var(n.inputs[1], dt), y=ctx.mb.minimum(x=x, y=_np(dt)(0)))
+    return ctx.mb.add(x=ctx.mb.relu(x=x), y=neg, **_name(ctx, n))
+
+
+def _gelu(ctx: Ctx, n: Node):
+    mode = "TANH_APPROXIMATION" if n.attr("approximate", "none") == "tanh" else "EXACT"
+    return ctx.mb.gelu(x=ctx.var(n.inputs[0]), mode=mode, **_name(ctx, n))
+
+
+def _mish(ctx: Ctx, n: Node):
+    x = ctx.var(n.inputs[0])
+    return ctx.mb.mul(x=x, y=ctx.mb.tanh(x=ctx.mb.softplus(x=x)), **_name(ctx, n))
+
+
+def _resize(ctx: Ctx, n: Node):
+    x = ctx.var(n.inputs[0])
+    dims = ctx.shape(x)
+    out = ctx.shapes[n.outputs[0]]
+    sh, sw = out[2] / dims[2], out[3] / dims[3]
+    mode = n.attr("mode", "nearest")
+    if mode == "nearest":
+        return ctx.mb.upsample_nearest_neighbor(
+            x=x, scale_factor_height=int(round(sh)), scale_factor_width=int(round(sw)), **_name(ctx, n)
+        )
+    coord = n.attr("coordinate_transformation_mode", "half_pixel")
+    if coord == "align_corners":
+        return ctx.mb.resize_bilinear(
+            x=x, target_size_height=int(out[2]), target_size_width=int(out[3]),
+            sampling_mode="STRICT_ALIGN_CORNERS", **_name(ctx, n),
+        )
+    sampling = {"asymmetric": "DEFAULT", "half_pixel": "UNALIGN_CORNERS", "pytorch_half_pixel": "UNALIGN_CORNERS"}
+    return ctx.mb.resize_bilinear(
+        x=x, target_size_height=int(out[2]), target_size_width=int(out[3]), sampling_mode=sampling[coord],
+        **_name(ctx, n),
+    )
+
+
+LOWERINGS = {
+    "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
+    "MaxPool": _pool("max_pool"),
+    "AveragePool": _pool("avg_pool"),
+    "GlobalAveragePool": _global_pool("reduce_mean"),
+    "GlobalMaxPool": _global_pool("reduce_max"),
+    "BatchNormalization": _batch_norm,
+    "InstanceNormalization": _instance_norm,
+    "LayerNormalization": _layer_norm,
+    "LRN": _lrn,
+    "MatMul": _matmul,
+    "Gemm": _gemm,
+    "Softmax": _softmax(log=False),
+    "LogSoftmax": _softmax(log=True),
+    "Relu": _act("relu"),
+    "Sigmoid": _act("sigmoid"),
+    "Tanh": _act("tanh"),
+    "Softplus": _act("softplus"),
+    "Softsign": _act("softsign"),
+    "LeakyRelu": _act("leaky_relu", alpha=("alpha", 0.01)),
+    "Elu": _act("elu", alpha=("alpha", 1.0)),
+    "ThresholdedRelu": _act("thresholded_relu", alpha=("alpha", 1.0)),
+    "HardSigmoid": _act("sigmoid_hard", alpha=("alpha", 0.2), beta=("beta", 0.5)),
+    "Selu": _selu,
+    "HardSwish": _hard_swish,
+    "PRelu": _prelu,
+    "Gelu": _gelu,
+    "Mish": _mish,
+    "Resize": _resize,
+}

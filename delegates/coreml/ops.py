@@ -1,0 +1,349 @@
+"""The Core ML delegate's op-support table: data, with a reason for every "no".
+
+Each :class:`~unified.delegate.OpSupport` entry names an ONNX op (default
+domain), the opsets it is handled at, the element types of its first input,
+and constraint checks; a check returns None (fine) or the reason the node is
+declined. Every op here has a lowering in :mod:`.lower_nn` or
+:mod:`.lower_tensor` (a test holds the two tables equal).
+
+Before the table, :func:`common_reason` applies what holds for every node:
+Core ML tensors are fp32, fp16, int32 or bool inside an ML Program (int64 is
+narrowed to int32; there is no float64, int8 or string here), of known rank at
+most 5 (Core ML's limit for ML Program tensors).
+"""
+
+from __future__ import annotations
+
+from onnx import TensorProto as T
+
+from unified.delegate import OpSupport
+from unified.graph import NodeView
+
+__all__ = ["OP_SUPPORT", "common_reason", "MAX_RANK"]
+
+MAX_RANK = 5
+
+FLOAT = frozenset({T.FLOAT, T.FLOAT16})
+NUMERIC = FLOAT | {T.INT32, T.INT64}
+ANY = NUMERIC | {T.BOOL}
+_ALLOWED = ANY
+
+
+def _type_name(t: int) -> str:
+    import onnx
+
+    return onnx.helper.tensor_dtype_to_string(t).removeprefix("TensorProto.").lower() if t else "unknown"
+
+
+def common_reason(node: NodeView) -> str | None:
+    """Why no Core ML op can take this node whatever its type, or None."""
+    values = node.inputs + node.outputs
+    if node.op_type == "Dropout":  # the mask output is produced as a constant (all kept) from the input's shape
+        values = node.inputs + node.outputs[:1]
+    for t in values:
+        if not t.name:
+            continue
+        if t.elem_type not in _ALLOWED:
+            return (
+                f"value '{t.name}' has type {_type_name(t.elem_type)}; Core ML ML Programs hold "
+                "float32, float16, int32 (int64 narrowed to int32) and bool"
+            )
+        if t.shape is None:
+            return f"value '{t.name}' has unknown rank; Core ML needs the rank at compile time"
+        if len(t.shape) > MAX_RANK:
+            return f"value '{t.name}' has rank {len(t.shape)}; Core ML tensors have rank <= {MAX_RANK}"
+    return None
+
+
+# --- constraint builders ------------------------------------------------------
+
+def const_input(i: int, what: str):
+    """Input ``i`` (when present) must be an initializer or constant."""
+
+    def check(v: NodeView) -> str | None:
+        if i >= len(v.inputs) or not v.inputs[i].name:
+            return None
+        t = v.inputs[i]
+        if t.const is None and not t.is_initializer:
+            return f"{v.op_type} {what} (input {i}) must be a constant initializer for Core ML"
+        return None
+
+    return check
+
+
+def attr_in(name: str, allowed, default):
+    def check(v: NodeView) -> str | None:
+        value = v.attr(name, default)
+        if value not in allowed:
+            return f"{v.op_type} {name}={value!r} not supported by Core ML (supported: {sorted(allowed)})"
+        return None
+
+    return check
+
+
+def attr_is(name: str, allowed_value, default):
+    def check(v: NodeView) -> str | None:
+        value = v.attr(name, default)
+        if value != allowed_value:
+            return f"{v.op_type} {name}={value!r} not supported by Core ML (only {allowed_value!r})"
+        return None
+
+    return check
+
+
+def rank_between(lo: int, hi: int, slot: int = 0):
+    def check(v: NodeView) -> str | None:
+        shape = v.inputs[slot].shape
+        if shape is not None and not lo <= len(shape) <= hi:
+            return f"{v.op_type} input rank {len(shape)} not supported by Core ML (supported: {lo}..{hi})"
+        return None
+
+    return check
+
+
+def no_output(i: int, what: str):
+    def check(v: NodeView) -> str | None:
+        if i < len(v.outputs) and v.outputs[i].name:
+            return f"{v.op_type} output {i} ({what}) is not produced by the Core ML lowering"
+        return None
+
+    return check
+
+
+def static_input(i: int = 0):
+    def check(v: NodeView) -> str | None:
+        t = v.inputs[i]
+        if not t.is_static:
+            return f"{v.op_type} needs a static shape for input {i} on Core ML (got {list(t.shape or [])})"
+        return None
+
+    return check
+
+
+def static_output(i: int = 0):
+    def check(v: NodeView) -> str | None:
+        t = v.outputs[i]
+        if not t.is_static:
+            return f"{v.op_type} needs a static output shape on Core ML (got {list(t.shape or [])})"
+        return None
+
+    return check
+
+
+def _float_only_division(v: NodeView) -> str | None:
+    if v.inputs[0].elem_type in (T.INT32, T.INT64):
+        return "integer Div truncates toward zero in ONNX; Core ML's floor_div rounds down (differs for negatives)"
+    return None
+
+
+def _no_dilated_pool(v: NodeView) -> str | None:
+    if any(d != 1 for d in v.attr("dilations") or []):
+        return f"{v.op_type} with dilations {list(v.attr('dilations'))} not supported by Core ML pooling"
+    return None
+
+
+def _pool_storage_order(v: NodeView) -> str | None:
+    if v.attr("storage_order", 0):
+        return "MaxPool storage_order=1 only affects the Indices output, which Core ML does not produce"
+    return None
+
+
+def _pad_modes(v: NodeView) -> str | None:
+    mode = v.attr("mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        return f"Pad mode={mode!r} not supported by Core ML (supported: constant, reflect, edge)"
+    pads = v.attr("pads") if v.opset < 11 else (v.inputs[1].const if len(v.inputs) > 1 else None)
+    if pads is None:
+        return "Pad pads must be a constant initializer for Core ML"
+    pads = [int(p) for p in pads]
+    if any(p < 0 for p in pads):
+        return f"Pad with negative pads {pads} (cropping) not supported by Core ML"
+    if mode != "constant":
+        rank = v.inputs[0].rank or 0
+        k = len(pads) // 2
+        axes = list(range(rank))
+        if v.opset >= 18 and len(v.inputs) > 3 and v.inputs[3].const is not None:
+            axes = [int(a) % rank for a in v.inputs[3].const]
+        padded = [a for i, a in enumerate(axes) if pads[i] or pads[i + k]]
+        if any(a < rank - 2 for a in padded):
+            return f"Pad mode={mode!r} pads only the last two axes on Core ML (padded axes: {padded})"
+    return None
+
+
+def _resize(v: NodeView) -> str | None:
+    x, y = v.inputs[0], v.outputs[0]
+    if x.rank != 4 or not x.is_static or not y.is_static:
+        return "Resize needs a static 4-D (N, C, H, W) input and output shape on Core ML"
+    if x.shape[:2] != y.shape[:2]:
+        return "Resize of the batch or channel axis not supported by Core ML"
+    mode = v.attr("mode", "nearest")
+    coord = v.attr("coordinate_transformation_mode", "half_pixel")
+    if v.attr("antialias", 0):
+        return "Resize antialias=1 not supported by Core ML"
+    if mode == "nearest":
+        sh, sw = y.shape[2] / x.shape[2], y.shape[3] / x.shape[3]
+        if sh != int(sh) or sw != int(sw) or sh < 1 or sw < 1:
+            return f"Resize nearest needs integer upscale factors on Core ML (got {sh:g}, {sw:g})"
+        if coord == "align_corners" or coord == "tf_crop_and_resize":
+            return f"Resize nearest with coordinate_transformation_mode={coord!r} not supported by Core ML"
+        if coord == "asymmetric" and v.attr("nearest_mode", "round_prefer_floor") not in ("floor",):
+            return "Resize nearest asymmetric needs nearest_mode='floor' on Core ML"
+        return None
+    if mode == "linear":
+        if coord not in ("align_corners", "asymmetric", "half_pixel", "pytorch_half_pixel"):
+            return f"Resize linear coordinate_transformation_mode={coord!r} not supported by Core ML"
+        return None
+    return f"Resize mode={mode!r} not supported by Core ML (supported: nearest, linear)"
+
+
+def _layer_norm_params(v: NodeView) -> str | None:
+    rank = v.inputs[0].rank or 0
+    axis = v.attr("axis", -1)
+    axis = axis + rank if axis < 0 else axis
+    if not all(isinstance(d, int) for d in (v.inputs[0].shape or ())[axis:]):
+        return "LayerNormalization needs static normalized dims on Core ML"
+    return None
+
+
+def _conv_transpose(v: NodeView) -> str | None:
+    if not all(isinstance(d, int) for d in (v.inputs[0].shape or ())[1:]):
+        return "ConvTranspose needs static channel and spatial dims on Core ML"
+    return None
+
+
+def _softmax_legacy(v: NodeView) -> str | None:
+    if v.opset < 13:
+        rank = v.inputs[0].rank or 0
+        axis = v.attr("axis", 1)
+        axis = axis + rank if axis < 0 else axis
+        if axis != rank - 1 and not all(isinstance(d, int) for d in (v.inputs[0].shape or ())[axis:]):
+            return f"{v.op_type} (opset < 13) over axis {axis} needs static trailing dims on Core ML"
+    return None
+
+
+def _gather_nd(v: NodeView) -> str | None:
+    if v.attr("batch_dims", 0) and v.opset < 12:
+        return "GatherND batch_dims needs opset >= 12"
+    return None
+
+
+def _split(v: NodeView) -> str | None:
+    if v.opset >= 13 and len(v.inputs) > 1 and v.inputs[1].name and v.inputs[1].const is None:
+        return "Split sizes (input 1) must be a constant initializer for Core ML"
+    return None
+
+
+def _axes_const(v: NodeView) -> str | None:
+    if len(v.inputs) > 1 and v.inputs[1].name and v.inputs[1].const is None:
+        return f"{v.op_type} axes (input 1) must be a constant initializer for Core ML"
+    return None
+
+
+def _slice_consts(v: NodeView) -> str | None:
+    for i, what in ((3, "axes"), (4, "steps")):
+        if len(v.inputs) > i and v.inputs[i].name and v.inputs[i].const is None:
+            return f"Slice {what} (input {i}) must be a constant initializer for Core ML"
+    return None
+
+
+def _arg_last_index(v: NodeView) -> str | None:
+    if v.attr("select_last_index", 0):
+        return f"{v.op_type} select_last_index=1 not supported by Core ML"
+    return None
+
+
+def _bool_inputs(v: NodeView) -> str | None:
+    if any(t.name and t.elem_type != T.BOOL for t in v.inputs):
+        return f"{v.op_type} needs bool inputs"
+    return None
+
+
+def _cast_to(v: NodeView) -> str | None:
+    to = v.attr("to")
+    if to not in ANY:
+        return f"Cast to {_type_name(to)} not supported by Core ML (supported: float, float16, int32, int64, bool)"
+    return None
+
+
+def _cumsum_axis(v: NodeView) -> str | None:
+    if v.inputs[1].const is None:
+        return "CumSum axis (input 1) must be a constant for Core ML"
+    return None
+
+
+def _e(op: str, dtypes=FLOAT, *constraints, since: int = 1, until: int | None = None) -> OpSupport:
+    return OpSupport(op, since=since, until=until, dtypes=frozenset(dtypes), constraints=tuple(constraints))
+
+
+_AUTO_PAD = attr_in("auto_pad", {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}, "NOTSET")
+
+OP_SUPPORT: tuple[OpSupport, ...] = (
+    # convolution and pooling (MIL conv / conv_transpose / max_pool / avg_pool)
+    _e("Conv", FLOAT, rank_between(3, 5), _AUTO_PAD),
+    _e("ConvTranspose", FLOAT, rank_between(3, 5), const_input(1, "weight"), const_input(2, "bias"),
+       attr_in("auto_pad", {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}, "NOTSET"), _conv_transpose),
+    _e("MaxPool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool, _pool_storage_order,
+       no_output(1, "Indices")),
+    _e("AveragePool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool),
+    _e("GlobalAveragePool", FLOAT, rank_between(3, 5)),
+    _e("GlobalMaxPool", FLOAT, rank_between(3, 5)),
+    # normalization
+    _e("BatchNormalization", FLOAT, rank_between(3, 5), *(const_input(i, w) for i, w in (
+        (1, "scale"), (2, "bias"), (3, "mean"), (4, "var"))), attr_is("training_mode", 0, 0),
+       no_output(1, "running_mean"), no_output(2, "running_var")),
+    _e("InstanceNormalization", FLOAT, rank_between(3, 5), const_input(1, "scale"), const_input(2, "B")),
+    _e("LayerNormalization", FLOAT, const_input(1, "scale"), const_input(2, "B"), _layer_norm_params,
+       no_output(1, "Mean"), no_output(2, "InvStdDev"), since=17),
+    _e("LRN", FLOAT, rank_between(3, 4)),
+    # matrix products
+    _e("MatMul", FLOAT, rank_between(1, 5, 0), rank_between(1, 5, 1)),
+    _e("Gemm", FLOAT, rank_between(2, 2)),
+    # activations and softmax
+    *(_e(op, FLOAT) for op in (
+        "Relu", "Sigmoid", "Tanh", "Softplus", "Softsign", "LeakyRelu", "Elu", "Selu", "ThresholdedRelu",
+        "HardSigmoid", "HardSwish", "PRelu", "Mish", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Floor",
+        "Ceil", "Sin", "Cos", "Tan", "IsNaN")),
+    _e("Gelu", FLOAT, attr_in("approximate", {"none", "tanh"}, "none"), since=20),
+    _e("Softmax", FLOAT, _softmax_legacy),
+    _e("LogSoftmax", FLOAT, _softmax_legacy),
+    # elementwise arithmetic and logic
+    *(_e(op, NUMERIC) for op in ("Add", "Sub", "Mul", "Sum", "Max", "Min", "Abs", "Neg", "Sign", "Clip")),
+    _e("Div", NUMERIC, _float_only_division),
+    _e("Pow", FLOAT),
+    _e("Mean", FLOAT),
+    *(_e(op, ANY) for op in ("Equal",)),
+    *(_e(op, NUMERIC) for op in ("Greater", "GreaterOrEqual", "Less", "LessOrEqual")),
+    *(_e(op, {T.BOOL}, _bool_inputs) for op in ("And", "Or", "Xor", "Not")),
+    _e("Where", {T.BOOL}),
+    _e("Cast", ANY, _cast_to),
+    _e("Identity", ANY),
+    _e("Dropout", FLOAT),
+    # shape and layout
+    _e("Shape", ANY),
+    _e("Size", ANY),
+    _e("Reshape", ANY),
+    _e("Flatten", ANY),
+    _e("Transpose", ANY),
+    _e("Squeeze", ANY, _axes_const),
+    _e("Unsqueeze", ANY, _axes_const),
+    _e("Concat", ANY),
+    _e("Split", ANY, _split),
+    _e("Slice", ANY, _slice_consts),
+    _e("Expand", ANY),
+    _e("Tile", ANY),
+    _e("ConstantOfShape", {T.INT64}),
+    _e("Range", NUMERIC - {T.FLOAT16}),
+    _e("Pad", ANY - {T.BOOL}, _pad_modes),
+    _e("Resize", FLOAT, _resize, since=11),
+    # indexing
+    _e("Gather", ANY),
+    _e("GatherElements", ANY),
+    _e("GatherND", ANY, _gather_nd),
+    # reductions
+    *(_e(op, NUMERIC, _axes_const) for op in ("ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd")),
+    *(_e(op, FLOAT, _axes_const) for op in (
+        "ReduceMean", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp")),
+    _e("ArgMax", NUMERIC, _arg_last_index),
+    _e("ArgMin", NUMERIC, _arg_last_index),
+    _e("CumSum", NUMERIC, _cumsum_axis),
+)
