@@ -6,6 +6,7 @@ Commands::
     unified plan MODEL [--delegates a,b] [--json | --dot] [--strict]
     unified run MODEL [--input NAME=FILE.npy ...] [--delegates a,b]
                       [--output-dir DIR] [--profile] [--repeat N]
+    unified compile MODEL --delegates a,b -o DIR [--force]   ahead-of-time bundle
 
 Plugins add more (``unified simulate``, ``unified conformance``) through the
 ``unified_cli_commands`` hook. Exit codes: 0 success, 1 a ``UnifiedError``
@@ -265,14 +266,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true", help="per-partition timings")
     p.add_argument("--repeat", type=int, default=1, help="number of runs (latency is their median)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
+    p = sub.add_parser("compile", help="compile ahead of time into a bundle directory (no execution)")
+    _add_session_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="bundle directory to write")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle in DIR")
     for name, command in registry().commands.items():
-        if name in ("devices", "plan", "run"):
+        if name in ("devices", "plan", "run", "compile"):
             continue
         command.add_arguments(sub.add_parser(name, help=command.help))
     return parser
 
 
-_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run}
+def _cmd_compile(args) -> int:
+    """``unified compile MODEL --delegates a,b -o DIR``: plan, compile, write a bundle."""
+    from unified.bundle import compile_bundle
+
+    progress = Progress()
+    progress(f"loading {args.model}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = compile_bundle(
+            args.model, args.output, parse_delegates(args.delegates), _session_options(args, progress), args.force
+        )
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    from unified.plan import Plan
+
+    print(Plan.from_dict(manifest["plan"]))
+    for name, meta in manifest["files"].items():
+        print(f"wrote {Path(args.output) / name} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]})")
+    print(f"wrote {Path(args.output) / 'manifest.json'}; load it with unified.InferenceSession.from_bundle()")
+    return 0
+
+
+_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -176,6 +176,32 @@ class InferenceSession:
         self._finish()
         return self
 
+    @classmethod
+    def from_bundle(cls, path: str | os.PathLike, options: SessionOptions | None = None) -> "InferenceSession":
+        """A session over an ahead-of-time bundle (``unified compile``), without recompiling.
+
+        Every file's SHA-256, the bundle schema, the ``unified`` version and each
+        delegate's framework version are checked first; then each partition's
+        artifact is handed to its delegate's ``load()``. ``model`` of the
+        returned session holds only the model's inputs and outputs.
+
+        Args:
+            path: the bundle directory.
+            options: :class:`SessionOptions` (``plugins`` and ``enable_profiling``
+                apply; planning and cache options do not).
+
+        Raises:
+            BundleError: a missing, tampered or mismatched file or version (the
+                message names it), or an artifact its delegate rejects.
+            DelegateUnavailableError: a delegate of the bundle is unknown,
+                unavailable, or cannot execute here (e.g. Core ML off macOS).
+        """
+        from unified.bundle import load_bundle
+
+        options = options or SessionOptions()
+        graph, plan, compiled = load_bundle(path, _registry_for(options.plugins))
+        return cls._from_parts(graph, plan, compiled, options)
+
     # --- construction helpers --------------------------------------------
 
     def _choices(self, delegates: Sequence[DelegateSpec] | None) -> list[DelegateChoice]:
