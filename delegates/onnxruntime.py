@@ -118,6 +118,9 @@ class OnnxRuntimeDelegate(Delegate):
         return self._max_ir
 
     def supports(self, node: NodeView) -> Support:
+        reason = _known_failure(node)  # shape-dependent, so checked before the signature cache
+        if reason:
+            return Support.no(reason)
         key = node.signature()
         answer = self._probe_cache.get(key)
         if answer is None:
@@ -179,6 +182,119 @@ class OnnxRuntimeDelegate(Delegate):
         model = onnx.ModelProto()
         model.ParseFromString(artifact)
         return self.compile(model, options)
+
+
+# --- what a session accepts but cannot run right -----------------------------
+#
+# ONNX Runtime creates a session for these nodes (so the probe says yes) and
+# then raises or returns numbers the ONNX spec disagrees with. Found by the
+# conformance suite (``unified conformance run --delegates onnxruntime
+# --sources onnx-node``); ORT's own backend-test filter list
+# (onnxruntime/test/testdata/onnx_backend_test_series_filters.jsonc) skips
+# the MaxUnpool and Resize cases for the same reasons.
+
+# element types ORT's Python API cannot exchange with NumPy (session.run
+# rejects ml_dtypes arrays and cannot return these outputs); unified passes
+# NumPy arrays between partitions, so any node touching them may sit on a
+# partition boundary
+_NO_NUMPY_EXCHANGE = {
+    getattr(onnx.TensorProto, n): n.lower()
+    for n in ("BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "FLOAT8E8M0",
+              "UINT4", "INT4", "FLOAT4E2M1", "UINT2", "INT2")
+    if hasattr(onnx.TensorProto, n)
+}
+
+
+def _exchange_dtype(node: NodeView) -> str | None:
+    for t in node.inputs + node.outputs:
+        if t.name and t.elem_type in _NO_NUMPY_EXCHANGE:
+            return (
+                f"{node.op_type}: ONNX Runtime's Python API cannot exchange {_NO_NUMPY_EXCHANGE[t.elem_type]} "
+                f"tensors ('{t.name}') with NumPy"
+            )
+    return None
+
+
+def _maxunpool_output_shape(node: NodeView) -> str | None:
+    if node.op_type == "MaxUnpool" and len(node.inputs) > 2 and node.inputs[2].name:
+        return "MaxUnpool with an output_shape input: ONNX Runtime places values differently from the ONNX spec"
+    return None
+
+
+def _resize_align_corners_down(node: NodeView) -> str | None:
+    if node.op_type != "Resize" or node.attr("coordinate_transformation_mode") != "align_corners":
+        return None
+    if node.attr("mode", "nearest") not in ("linear", "cubic"):
+        return None
+    scales = node.inputs[2].const if len(node.inputs) > 2 else None
+    sizes = node.inputs[3].const if len(node.inputs) > 3 else None
+    x = node.inputs[0].shape
+    known = False
+    down = False
+    if scales is not None and scales.size:
+        known, down = True, bool((scales < 1).any())
+    elif sizes is not None and sizes.size and x is not None and len(x) == sizes.size:
+        known = all(isinstance(d, int) for d in x)
+        down = any(isinstance(d, int) and s < d for s, d in zip(sizes.tolist(), x))
+    if down or not known:
+        return ("Resize linear/cubic with align_corners that downsamples (or whose scales/sizes are not constant): "
+                "ONNX Runtime's result differs from the ONNX spec when downsampling")
+    return None
+
+
+def _convinteger_per_channel(node: NodeView) -> str | None:
+    if node.op_type == "ConvInteger" and len(node.inputs) > 3 and node.inputs[3].name:
+        shape = node.inputs[3].shape
+        if shape is None or any(not isinstance(d, int) for d in shape) or int(np.prod(shape or [1])) > 1:
+            return "ConvInteger with a per-channel w_zero_point: ONNX Runtime supports per-tensor only"
+    return None
+
+
+def _reduce_empty_bool(node: NodeView) -> str | None:
+    if node.op_type in ("ReduceMax", "ReduceMin") and node.inputs[0].elem_type == onnx.TensorProto.BOOL:
+        shape = node.inputs[0].shape
+        if shape is None or any(d == 0 or not isinstance(d, int) for d in shape):
+            return f"{node.op_type} of a bool tensor that may be empty: ONNX Runtime raises instead of returning the identity"
+    return None
+
+
+def _attention(node: NodeView) -> str | None:
+    if node.op_type != "Attention":
+        return None
+    wants_qk = len(node.outputs) > 3 and node.outputs[3].name
+    if node.attr("is_causal", 0) and node.attr("qk_matmul_output_mode", 0) and wants_qk:
+        return "causal Attention returning qk_matmul_output: ONNX Runtime's masked entries differ from the ONNX spec"
+    ins = node.inputs
+    mask = ins[3] if len(ins) > 3 and ins[3].name else None
+    if mask is not None and mask.shape and ins[1].shape:
+        kv = ins[1].shape[-2] if len(ins[1].shape) == 4 else None
+        past = ins[4].shape[-2] if len(ins) > 4 and ins[4].name and ins[4].shape else 0
+        total = kv + past if isinstance(kv, int) and isinstance(past, int) else None
+        if total is not None and isinstance(mask.shape[-1], int) and mask.shape[-1] != total:
+            return (f"Attention with an attn_mask of {mask.shape[-1]} key positions for {total} keys (padded): "
+                    "ONNX Runtime requires them equal")
+    return None
+
+
+_KNOWN_FAILURES = (
+    _exchange_dtype,
+    _maxunpool_output_shape,
+    _resize_align_corners_down,
+    _convinteger_per_channel,
+    _reduce_empty_bool,
+    _attention,
+)
+
+
+def _known_failure(node: NodeView) -> str | None:
+    """The reason ONNX Runtime would fail ``node`` at run time, or None."""
+    if node.domain:
+        return None
+    for check in _KNOWN_FAILURES:
+        reason = check(node)
+        if reason:
+            return reason
+    return None
 
 
 def _quiet_options(ort, disable_opt: bool = False):

@@ -305,7 +305,7 @@ def _partitions(graph: Graph, part_of, assign, is_fallback, backends) -> tuple[P
         order.append(nxt)
         done.add(nxt)
     result = []
-    for idx, p in enumerate(order):
+    for p in order:
         ins = tuple(x for x in reads.get(p, []) if produced_in.get(x) != p and x not in graph.initializers)
         outs: list[str] = []
         for i in members[p]:
@@ -313,10 +313,12 @@ def _partitions(graph: Graph, part_of, assign, is_fallback, backends) -> tuple[P
                 if o and (o in graph_outputs or (consumers.get(o, set()) - {p})) and o not in outs:
                     outs.append(o)
         # a graph output that is also read inside must still be an output
+        if not outs:  # dead code: nothing it computes reaches a model output or another partition
+            continue
         first = members[p][0]
         result.append(
             Partition(
-                index=idx,
+                index=len(result),
                 delegate=assign[first],
                 backend=backends[assign[first]],
                 nodes=tuple(graph.node_names[i] for i in members[p]),
