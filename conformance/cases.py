@@ -114,6 +114,8 @@ class Case:
             no expected outputs; ignored when it does.
         timeout: per-case time limit in seconds, or None for the runner's.
         tags: free-form extra labels (e.g. ``("qdq", "int8")``).
+        compare_values: False compares only output shapes and dtypes (random
+            ops such as training-mode Dropout).
     """
 
     id: str
@@ -129,6 +131,7 @@ class Case:
     oracle: str = "onnxruntime"
     timeout: float | None = None
     tags: tuple[str, ...] = ()
+    compare_values: bool = True
 
     @property
     def name(self) -> str:
@@ -147,6 +150,7 @@ class Case:
             "tolerance": None if self.tolerance is None else self.tolerance.to_dict(),
             "oracle": self.oracle,
             "tags": list(self.tags),
+            "compare_values": self.compare_values,
         }
 
 

@@ -207,7 +207,7 @@ def execute_case(
         except Exception as exc:
             return done("error", "run", _short(exc) + _where(exc), partitions=nparts)
         prefix = f"#{k} " if len(data.data_sets) > 1 else ""
-        for s in compare_outputs(output_names, list(expected), actual, case.tolerance, tol_d):
+        for s in compare_outputs(output_names, list(expected), actual, case.tolerance, tol_d, case.compare_values):
             d = s.to_dict()
             d["name"] = prefix + d["name"]
             stats.append(d)

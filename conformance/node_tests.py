@@ -33,6 +33,24 @@ FAST_OPS = (
 non-expanded cases each."""
 
 
+RANDOM_TESTS = ("test_training_dropout",)
+"""Name prefixes of node tests whose outputs are random draws (training-mode
+Dropout's mask): their expected values come from NumPy's generator, which no
+backend reproduces, so only output shapes and dtypes are compared."""
+
+TOLERANCE_OVERRIDES = {
+    "test_dft": Tolerance(atol=1e-3, rtol=1e-3),
+    "test_stft": Tolerance(atol=1e-3, rtol=1e-3),
+}
+"""Name prefix -> tolerance replacing onnx's (atol 1e-7). The DFT/STFT tests
+transform ``arange`` signals whose spectra reach ~5e3; float32 round-off of
+an N-point FFT is about eps * max|X| * log2(N) (Higham, *Accuracy and
+Stability of Numerical Algorithms*, 2nd ed., section 24.1), i.e. ~3e-3 at
+that scale, so onnx's atol 1e-7 on the exact zeros of the spectrum is below
+float32 resolution. ONNX Runtime's own backend runner loosens these tests too
+(``onnx_backend_test_series_overrides.jsonc``: test_dft atol 1e-4)."""
+
+
 def to_value(v: Any) -> Any:
     """A node test's input/output as what a session takes and returns:
     ``TensorProto`` (used for dtypes NumPy lacks) -> array (ml_dtypes for
@@ -85,8 +103,10 @@ def _case(tc, ops: dict[str, tuple[str, str, str]]) -> Case:
         dtype=dtype,
         dtypes=tuple(sorted(set(types))),
         group=op,
-        tolerance=Tolerance(atol=tc.atol, rtol=tc.rtol),
+        tolerance=next((t for p, t in TOLERANCE_OVERRIDES.items() if tc.name.startswith(p)),
+                       Tolerance(atol=tc.atol, rtol=tc.rtol)),
         tags=tags,
+        compare_values=not tc.name.startswith(RANDOM_TESTS),
     )
 
 
