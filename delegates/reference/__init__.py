@@ -1,1 +1,91 @@
-"""(work in progress)"""
+"""The ``reference`` delegate: ONNX partitions run as NumPy kernels with the
+simulated NPU's arithmetic, and every run reports the ``npu-sim`` cost model's
+cycles, stalls, utilization, DRAM traffic and energy per op.
+
+It is the model delegate to copy: an op-support table with a reason for
+every refusal (``support.py``), a kernel table from op to a small NumPy
+function (``kernels.py``), and an executable (``executable.py``).
+
+Opt-in only (``default_priority = None``): it is a simulator. Use it with::
+
+    InferenceSession(model, delegates=[("reference", {"hw": "scalesim-32", "dtype": "int8"})],
+                     options=SessionOptions(enable_profiling=True))
+
+Options:
+    hw: a preset name (``scalesim-32``, ``ethos-u65``, ``edgetpu``) or a
+        path to a hardware TOML file; default ``scalesim-32``.
+    dtype: ``"fp32"`` (default when the hardware supports it, else its first
+        dtype), ``"fp16"`` or ``"int8"``; see ``executable.py`` for the
+        arithmetic of each.
+
+After each run the executable's ``last_run_stats`` holds the simulation
+report (JSON-safe); with ``SessionOptions(enable_profiling=True)`` the
+session copies it into ``session.profile[i].stats``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+
+from unified.backends.npu_sim.hardware import DTYPES, load_hardware
+from unified.delegate import Availability, CompileOptions, Delegate, Executable
+from unified.delegates.reference.executable import ReferenceExecutable
+from unified.delegates.reference.kernels import KERNELS
+from unified.delegates.reference.support import OP_SUPPORT
+from unified.errors import DelegateError
+from unified.hookspecs import hookimpl
+
+__all__ = ["ReferenceDelegate", "ReferenceExecutable", "KERNELS", "OP_SUPPORT"]
+
+_OPTIONS = ("hw", "dtype")
+
+
+class ReferenceDelegate(Delegate):
+    """NumPy kernels with the ``npu-sim`` accelerator's arithmetic and costs."""
+
+    name = "reference"
+    default_priority = None  # a simulator: opt-in only
+    op_support = OP_SUPPORT
+    cacheable = False  # compiling is cheap; the artifact is the partition itself
+
+    def availability(self) -> Availability:
+        return Availability(True, "", f"numpy {np.__version__}")
+
+    def backends(self) -> list[str]:
+        return ["npu-sim"]
+
+    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
+        """Build the kernel schedule for one partition.
+
+        Raises:
+            DelegateError: an unknown option, or an unknown hardware or dtype
+                (the message lists the valid choices).
+        """
+        opts: Mapping[str, Any] = dict(options.options)
+        unknown = sorted(set(opts) - set(_OPTIONS))
+        if unknown:
+            raise DelegateError(f"unknown reference option(s) {unknown}; known: {', '.join(_OPTIONS)}")
+        try:
+            hw = load_hardware(opts.get("hw", "scalesim-32"))
+            dtype = opts.get("dtype") or ("fp32" if "fp32" in hw.dtypes else hw.dtypes[0])
+            if dtype not in DTYPES:
+                raise DelegateError(f"reference option dtype={dtype!r}; expected one of {list(DTYPES)}")
+            hw.dtype(dtype)
+        except DelegateError:
+            raise
+        except Exception as exc:  # HardwareConfigError: a UnifiedError, re-raised as the delegate's error
+            raise DelegateError(f"reference delegate, partition {options.partition_name}: {exc}") from None
+        return ReferenceExecutable(partition, hw, dtype)
+
+    def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
+        model = onnx.ModelProto()
+        model.ParseFromString(artifact)
+        return self.compile(model, options)
+
+
+@hookimpl
+def unified_delegates() -> list[Delegate]:
+    return [ReferenceDelegate()]

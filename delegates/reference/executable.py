@@ -1,0 +1,311 @@
+"""A compiled partition of the reference delegate: a schedule of NumPy kernels
+with the accelerator's arithmetic, and the ``npu-sim`` cost of every run.
+
+Arithmetic modes (delegate option ``dtype``):
+
+* ``fp32`` — every kernel in float32 (BLAS sgemm for MAC ops).
+* ``fp16`` — float tensors are stored as fp16 (every float constant, partition
+  input and kernel output is rounded to fp16; arrays stay float32 so the
+  graph's dtypes hold); MAC ops multiply the fp16 values and accumulate in
+  fp32 (fp16 x fp16 products are exact in fp32).
+* ``int8`` — MAC ops multiply int8 by int8 and accumulate in int32, then
+  requantize. When a MAC op's data and weight inputs are ``DequantizeLinear``
+  outputs (a QDQ model), the integers are taken from the quantized tensors
+  and the int32 bias (when it is ``DequantizeLinear`` of int32 with scale
+  ``s_x * s_w``) is added before scaling: ``y = (acc + b_q) * s_x * s_w``, which
+  the next ``QuantizeLinear`` requantizes. A MAC op on plain float tensors is
+  quantized on the fly (symmetric: activations per tensor, weights per output
+  channel, ``s = max|v| / 127``). The int32 sums are computed exactly with
+  float64 BLAS (every partial sum of int8 products stays below 2**53). Vector
+  ops compute in float32 between the QDQ pairs that bound them.
+
+Nodes whose inputs are all constants (weight dequantization, weight fills)
+are evaluated once at compile time; they cost nothing at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from unified.backends.npu_sim.hardware import HardwareConfig
+from unified.backends.npu_sim.report import SimulationReport
+from unified.backends.npu_sim.workload import OpDesc, op_cost
+from unified.delegate import Executable
+from unified.delegates.reference.kernels import KERNELS, conv, conv_transpose
+
+__all__ = ["ReferenceExecutable"]
+
+_MAC = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+@dataclass
+class _Dq:
+    """A DequantizeLinear output: its quantized input name, scale, zero point, axis."""
+
+    q: str
+    scale: np.ndarray
+    zp: np.ndarray | None
+    axis: int
+
+
+@dataclass
+class _Step:
+    name: str
+    op_type: str
+    attrs: dict
+    opset: int
+    inputs: list[str]
+    outputs: list[str]
+    fn: Callable[[list], list]
+    reads: list[str] = field(default_factory=list)  # every env name read (for release)
+    const_slots: frozenset = frozenset()
+    fused: bool = False
+
+
+def _round_fp16(v: np.ndarray) -> np.ndarray:
+    if v.dtype == np.float32:
+        return v.astype(np.float16).astype(np.float32)
+    return v
+
+
+def _mac(op: str, x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
+    """The MAC op without bias (and, for Gemm, without alpha/beta/C)."""
+    if op == "Conv":
+        return conv(x, w, None, attrs)
+    if op == "ConvTranspose":
+        return conv_transpose(x, w, None, attrs)
+    if op == "Gemm":
+        a = x.T if attrs.get("transA", 0) else x
+        b = w.T if attrs.get("transB", 0) else w
+        return np.matmul(a, b)
+    return np.matmul(x, w)
+
+
+def _out_channel_shape(op: str, attrs: dict, w: np.ndarray, y_ndim: int) -> tuple[tuple, int]:
+    """Broadcast shape of a per-output-channel vector against the output,
+    and the weight axis that indexes output channels."""
+    if op == "Conv":
+        return (1, -1) + (1,) * (y_ndim - 2), 0
+    if op == "ConvTranspose":
+        return (1, -1) + (1,) * (y_ndim - 2), 1
+    if op == "Gemm" and attrs.get("transB", 0):
+        return (1, -1), 0
+    return (-1,), w.ndim - 1
+
+
+def _int_weights(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-output-channel int8 quantization: (integers as float64, scales)."""
+    red = tuple(i for i in range(w.ndim) if i != axis)
+    amax = np.abs(w).max(axis=red, keepdims=True) if w.ndim > 1 else np.abs(w).max(keepdims=True)
+    s = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    return np.clip(np.rint(w / s), -127, 127).astype(np.float64), s.reshape(-1)
+
+
+class ReferenceExecutable(Executable):
+    """A partition as a list of kernel steps; ``last_run_stats`` after each run.
+
+    Args:
+        model: the partition (self-contained ONNX model).
+        hw: the simulated hardware.
+        dtype: ``"fp32"``, ``"fp16"`` or ``"int8"``.
+    """
+
+    artifact_suffix = ".onnx"
+
+    def __init__(self, model: onnx.ModelProto, hw: HardwareConfig, dtype: str):
+        self.hw, self.dtype = hw, dtype
+        self._dt = hw.dtype(dtype)
+        self._bytes = model.SerializeToString()
+        g = model.graph
+        opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+        self.constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.input_names = [i.name for i in g.input if i.name not in self.constants]
+        self.output_names = [o.name for o in g.output]
+        self.last_run_stats: Mapping[str, Any] | None = None
+        self._stats_key: tuple | None = None
+        dq: dict[str, _Dq] = {}
+        steps: list[_Step] = []
+        folded = 0
+        for i, n in enumerate(g.node):
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+            attrs = {k: (numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v) for k, v in attrs.items()}
+            step = _Step(
+                name=n.name or f"{n.op_type}_{i}",
+                op_type=n.op_type,
+                attrs=attrs,
+                opset=opsets.get(n.domain or "", 1),
+                inputs=list(n.input),
+                outputs=list(n.output),
+                fn=self._kernel(n.op_type, attrs, opsets.get(n.domain or "", 1)),
+                const_slots=frozenset(k for k, x in enumerate(n.input) if x in self.constants),
+            )
+            if n.op_type == "DequantizeLinear":
+                self._note_dq(step, dq)
+            if dtype == "int8" and n.op_type in _MAC:
+                self._quantized_mac(step, dq)
+            if all((not x) or x in self.constants for x in n.input):
+                outs = step.fn([self.constants[x] if x else None for x in n.input])
+                for name, value in zip(n.output, outs):
+                    if name:
+                        self.constants[name] = value
+                folded += 1
+                continue
+            steps.append(step)
+        if dtype == "fp16":
+            self.constants = {k: _round_fp16(v) for k, v in self.constants.items()}
+        self._steps = self._prune(steps)
+        self._release = self._release_plan()
+        self.details = {
+            "hw": hw.name,
+            "dtype": dtype,
+            "kernels": len(self._steps),
+            "folded_at_compile": folded,
+            "int8_fused_macs": sum(s.fused for s in self._steps),
+        }
+
+    # --- compile helpers ---------------------------------------------------------
+
+    def _kernel(self, op: str, attrs: dict, opset: int) -> Callable[[list], list]:
+        fn = KERNELS[op]
+        return lambda xs: fn(xs, attrs, opset)
+
+    def _note_dq(self, step: _Step, dq: dict[str, _Dq]) -> None:
+        ins = step.inputs
+        scale = self.constants.get(ins[1])
+        zp = self.constants.get(ins[2]) if len(ins) > 2 and ins[2] else None
+        if scale is None or (len(ins) > 2 and ins[2] and zp is None):
+            return  # runtime scales: no integer fusion
+        dq[step.outputs[0]] = _Dq(ins[0], scale.astype(np.float32), zp, int(step.attrs.get("axis", 1)))
+
+    def _quantized_mac(self, step: _Step, dq: dict[str, _Dq]) -> None:
+        """Replace a MAC step's kernel by the int8 x int8 -> int32 path."""
+        op, attrs, ins = step.op_type, step.attrs, step.inputs
+        xq, wq = dq.get(ins[0]), dq.get(ins[1])
+        bias_name = ins[2] if len(ins) > 2 and ins[2] else None
+        bq = dq.get(bias_name) if bias_name else None
+        alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+        consts = self.constants
+        if xq is not None and wq is not None and xq.scale.size == 1 and wq.q in consts:
+            w_int = consts[wq.q].astype(np.float64)
+            shape_w = [1] * w_int.ndim
+            if wq.scale.size > 1:
+                shape_w[wq.axis % w_int.ndim] = -1
+            if wq.zp is not None:
+                w_int = w_int - wq.zp.astype(np.float64).reshape(shape_w)
+            zx = float(xq.zp.reshape(-1)[0]) if xq.zp is not None else 0.0
+            sxw = (np.float32(xq.scale.reshape(-1)[0]) * wq.scale.reshape(-1)).astype(np.float32)
+            b_int = None
+            if bq is not None and bq.q in consts and consts[bq.q].dtype == np.int32:
+                if np.allclose(bq.scale.reshape(-1), sxw, rtol=1e-6, atol=0):
+                    b_int = consts[bq.q].astype(np.float64)
+
+            def run(xs: list) -> list:
+                x_int = xs[0].astype(np.float64) - zx
+                acc = _mac(op, x_int, w_int, attrs)
+                shape, _ = _out_channel_shape(op, attrs, w_int, acc.ndim)
+                if b_int is not None:
+                    acc = acc + b_int.reshape(shape)
+                y = acc.astype(np.float32) * sxw.reshape(shape if sxw.size > 1 else ())
+                if alpha != 1.0:
+                    y = y * np.float32(alpha)
+                if b_int is None and len(xs) > 2 and xs[2] is not None:
+                    y = y + (xs[2] * np.float32(beta) if op == "Gemm" else xs[2].reshape(shape))
+                return [y.astype(np.float32)]
+
+            step.fn = run
+            step.inputs = [xq.q] + ins[1:]
+            step.fused = True
+            return
+
+        def dynamic(xs: list) -> list:
+            x, w = xs[0], xs[1]
+            sx = np.float32(np.abs(x).max() / 127.0) or np.float32(1.0)
+            x_int = np.clip(np.rint(x / sx), -127, 127).astype(np.float64)
+            _, axis = _out_channel_shape(op, attrs, w, x.ndim)
+            w_int, sw = _int_weights(w, axis)
+            acc = _mac(op, x_int, w_int, attrs)
+            shape, _ = _out_channel_shape(op, attrs, w, acc.ndim)
+            y = acc.astype(np.float32) * (sx * sw).reshape(shape if sw.size > 1 else ())
+            if alpha != 1.0:
+                y = y * np.float32(alpha)
+            if len(xs) > 2 and xs[2] is not None:
+                y = y + (xs[2] * np.float32(beta) if op == "Gemm" else xs[2].reshape(shape))
+            return [y.astype(x.dtype)]
+
+        step.fn = dynamic
+
+    def _prune(self, steps: list[_Step]) -> list[_Step]:
+        """Drop steps whose outputs nobody reads (e.g. an activation's
+        DequantizeLinear consumed only by fused int8 MACs)."""
+        needed = set(self.output_names)
+        kept = []
+        for s in reversed(steps):
+            if any(o in needed for o in s.outputs if o):
+                kept.append(s)
+                needed.update(x for x in s.inputs if x)
+        return kept[::-1]
+
+    def _release_plan(self) -> list[list[str]]:
+        last: dict[str, int] = {}
+        for i, s in enumerate(self._steps):
+            for x in s.inputs:
+                if x and x not in self.constants:
+                    last[x] = i
+        keep = set(self.output_names)
+        plan: list[list[str]] = [[] for _ in self._steps]
+        for name, i in last.items():
+            if name not in keep:
+                plan[i].append(name)
+        return plan
+
+    # --- running -------------------------------------------------------------
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run every kernel in order; sets :attr:`last_run_stats`.
+
+        Returns:
+            One new array per output name (the caller owns them).
+        """
+        fp16 = self.dtype == "fp16"
+        env: dict[str, np.ndarray] = dict(self.constants)
+        for name in self.input_names:
+            env[name] = _round_fp16(inputs[name]) if fp16 else inputs[name]
+        key = tuple(env[n].shape for n in self.input_names)
+        shapes: list[tuple] | None = [] if key != self._stats_key else None
+        for step, release in zip(self._steps, self._release):
+            xs = [env[x] if x else None for x in step.inputs]
+            outs = step.fn(xs)
+            for name, value in zip(step.outputs, outs):
+                if name:
+                    env[name] = _round_fp16(value) if fp16 else value
+            if shapes is not None:
+                shapes.append(
+                    (
+                        tuple(None if x is None else x.shape for x in xs),
+                        tuple(env[o].shape if o else None for o in step.outputs),
+                    )
+                )
+            for name in release:
+                env.pop(name, None)
+        if shapes is not None:
+            self.last_run_stats = self._stats(shapes)
+            self._stats_key = key
+        return {n: np.array(env[n], copy=True) if n in self.constants or n in inputs else env[n] for n in self.output_names}
+
+    def _stats(self, shapes: list[tuple]) -> dict[str, Any]:
+        costs = []
+        for step, (ins, outs) in zip(self._steps, shapes):
+            desc = OpDesc(step.name, step.op_type, step.attrs, ins, outs, step.const_slots)
+            costs.append(op_cost(desc, self.hw, self._dt))
+        return SimulationReport(self.hw, self.dtype, costs).to_dict()
+
+    def serialize(self) -> bytes:
+        """The partition's ONNX bytes: the schedule is rebuilt from them
+        deterministically (nothing else is worth caching)."""
+        return self._bytes

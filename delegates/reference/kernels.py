@@ -1,0 +1,586 @@
+"""The reference delegate's kernels: one small NumPy function per ONNX op.
+
+``KERNELS`` maps an op type to ``fn(xs, attrs, opset) -> list of outputs``,
+with ``xs`` the node's inputs (None for an omitted optional input) and
+``attrs`` its attributes as ``NodeView.attributes`` gives them. Kernels keep
+the input dtype (float32 in, float32 out) and never loop over output
+elements in Python: convolutions go through im2col and NumPy's BLAS
+(``np.matmul``), pooling through ``sliding_window_view``; the only Python
+loops run over kernel offsets (depthwise convolution, col2im) or axes.
+
+Semantics follow the ONNX operator specification (onnx.ai/onnx/operators),
+including the pre-opset-13 forms the ONNX model zoo still uses (attribute
+``axes``, Softmax's 2-D coercion, Pad's ``pads`` attribute).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["KERNELS", "Kernel", "erf", "conv", "pool_pads"]
+
+Kernel = Callable[[list, dict, int], list]
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def pool_pads(attrs: dict, in_sizes: Sequence[int], kernel: Sequence[int], strides, dilations) -> list[int]:
+    """Begin and end pads ``[b0, b1, ..., e0, e1, ...]`` from ``pads`` or ``auto_pad``.
+
+    ``SAME_UPPER`` / ``SAME_LOWER`` give ``out = ceil(in / stride)`` with the odd
+    pad at the end / beginning (ONNX Conv and pooling specification).
+    """
+    n = len(in_sizes)
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(n):
+            out = -(-in_sizes[i] // strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_sizes[i])
+            small = total // 2
+            begin.append(small if auto == "SAME_UPPER" else total - small)
+            end.append(total - begin[-1])
+        return begin + end
+    if auto == "VALID":
+        return [0] * (2 * n)
+    return list(attrs.get("pads", [0] * (2 * n)))
+
+
+def _spatial_params(attrs: dict, kernel: Sequence[int]):
+    n = len(kernel)
+    strides = list(attrs.get("strides", [1] * n))
+    dilations = list(attrs.get("dilations", [1] * n))
+    return strides, dilations
+
+
+def _windows(xp: np.ndarray, kernel, strides, dilations) -> np.ndarray:
+    """View ``(N, C, *out, *kernel)`` of a padded ``(N, C, *S)`` array."""
+    n = len(kernel)
+    ext = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    axes = tuple(range(2, 2 + n))
+    v = sliding_window_view(xp, ext, axis=axes)
+    sl = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)
+    sl += tuple(slice(None, None, d) for d in dilations)
+    return v[sl]
+
+
+def _pad_spatial(x: np.ndarray, pads: Sequence[int], value: float = 0.0) -> np.ndarray:
+    n = x.ndim - 2
+    if not any(pads):
+        return x
+    width = [(0, 0), (0, 0)] + [(pads[i], pads[i + n]) for i in range(n)]
+    return np.pad(x, width, mode="constant", constant_values=value)
+
+
+# --- MAC ops -----------------------------------------------------------------------
+
+
+def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
+    """ONNX Conv (1-D to 3-D, groups, dilations, strides, pads, auto_pad).
+
+    Args:
+        x: ``(N, C, *S)``; w: ``(F, C/group, *k)``; b: ``(F,)`` or None.
+
+    Returns:
+        ``(N, F, *O)`` in the dtype of ``x`` (float64 inputs make the integer
+        path exact: products and sums of int8 values stay below 2**53).
+    """
+    kernel = list(w.shape[2:])
+    n = len(kernel)
+    strides, dilations = _spatial_params(attrs, kernel)
+    pads = pool_pads(attrs, x.shape[2:], kernel, strides, dilations)
+    g = int(attrs.get("group", 1))
+    N, C = x.shape[:2]
+    F = w.shape[0]
+    cg, fg = C // g, F // g
+    if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads) and g == 1:
+        y = np.matmul(w.reshape(F, C), x.reshape(N, C, -1)).reshape((N, F) + x.shape[2:])
+    else:
+        win = _windows(_pad_spatial(x, pads), kernel, strides, dilations)  # (N, C, *O, *k)
+        out = win.shape[2 : 2 + n]
+        kp = math.prod(kernel)
+        if cg == 1 and g > 1:  # depthwise (channel multiplier fg): one vectorized step per kernel offset
+            wk = w.reshape(g, fg, kp)
+            y = np.zeros((N, g, fg) + out, dtype=np.result_type(x, w))
+            wv = win.reshape(win.shape[: 2 + n] + (kp,))
+            expand = (None,) * n
+            for t in range(kp):
+                y += wv[:, :, None, ..., t] * wk[(None, slice(None), slice(None), t) + expand]
+            y = y.reshape((N, F) + out)
+        else:
+            # im2col: (N, *O, g, C/g, *k) -> (g, N*O, C/g*kp), one BLAS GEMM per group
+            perm = (0,) + tuple(range(2, 2 + n)) + (1,) + tuple(range(2 + n, 2 + 2 * n))
+            cols = np.ascontiguousarray(win.transpose(perm)).reshape(N * math.prod(out), g, cg * kp)
+            wg = w.reshape(g, fg, cg * kp)
+            if g == 1:
+                y = np.matmul(cols[:, 0, :], wg[0].T)  # (N*O, F)
+            else:
+                y = np.matmul(cols.transpose(1, 0, 2), wg.transpose(0, 2, 1))  # (g, N*O, F/g)
+                y = y.transpose(1, 0, 2).reshape(N * math.prod(out), F)
+            y = np.moveaxis(y.reshape((N,) + out + (F,)), -1, 1)
+    if b is not None:
+        y = y + b.reshape((1, F) + (1,) * n)
+    return np.ascontiguousarray(y)
+
+
+def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
+    """ONNX ConvTranspose with explicit ``pads`` (scatter form: one GEMM per
+    group, then col2im with one vectorized add per kernel offset).
+
+    Args:
+        x: ``(N, C, *S)``; w: ``(C, F/group, *k)``; b: ``(F,)`` or None.
+    """
+    kernel = list(w.shape[2:])
+    n = len(kernel)
+    strides, dilations = _spatial_params(attrs, kernel)
+    pads = list(attrs.get("pads", [0] * (2 * n)))
+    out_pad = list(attrs.get("output_padding", [0] * n))
+    g = int(attrs.get("group", 1))
+    N, C = x.shape[:2]
+    S = x.shape[2:]
+    cg, fg = C // g, w.shape[1]
+    F = fg * g
+    kp = math.prod(kernel)
+    xs = x.reshape(N, g, cg, -1).transpose(1, 0, 3, 2).reshape(g, -1, cg)  # (g, N*S, C/g)
+    cols = np.matmul(xs, w.reshape(g, cg, fg * kp))  # (g, N*S, F/g*kp)
+    cols = cols.reshape((g, N) + tuple(S) + (fg,) + tuple(kernel))
+    full = [(S[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 + out_pad[i] for i in range(n)]
+    y = np.zeros((N, g, fg) + tuple(full), dtype=cols.dtype)
+    src_perm = (1, 0, 2 + n) + tuple(range(2, 2 + n))  # -> (N, g, F/g, *S) per kernel offset
+    for idx in np.ndindex(*kernel):
+        dst = (slice(None),) * 3 + tuple(
+            slice(idx[i] * dilations[i], idx[i] * dilations[i] + (S[i] - 1) * strides[i] + 1, strides[i])
+            for i in range(n)
+        )
+        y[dst] += cols[(slice(None),) * (3 + n) + idx].transpose(src_perm)
+    crop = (slice(None),) * 3 + tuple(slice(pads[i], full[i] - pads[i + n]) for i in range(n))
+    y = y[crop].reshape((N, F) + tuple(full[i] - pads[i] - pads[i + n] for i in range(n)))
+    if b is not None:
+        y = y + b.reshape((1, F) + (1,) * n)
+    return np.ascontiguousarray(y)
+
+
+def _gemm(xs, a, opset):
+    A, B = xs[0], xs[1]
+    C = xs[2] if len(xs) > 2 else None
+    if a.get("transA", 0):
+        A = A.T
+    if a.get("transB", 0):
+        B = B.T
+    y = np.matmul(A, B)
+    alpha, beta = a.get("alpha", 1.0), a.get("beta", 1.0)
+    if alpha != 1.0:
+        y = y * np.asarray(alpha, dtype=y.dtype)
+    if C is not None:
+        y = y + (C if beta == 1.0 else C * np.asarray(beta, dtype=C.dtype))
+    return [y]
+
+
+# --- pooling and normalization -----------------------------------------------------------
+
+
+def _pool(x: np.ndarray, a: dict, kind: str) -> np.ndarray:
+    kernel = list(a["kernel_shape"])
+    n = len(kernel)
+    strides, dilations = _spatial_params(a, kernel)
+    pads = pool_pads(a, x.shape[2:], kernel, strides, dilations)
+    S = x.shape[2:]
+    extra = [0] * n
+    if a.get("ceil_mode", 0):
+        for i in range(n):
+            ext = (kernel[i] - 1) * dilations[i] + 1
+            span = S[i] + pads[i] + pads[i + n] - ext
+            out = -(-span // strides[i]) + 1
+            if (out - 1) * strides[i] >= S[i] + pads[i]:
+                out -= 1  # the last window must start inside the input or left pad
+            extra[i] = max(0, (out - 1) * strides[i] + ext - (S[i] + pads[i] + pads[i + n]))
+    full = pads[:n] + [pads[n + i] + extra[i] for i in range(n)]
+    axes = tuple(range(-n, 0))
+    if kind == "max":
+        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        return _windows(_pad_spatial(x, full, fill), kernel, strides, dilations).max(axis=axes)
+    sums = _windows(_pad_spatial(x, full), kernel, strides, dilations).sum(axis=axes, dtype=np.float64)
+    include = a.get("count_include_pad", 0)
+    mask = np.ones((1, 1) + tuple(S), dtype=np.float64)
+    if include:
+        mask = _pad_spatial(mask, pads, 1.0)
+        mask = _pad_spatial(mask, [0] * n + extra)
+    else:
+        mask = _pad_spatial(mask, full)
+    counts = _windows(mask, kernel, strides, dilations).sum(axis=axes)
+    return (sums / counts).astype(x.dtype)
+
+
+def _lrn(xs, a, opset):
+    x = xs[0]
+    size = int(a["size"])
+    alpha, beta, bias = a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("bias", 1.0)
+    sq = np.square(x.astype(np.float64))
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    pad = [(0, 0), (lo + 1, hi)] + [(0, 0)] * (x.ndim - 2)
+    cs = np.cumsum(np.pad(sq, pad), axis=1)
+    C = x.shape[1]
+    window = cs[:, size : size + C] - cs[:, :C]
+    return [(x / (bias + alpha / size * window) ** beta).astype(x.dtype)]
+
+
+def _batchnorm(xs, a, opset):
+    x, scale, bias, mean, var = xs[:5]
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    eps = a.get("epsilon", 1e-5)
+    inv = (scale / np.sqrt(var + np.asarray(eps, var.dtype))).astype(x.dtype)
+    shift = (bias - mean * inv).astype(x.dtype)
+    return [x * inv.reshape(shape) + shift.reshape(shape)]
+
+
+def _layernorm(xs, a, opset):
+    x, scale = xs[0], xs[1]
+    b = xs[2] if len(xs) > 2 else None
+    axis = a.get("axis", -1) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    xf = x.astype(np.float32) if a.get("stash_type", 1) == 1 else x
+    mean = xf.mean(axis=axes, keepdims=True)
+    d = xf - mean
+    inv = 1.0 / np.sqrt((d * d).mean(axis=axes, keepdims=True) + np.asarray(a.get("epsilon", 1e-5), xf.dtype))
+    y = (d * inv).astype(x.dtype) * scale
+    if b is not None:
+        y = y + b
+    return [y, mean, inv]
+
+
+def _softmax(xs, a, opset):
+    x = xs[0]
+    if opset < 13:  # coerced to 2-D at ``axis`` (default 1)
+        axis = a.get("axis", 1) % x.ndim
+        x2 = x.reshape(math.prod(x.shape[:axis]), -1)
+        e = np.exp(x2 - x2.max(axis=1, keepdims=True))
+        return [(e / e.sum(axis=1, keepdims=True)).reshape(x.shape)]
+    axis = a.get("axis", -1)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return [e / e.sum(axis=axis, keepdims=True)]
+
+
+# --- element-wise ------------------------------------------------------------------
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Error function, relative error below 1e-7 (float64 inside, dtype of ``x`` out).
+
+    ``|x| < 0.5``: Maclaurin series ``2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1))``
+    (14 terms, truncation < 1e-17); otherwise ``1 - erfc(|x|)`` with the
+    Chebyshev fit of Numerical Recipes 3rd ed., section 6.2.2 (``erfc``
+    fractional error < 1.2e-7).
+    """
+    z = np.asarray(x, dtype=np.float64)
+    a = np.abs(z)
+    small = np.zeros_like(z)
+    term = z.copy()
+    z2 = z * z
+    for n in range(14):
+        small += term / (2 * n + 1)
+        term = term * (-z2) / (n + 1)
+    small *= 2.0 / math.sqrt(math.pi)
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = -a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    large = np.sign(z) * (1.0 - t * np.exp(poly))
+    return np.where(a < 0.5, small, large).astype(np.asarray(x).dtype)
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def _clip(xs, a, opset):
+    x = xs[0]
+    if opset < 11:
+        lo, hi = a.get("min"), a.get("max")
+    else:
+        lo = xs[1] if len(xs) > 1 and xs[1] is not None else None
+        hi = xs[2] if len(xs) > 2 and xs[2] is not None else None
+    y = x
+    if lo is not None:
+        y = np.maximum(y, np.asarray(lo, dtype=x.dtype))
+    if hi is not None:
+        y = np.minimum(y, np.asarray(hi, dtype=x.dtype))
+    return [y]
+
+
+def _div(xs, a, opset):
+    x, y = xs
+    if x.dtype.kind in "iu":  # ONNX integer division truncates toward zero
+        return [(np.trunc(x / y)).astype(x.dtype)]
+    return [x / y]
+
+
+def _gelu(xs, a, opset):
+    x = xs[0]
+    if a.get("approximate", "none") == "tanh":
+        c = np.asarray(math.sqrt(2 / math.pi), x.dtype)
+        return [0.5 * x * (1 + np.tanh(c * (x + np.asarray(0.044715, x.dtype) * x**3)))]
+    return [0.5 * x * (1 + erf(x / np.asarray(math.sqrt(2), x.dtype)))]
+
+
+def _unary(fn: Callable[[np.ndarray, dict], np.ndarray]) -> Kernel:
+    return lambda xs, a, opset: [fn(xs[0], a)]
+
+
+def _binary(fn) -> Kernel:
+    return lambda xs, a, opset: [fn(xs[0], xs[1])]
+
+
+# --- tensor layout -----------------------------------------------------------------
+
+
+def _axes(xs, a, opset, slot=1):
+    if "axes" in a:
+        return [int(v) for v in a["axes"]]
+    if len(xs) > slot and xs[slot] is not None:
+        return [int(v) for v in np.asarray(xs[slot]).reshape(-1)]
+    return None
+
+
+def _reshape(xs, a, opset):
+    x, shape = xs[0], [int(v) for v in xs[1].reshape(-1)]
+    if not a.get("allowzero", 0):
+        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    return [x.reshape(shape)]
+
+
+def _flatten(xs, a, opset):
+    x = xs[0]
+    axis = a.get("axis", 1) % (x.ndim + 1) if x.ndim else 0
+    return [x.reshape(math.prod(x.shape[:axis]), -1)]
+
+
+def _squeeze(xs, a, opset):
+    axes = _axes(xs, a, opset)
+    x = xs[0]
+    if axes is None:
+        return [np.squeeze(x)]
+    return [np.squeeze(x, axis=tuple(v % x.ndim for v in axes))]
+
+
+def _unsqueeze(xs, a, opset):
+    x, given = xs[0], _axes(xs, a, opset)
+    for ax in sorted(v % (x.ndim + len(given)) for v in given):
+        x = np.expand_dims(x, ax)
+    return [x]
+
+
+def _slice(xs, a, opset):
+    x = xs[0]
+    if opset < 10:
+        starts, ends = a["starts"], a["ends"]
+        axes = a.get("axes", list(range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        starts, ends = xs[1].reshape(-1).tolist(), xs[2].reshape(-1).tolist()
+        axes = xs[3].reshape(-1).tolist() if len(xs) > 3 and xs[3] is not None else list(range(len(starts)))
+        steps = xs[4].reshape(-1).tolist() if len(xs) > 4 and xs[4] is not None else [1] * len(starts)
+    sl = [slice(None)] * x.ndim
+    for st, en, ax, sp in zip(starts, ends, axes, steps):
+        dim = x.shape[ax]
+        st = st + dim if st < 0 else st
+        en = en + dim if en < 0 else en
+        if sp > 0:
+            st, en = min(max(st, 0), dim), min(max(en, 0), dim)
+        else:
+            st, en = min(max(st, 0), dim - 1), min(max(en, -1), dim - 1)
+        sl[ax % x.ndim] = slice(st, None if en < 0 else en, sp)
+    return [x[tuple(sl)]]
+
+
+def _pad(xs, a, opset):
+    x = xs[0]
+    mode = a.get("mode", "constant")
+    if opset < 11:
+        pads, value, axes = list(a.get("pads", a.get("paddings", []))), a.get("value", 0.0), None
+    else:
+        pads = [int(v) for v in xs[1].reshape(-1)]
+        value = xs[2].reshape(-1)[0] if len(xs) > 2 and xs[2] is not None and xs[2].size else 0
+        axes = [int(v) % x.ndim for v in xs[3].reshape(-1)] if len(xs) > 3 and xs[3] is not None else None
+    axes = axes if axes is not None else list(range(x.ndim))
+    k = len(axes)
+    begin, end = [0] * x.ndim, [0] * x.ndim
+    for i, ax in enumerate(axes):
+        begin[ax], end[ax] = pads[i], pads[i + k]
+    crop = tuple(slice(max(0, -b), x.shape[i] - max(0, -e)) for i, (b, e) in enumerate(zip(begin, end)))
+    x = x[crop]
+    width = [(max(0, b), max(0, e)) for b, e in zip(begin, end)]
+    if mode == "constant":
+        return [np.pad(x, width, mode="constant", constant_values=value)]
+    return [np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]
+
+
+def _resize_nearest(xs, a, opset):
+    x = xs[0]
+    if opset < 11:
+        scales, sizes = xs[1].astype(np.float64), None
+    else:
+        scales = xs[2] if len(xs) > 2 and xs[2] is not None and xs[2].size else None
+        sizes = xs[3] if len(xs) > 3 and xs[3] is not None and xs[3].size else None
+    axes = [int(v) % x.ndim for v in a.get("axes", range(x.ndim))]
+    coord = a.get("coordinate_transformation_mode", "half_pixel" if opset >= 11 else "asymmetric")
+    nearest = a.get("nearest_mode", "round_prefer_floor")
+    y = x
+    for j, ax in enumerate(axes):
+        n_in = x.shape[ax]
+        if sizes is not None:
+            n_out = int(sizes.reshape(-1)[j])
+            scale = n_out / n_in
+        else:
+            scale = float(scales.reshape(-1)[j])
+            n_out = int(math.floor(n_in * scale))
+        o = np.arange(n_out, dtype=np.float64)
+        if coord == "asymmetric":
+            src = o / scale
+        elif coord == "align_corners":
+            src = o * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros_like(o)
+        elif coord == "pytorch_half_pixel":
+            src = (o + 0.5) / scale - 0.5 if n_out > 1 else np.zeros_like(o)
+        elif coord == "tf_half_pixel_for_nn":
+            src = (o + 0.5) / scale
+        else:  # half_pixel
+            src = (o + 0.5) / scale - 0.5
+        idx = {
+            "round_prefer_floor": np.ceil(src - 0.5),
+            "round_prefer_ceil": np.floor(src + 0.5),
+            "floor": np.floor(src),
+            "ceil": np.ceil(src),
+        }[nearest]
+        y = np.take(y, np.clip(idx, 0, n_in - 1).astype(np.int64), axis=ax)
+    return [y]
+
+
+# --- quantization ------------------------------------------------------------------
+
+
+def _qparams(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, a: dict):
+    """Scale and zero point shaped to broadcast against ``x`` (per tensor or per axis)."""
+    if scale.ndim == 1 and x.ndim > 0:
+        shape = [1] * x.ndim
+        shape[a.get("axis", 1) % x.ndim] = -1
+        scale = scale.reshape(shape)
+        zp = zp.reshape(shape) if zp is not None else None
+    return scale, zp
+
+
+def _quantize(xs, a, opset):
+    x, scale = xs[0], xs[1]
+    zp = xs[2] if len(xs) > 2 and xs[2] is not None else None
+    out_dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
+    scale, zp = _qparams(x, scale, zp, a)
+    q = np.rint(x / scale.astype(x.dtype)).astype(np.float64)
+    if zp is not None:
+        q = q + zp.astype(np.float64)
+    info = np.iinfo(out_dtype)
+    return [np.clip(q, info.min, info.max).astype(out_dtype)]
+
+
+def _dequantize(xs, a, opset):
+    x, scale = xs[0], xs[1]
+    zp = xs[2] if len(xs) > 2 and xs[2] is not None else None
+    scale, zp = _qparams(x, scale, zp, a)
+    v = x.astype(np.int64) - (zp.astype(np.int64) if zp is not None else 0)
+    return [v.astype(np.float32) * scale.astype(np.float32)]
+
+
+def _reduce(fn: Callable, since_input_axes: int) -> Kernel:
+    """ReduceMean / ReduceSum / ReduceMax: ``axes`` an attribute before
+    ``since_input_axes``, an input from it on; ``keepdims`` default 1."""
+
+    def kernel(xs, a, opset):
+        x = xs[0]
+        axes = a.get("axes") if opset < since_input_axes else (
+            [int(v) for v in xs[1].reshape(-1)] if len(xs) > 1 and xs[1] is not None else None
+        )
+        if not axes:
+            if a.get("noop_with_empty_axes", 0):
+                return [x]
+            axes = range(x.ndim)
+        return [fn(x, axis=tuple(int(v) % x.ndim for v in axes), keepdims=bool(a.get("keepdims", 1)))]
+
+    return kernel
+
+
+def _constant_of_shape(xs, a, opset):
+    value = a.get("value")
+    fill = np.asarray(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
+    return [np.full([int(v) for v in xs[0].reshape(-1)], fill[0], dtype=fill.dtype)]
+
+
+def _dropout(xs, a, opset):
+    return [xs[0], np.ones(xs[0].shape, dtype=bool)]
+
+
+def _sum(xs, a, opset):
+    out = xs[0]
+    for v in xs[1:]:
+        out = out + v
+    return [out]
+
+
+KERNELS: dict[str, Kernel] = {
+    # MAC ops (the array)
+    "Conv": lambda xs, a, o: [conv(xs[0], xs[1], xs[2] if len(xs) > 2 else None, a)],
+    "ConvTranspose": lambda xs, a, o: [conv_transpose(xs[0], xs[1], xs[2] if len(xs) > 2 else None, a)],
+    "Gemm": _gemm,
+    "MatMul": _binary(np.matmul),
+    # element-wise (the vector unit)
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": _div,
+    "Sum": _sum,
+    "Relu": _unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))),
+    "Clip": _clip,
+    "Sigmoid": _unary(lambda x, a: _sigmoid(x)),
+    "HardSigmoid": _unary(
+        lambda x, a: np.clip(x * np.asarray(a.get("alpha", 0.2), x.dtype) + np.asarray(a.get("beta", 0.5), x.dtype), 0, 1)
+    ),
+    "HardSwish": _unary(lambda x, a: x * np.clip(x / np.asarray(6, x.dtype) + np.asarray(0.5, x.dtype), 0, 1)),
+    "Tanh": _unary(lambda x, a: np.tanh(x)),
+    "LeakyRelu": _unary(lambda x, a: np.where(x >= 0, x, x * np.asarray(a.get("alpha", 0.01), x.dtype))),
+    "Erf": _unary(lambda x, a: erf(x)),
+    "Gelu": _gelu,
+    # windows and normalization
+    "MaxPool": lambda xs, a, o: [_pool(xs[0], a, "max")],
+    "AveragePool": lambda xs, a, o: [_pool(xs[0], a, "avg")],
+    "GlobalAveragePool": _unary(lambda x, a: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)),
+    "ReduceMean": _reduce(np.mean, 18),
+    "ReduceSum": _reduce(np.sum, 13),
+    "ReduceMax": _reduce(np.max, 18),
+    "Softmax": _softmax,
+    "LayerNormalization": _layernorm,
+    "BatchNormalization": _batchnorm,
+    "LRN": _lrn,
+    "Dropout": _dropout,
+    # layout
+    "Reshape": _reshape,
+    "Flatten": _flatten,
+    "Transpose": lambda xs, a, o: [np.transpose(xs[0], a.get("perm"))],
+    "Concat": lambda xs, a, o: [np.concatenate([x for x in xs if x is not None], axis=a["axis"])],
+    "Slice": _slice,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+    "Pad": _pad,
+    "Resize": _resize_nearest,
+    "Identity": lambda xs, a, o: [xs[0]],
+    "ConstantOfShape": _constant_of_shape,
+    # quantization
+    "QuantizeLinear": _quantize,
+    "DequantizeLinear": _dequantize,
+}
+"""Op type -> kernel. The op-support table (``support.py``) lists the same ops."""
+
+
+def run_kernel(op_type: str, xs: list, attrs: dict[str, Any], opset: int) -> list:
+    """Run the kernel for ``op_type`` (a KeyError for an op not in :data:`KERNELS`)."""
+    return KERNELS[op_type](xs, attrs, opset)
