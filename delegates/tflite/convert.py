@@ -366,7 +366,8 @@ def _infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     """Value name -> inferred type, from shape inference on a weight-less copy."""
     g = model.graph
     light = onnx.ModelProto()
-    light.CopyFrom(model) if sum(t.ByteSize() for t in g.initializer) < (1 << 24) else _strip(model, light)
+    weight_bytes = sum(4 * int(np.prod(t.dims)) for t in g.initializer)  # an estimate is enough here
+    light.CopyFrom(model) if weight_bytes < (1 << 24) else _strip(model, light)
     try:
         inferred = onnx.shape_inference.infer_shapes(light, data_prop=True)
     except Exception as exc:

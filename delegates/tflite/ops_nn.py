@@ -396,7 +396,7 @@ def _fc(cx: Converter, x_name: str, weights: np.ndarray, bias: np.ndarray | None
     """FULLY_CONNECTED: y = x @ weights.T + bias, weights (N, K) float32."""
     x = cx.get(x_name)
     if x.col_perm is not None and x.rank == 2:  # flattened NHWC input: permute the weight columns instead
-        weights = weights[:, x.col_perm]
+        weights = np.take(weights, x.col_perm, axis=1)
         xt = x.tensor
     else:
         xt = cx.tensor(x, None, x_name)
@@ -415,13 +415,15 @@ def gemm(cx: Converter, node, attrs) -> None:
     if cx.const_of(node, 1) is None or (cx.inp(node, 2) is not None and cx.const_of(node, 2) is None):
         _gemm_runtime_b(cx, node, attrs)
         return
-    b = cx.const_of(node, 1).astype(np.float64)
+    b = cx.const_of(node, 1).astype(np.float32, copy=False)
     weights = b if attrs.get("transB", 0) else b.T
-    weights = weights * float(attrs.get("alpha", 1.0))
+    alpha = float(attrs.get("alpha", 1.0))
+    if alpha != 1.0:
+        weights = weights * np.float32(alpha)
     c = cx.const_of(node, 2)
     bias = None
     if c is not None:
-        bias = np.broadcast_to(c.astype(np.float64) * float(attrs.get("beta", 1.0)), (1, weights.shape[0]))[0]
+        bias = np.broadcast_to(c.astype(np.float32) * np.float32(attrs.get("beta", 1.0)), (1, weights.shape[0]))[0]
     _fc(cx, node.input[0], weights, bias, node.output[0], keep_dims=False)
 
 
