@@ -148,6 +148,21 @@ def _pool_storage_order(v: NodeView) -> str | None:
     return None
 
 
+def _ceil_mode(v: NodeView) -> str | None:
+    # MIL pool (iOS15 pool.py): ceil_mode needs 1-D/2-D pooling, symmetric pads and no SAME padding
+    if not v.attr("ceil_mode", 0):
+        return None
+    if (v.inputs[0].rank or 0) > 4:
+        return f"{v.op_type} ceil_mode=1 on 3-D pooling not supported by Core ML"
+    if v.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+        return f"{v.op_type} ceil_mode=1 with auto_pad={v.attr('auto_pad')} not supported by Core ML"
+    pads = list(v.attr("pads") or [])
+    k = len(pads) // 2
+    if any(pads[i] != pads[i + k] for i in range(k)):
+        return f"{v.op_type} ceil_mode=1 with asymmetric pads {pads} not supported by Core ML"
+    return None
+
+
 def _pad_modes(v: NodeView) -> str | None:
     mode = v.attr("mode", "constant")
     if mode not in ("constant", "reflect", "edge"):
@@ -282,9 +297,9 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Conv", FLOAT, rank_between(3, 5), _AUTO_PAD),
     _e("ConvTranspose", FLOAT, rank_between(3, 5), const_input(1, "weight"), const_input(2, "bias"),
        attr_in("auto_pad", {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}, "NOTSET"), _conv_transpose),
-    _e("MaxPool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool, _pool_storage_order,
+    _e("MaxPool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool, _pool_storage_order, _ceil_mode,
        no_output(1, "Indices")),
-    _e("AveragePool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool),
+    _e("AveragePool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool, _ceil_mode),
     _e("GlobalAveragePool", FLOAT, rank_between(3, 5)),
     _e("GlobalMaxPool", FLOAT, rank_between(3, 5)),
     # normalization
