@@ -202,8 +202,9 @@ def collect_sources(names: Sequence[str] | None = None, plugins: Iterable[Any] =
         return found
     unknown = [n for n in names if n not in found]
     if unknown:
+        every = {s.name for batch in reg.pm.hook.unified_conformance_cases(sources=None) for s in batch or []}
         raise ConformanceError(
-            f"unknown conformance source(s) {unknown}; available: {', '.join(sorted(found)) or 'none'}"
+            f"unknown conformance source(s) {unknown}; available: {', '.join(sorted(every)) or 'none'}"
         )
     return {n: found[n] for n in names}
 

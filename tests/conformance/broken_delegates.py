@@ -1,0 +1,97 @@
+"""Deliberately broken delegates, registered as a third-party plugin would be.
+
+Worker processes re-create them by importing this file by path (see
+``unified.conformance.workers``). All claim float32 ``Add`` only.
+
+* ``wrong_add``  — claims Add, returns a + b + 1 (wrong numbers -> ``fail``).
+* ``abort_add``  — claims Add, ``os.abort()`` while running (-> ``error``).
+* ``hang_add``   — claims Add, sleeps for an hour while running (-> ``error``
+  once the per-case time limit kills it).
+* ``raise_add``  — claims Add, raises while compiling (-> ``error``).
+* ``compile_only_add`` — compiles Add correctly but cannot execute here, like
+  Core ML off macOS (-> ``compiled``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Mapping
+
+import numpy as np
+import onnx
+
+from unified import Availability, CompileOptions, Delegate, Executable, OpSupport, hookimpl
+
+F32 = frozenset({onnx.TensorProto.FLOAT})
+
+
+class _AddExecutable(Executable):
+    def __init__(self, model: onnx.ModelProto, behaviour: str):
+        inits = {t.name for t in model.graph.initializer}
+        self.input_names = [i.name for i in model.graph.input if i.name not in inits]
+        self.output_names = [o.name for o in model.graph.output]
+        self.consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.nodes = list(model.graph.node)
+        self.behaviour = behaviour
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.behaviour == "abort":
+            os.abort()
+        if self.behaviour == "hang":
+            time.sleep(3600)
+        env = {**self.consts, **inputs}
+        for n in self.nodes:
+            env[n.output[0]] = env[n.input[0]] + env[n.input[1]]
+            if self.behaviour == "wrong":
+                env[n.output[0]] = env[n.output[0]] + np.float32(1)
+        return {name: env[name] for name in self.output_names}
+
+
+class _AddDelegate(Delegate):
+    behaviour = "right"
+    op_support = (OpSupport("Add", dtypes=F32),)
+    cacheable = False
+
+    def availability(self) -> Availability:
+        return Availability(True, "", "0.0-test")
+
+    def backends(self) -> list[str]:
+        return ["cpu"]
+
+    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
+        if self.behaviour == "raise":
+            raise RuntimeError("this delegate cannot compile anything (test double)")
+        return _AddExecutable(partition, self.behaviour)
+
+
+class WrongAdd(_AddDelegate):
+    name = "wrong_add"
+    behaviour = "wrong"
+
+
+class AbortAdd(_AddDelegate):
+    name = "abort_add"
+    behaviour = "abort"
+
+
+class HangAdd(_AddDelegate):
+    name = "hang_add"
+    behaviour = "hang"
+
+
+class RaiseAdd(_AddDelegate):
+    name = "raise_add"
+    behaviour = "raise"
+
+
+class CompileOnlyAdd(_AddDelegate):
+    name = "compile_only_add"
+
+    def availability(self) -> Availability:
+        return Availability(True, "needs macOS (test double)", "0.0-test", executes=False)
+
+
+@hookimpl
+def unified_delegates() -> list[Delegate]:
+    return [WrongAdd(), AbortAdd(), HangAdd(), RaiseAdd(), CompileOnlyAdd()]
