@@ -5,7 +5,10 @@ Layout of the package:
 
 * ``builder.py`` — flatbuffer tensors, buffers, operator codes, packing;
 * ``convert.py`` — values, NCHW/NHWC layouts, the conversion loop;
-* ``ops_nn.py``, ``ops_elementwise.py``, ``ops_shape.py`` — op converters by family;
+* ``fuse.py`` — BatchNormalization folding and activation fusion;
+* ``ops_conv.py``, ``ops_linear.py``, ``ops_elementwise.py``, ``ops_shape.py`` —
+  op converters by family (image ops; matrix products and normalizations;
+  elementwise and QDQ; data movement);
 * ``support.py`` — the op-support table (what is claimed, and why not);
 * ``delegate.py`` — the :class:`TFLiteDelegate` and its executable.
 

@@ -413,7 +413,7 @@ def convert(model: onnx.ModelProto) -> ConversionResult:
         DelegateError: a node the converter cannot express, or a value without
             a static shape.
     """
-    from . import ops_elementwise, ops_nn, ops_shape  # noqa: F401  (registers the converters)
+    from . import ops_conv, ops_elementwise, ops_linear, ops_shape  # noqa: F401  (registers the converters)
 
     return Converter(model).run()
 

@@ -15,8 +15,8 @@ import numpy as np
 from unified.errors import DelegateError
 
 from .convert import Converter, Value, register
-from .ops_nn import _act_enum, _fused_activation, clip_bounds
-from .ops_shape import _to_rank
+from .fuse import act_enum, fused_activation, clip_bounds
+from .ops_shape import to_rank
 
 _UNARY = {
     "Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "Exp": "EXP", "Log": "LOG", "Sqrt": "SQRT",
@@ -48,7 +48,7 @@ def operand(cx: Converter, v: Value, name: str, layout: tuple[int, ...], dtype=N
     if v.tensor is None:
         arr = v.const if dtype is None else v.const.astype(dtype)
         return cx.const_in(arr, layout, rank, name)
-    return cx.tensor(_to_rank(cx, v, name, rank), layout, name)
+    return cx.tensor(to_rank(cx, v, name, rank), layout, name)
 
 
 def _simple(cx: Converter, node, op: str, options=None, layout=None) -> None:
@@ -97,7 +97,7 @@ def binary(cx: Converter, node, attrs) -> None:
     layout = out_layout(cx, ins, rank)
     final, act = node.output[0], "NONE"
     if op in _FUSABLE and len(ins) == 2 and ins[0].dtype == np.float32:
-        final, act = _fused_activation(cx, node.output[0])
+        final, act = fused_activation(cx, node.output[0])
     tensors = [operand(cx, v, n, layout) for v, n in zip(ins, names)]
     if node.op_type == "PRelu":
         # TFLite PRELU broadcasts alpha like ONNX; give it the input's rank
@@ -114,7 +114,7 @@ def binary(cx: Converter, node, attrs) -> None:
             dst = cx.new(cx.uid(node.output[0]), _partial_shape(cx, ins[: k + 1], layout), ins[0].dtype)
         opts = None
         if opt_kind:
-            opts = cx.b.options(opt_kind, fusedActivationFunction=_act_enum(cx, act if last else "NONE"))
+            opts = cx.b.options(opt_kind, fusedActivationFunction=act_enum(cx, act if last else "NONE"))
         cx.b.op(op, [acc, t], [dst], opts)
         acc = dst
     if len(tensors) == 1:

@@ -297,14 +297,14 @@ def gather_nd(cx: Converter, node, attrs) -> None:
 def expand(cx: Converter, node, attrs) -> None:
     x = cx.inp(node, 0)
     out_shape = cx.out_shape(node.output[0])
-    xv = _to_rank(cx, x, node.input[0], len(out_shape))
+    xv = to_rank(cx, x, node.input[0], len(out_shape))
     lay = xv.layout
     xt = cx.tensor(xv, lay, node.input[0])
     out = cx.define(node.output[0], lay)
     cx.b.op("BROADCAST_TO", [xt, cx.b.const(cx.uid("shape"), np.asarray(out.tshape(), np.int32))], [out.tensor])
 
 
-def _to_rank(cx: Converter, x: Value, name: str, rank: int) -> Value:
+def to_rank(cx: Converter, x: Value, name: str, rank: int) -> Value:
     """``x`` with leading 1-dims up to ``rank`` (a RESHAPE; identity layout)."""
     if x.rank == rank:
         return x
