@@ -296,7 +296,14 @@ class ReferenceExecutable(Executable):
         if shapes is not None:
             self.last_run_stats = self._stats(shapes)
             self._stats_key = key
-        return {n: np.array(env[n], copy=True) if n in self.constants or n in inputs else env[n] for n in self.output_names}
+        out = {}
+        for n in self.output_names:
+            v = env[n]
+            # never hand back a constant or a view of a caller's input (the caller owns outputs)
+            if n in self.constants or any(np.may_share_memory(v, inputs[i]) for i in self.input_names):
+                v = np.array(v, copy=True)
+            out[n] = v
+        return out
 
     def _stats(self, shapes: list[tuple]) -> dict[str, Any]:
         costs = []

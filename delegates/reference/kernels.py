@@ -269,7 +269,7 @@ def _softmax(xs, a, opset):
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """Error function, relative error below 1e-7 (float64 inside, dtype of ``x`` out).
+    """Error function, relative error about 1e-7 (float64 inside, dtype of ``x`` out).
 
     ``|x| < 0.5``: Maclaurin series ``2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1))``
     (14 terms, truncation < 1e-17); otherwise ``1 - erfc(|x|)`` with the

@@ -129,3 +129,23 @@ def _options():
     from unified import CompileOptions
 
     return CompileOptions(backend="npu-sim")
+
+
+def test_outputs_never_alias_inputs_or_constants(options):
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "s"], ["y"]), helper.make_node("Identity", ["c"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2]), helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])],
+        initializer=[numpy_helper.from_array(np.array([3, 2], np.int64), "s"),
+                     numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "c")],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    from unified.delegates.reference import ReferenceExecutable
+
+    exe = ReferenceExecutable(model, load_hardware("scalesim-32"), "fp32")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = exe.run({"x": x})
+    assert not np.may_share_memory(out["y"], x)
+    out["z"][:] = 0
+    np.testing.assert_array_equal(exe.run({"x": x})["z"], [1.0, 2.0])
