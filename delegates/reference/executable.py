@@ -36,7 +36,8 @@ from unified.backends.npu_sim.hardware import HardwareConfig
 from unified.backends.npu_sim.report import SimulationReport
 from unified.backends.npu_sim.workload import OpDesc, op_cost
 from unified.delegate import Executable
-from unified.delegates.reference.kernels import KERNELS, conv, conv_transpose
+from unified.delegates.reference.conv import conv, conv_transpose
+from unified.delegates.reference.kernels import KERNELS
 
 __all__ = ["ReferenceExecutable"]
 

@@ -16,153 +16,15 @@ including the pre-opset-13 forms the ONNX model zoo still uses (attribute
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["KERNELS", "Kernel", "erf", "conv", "pool_pads"]
+from unified.delegates.reference.conv import conv, conv_transpose, pool
+
+__all__ = ["KERNELS", "Kernel", "erf", "run_kernel"]
 
 Kernel = Callable[[list, dict, int], list]
-
-
-# --- helpers ---------------------------------------------------------------------
-
-
-def pool_pads(attrs: dict, in_sizes: Sequence[int], kernel: Sequence[int], strides, dilations) -> list[int]:
-    """Begin and end pads ``[b0, b1, ..., e0, e1, ...]`` from ``pads`` or ``auto_pad``.
-
-    ``SAME_UPPER`` / ``SAME_LOWER`` give ``out = ceil(in / stride)`` with the odd
-    pad at the end / beginning (ONNX Conv and pooling specification).
-    """
-    n = len(in_sizes)
-    auto = attrs.get("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for i in range(n):
-            out = -(-in_sizes[i] // strides[i])
-            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_sizes[i])
-            small = total // 2
-            begin.append(small if auto == "SAME_UPPER" else total - small)
-            end.append(total - begin[-1])
-        return begin + end
-    if auto == "VALID":
-        return [0] * (2 * n)
-    return list(attrs.get("pads", [0] * (2 * n)))
-
-
-def _spatial_params(attrs: dict, kernel: Sequence[int]):
-    n = len(kernel)
-    strides = list(attrs.get("strides", [1] * n))
-    dilations = list(attrs.get("dilations", [1] * n))
-    return strides, dilations
-
-
-def _windows(xp: np.ndarray, kernel, strides, dilations) -> np.ndarray:
-    """View ``(N, C, *out, *kernel)`` of a padded ``(N, C, *S)`` array."""
-    n = len(kernel)
-    ext = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
-    axes = tuple(range(2, 2 + n))
-    v = sliding_window_view(xp, ext, axis=axes)
-    sl = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)
-    sl += tuple(slice(None, None, d) for d in dilations)
-    return v[sl]
-
-
-def _pad_spatial(x: np.ndarray, pads: Sequence[int], value: float = 0.0) -> np.ndarray:
-    n = x.ndim - 2
-    if not any(pads):
-        return x
-    width = [(0, 0), (0, 0)] + [(pads[i], pads[i + n]) for i in range(n)]
-    return np.pad(x, width, mode="constant", constant_values=value)
-
-
-# --- MAC ops -----------------------------------------------------------------------
-
-
-def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
-    """ONNX Conv (1-D to 3-D, groups, dilations, strides, pads, auto_pad).
-
-    Args:
-        x: ``(N, C, *S)``; w: ``(F, C/group, *k)``; b: ``(F,)`` or None.
-
-    Returns:
-        ``(N, F, *O)`` in the dtype of ``x`` (float64 inputs make the integer
-        path exact: products and sums of int8 values stay below 2**53).
-    """
-    kernel = list(w.shape[2:])
-    n = len(kernel)
-    strides, dilations = _spatial_params(attrs, kernel)
-    pads = pool_pads(attrs, x.shape[2:], kernel, strides, dilations)
-    g = int(attrs.get("group", 1))
-    N, C = x.shape[:2]
-    F = w.shape[0]
-    cg, fg = C // g, F // g
-    if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads) and g == 1:
-        y = np.matmul(w.reshape(F, C), x.reshape(N, C, -1)).reshape((N, F) + x.shape[2:])
-    else:
-        win = _windows(_pad_spatial(x, pads), kernel, strides, dilations)  # (N, C, *O, *k)
-        out = win.shape[2 : 2 + n]
-        kp = math.prod(kernel)
-        if cg == 1 and g > 1:  # depthwise (channel multiplier fg): one vectorized step per kernel offset
-            wk = w.reshape(g, fg, kp)
-            y = np.zeros((N, g, fg) + out, dtype=np.result_type(x, w))
-            wv = win.reshape(win.shape[: 2 + n] + (kp,))
-            expand = (None,) * n
-            for t in range(kp):
-                y += wv[:, :, None, ..., t] * wk[(None, slice(None), slice(None), t) + expand]
-            y = y.reshape((N, F) + out)
-        else:
-            # im2col: (N, *O, g, C/g, *k) -> (g, N*O, C/g*kp), one BLAS GEMM per group
-            perm = (0,) + tuple(range(2, 2 + n)) + (1,) + tuple(range(2 + n, 2 + 2 * n))
-            cols = np.ascontiguousarray(win.transpose(perm)).reshape(N * math.prod(out), g, cg * kp)
-            wg = w.reshape(g, fg, cg * kp)
-            if g == 1:
-                y = np.matmul(cols[:, 0, :], wg[0].T)  # (N*O, F)
-            else:
-                y = np.matmul(cols.transpose(1, 0, 2), wg.transpose(0, 2, 1))  # (g, N*O, F/g)
-                y = y.transpose(1, 0, 2).reshape(N * math.prod(out), F)
-            y = np.moveaxis(y.reshape((N,) + out + (F,)), -1, 1)
-    if b is not None:
-        y = y + b.reshape((1, F) + (1,) * n)
-    return np.ascontiguousarray(y)
-
-
-def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
-    """ONNX ConvTranspose with explicit ``pads`` (scatter form: one GEMM per
-    group, then col2im with one vectorized add per kernel offset).
-
-    Args:
-        x: ``(N, C, *S)``; w: ``(C, F/group, *k)``; b: ``(F,)`` or None.
-    """
-    kernel = list(w.shape[2:])
-    n = len(kernel)
-    strides, dilations = _spatial_params(attrs, kernel)
-    pads = list(attrs.get("pads", [0] * (2 * n)))
-    out_pad = list(attrs.get("output_padding", [0] * n))
-    g = int(attrs.get("group", 1))
-    N, C = x.shape[:2]
-    S = x.shape[2:]
-    cg, fg = C // g, w.shape[1]
-    F = fg * g
-    kp = math.prod(kernel)
-    xs = x.reshape(N, g, cg, -1).transpose(1, 0, 3, 2).reshape(g, -1, cg)  # (g, N*S, C/g)
-    cols = np.matmul(xs, w.reshape(g, cg, fg * kp))  # (g, N*S, F/g*kp)
-    cols = cols.reshape((g, N) + tuple(S) + (fg,) + tuple(kernel))
-    full = [(S[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 + out_pad[i] for i in range(n)]
-    y = np.zeros((N, g, fg) + tuple(full), dtype=cols.dtype)
-    src_perm = (1, 0, 2 + n) + tuple(range(2, 2 + n))  # -> (N, g, F/g, *S) per kernel offset
-    for idx in np.ndindex(*kernel):
-        dst = (slice(None),) * 3 + tuple(
-            slice(idx[i] * dilations[i], idx[i] * dilations[i] + (S[i] - 1) * strides[i] + 1, strides[i])
-            for i in range(n)
-        )
-        y[dst] += cols[(slice(None),) * (3 + n) + idx].transpose(src_perm)
-    crop = (slice(None),) * 3 + tuple(slice(pads[i], full[i] - pads[i + n]) for i in range(n))
-    y = y[crop].reshape((N, F) + tuple(full[i] - pads[i] - pads[i + n] for i in range(n)))
-    if b is not None:
-        y = y + b.reshape((1, F) + (1,) * n)
-    return np.ascontiguousarray(y)
 
 
 def _gemm(xs, a, opset):
@@ -181,39 +43,7 @@ def _gemm(xs, a, opset):
     return [y]
 
 
-# --- pooling and normalization -----------------------------------------------------------
-
-
-def _pool(x: np.ndarray, a: dict, kind: str) -> np.ndarray:
-    kernel = list(a["kernel_shape"])
-    n = len(kernel)
-    strides, dilations = _spatial_params(a, kernel)
-    pads = pool_pads(a, x.shape[2:], kernel, strides, dilations)
-    S = x.shape[2:]
-    extra = [0] * n
-    if a.get("ceil_mode", 0):
-        for i in range(n):
-            ext = (kernel[i] - 1) * dilations[i] + 1
-            span = S[i] + pads[i] + pads[i + n] - ext
-            out = -(-span // strides[i]) + 1
-            if (out - 1) * strides[i] >= S[i] + pads[i]:
-                out -= 1  # the last window must start inside the input or left pad
-            extra[i] = max(0, (out - 1) * strides[i] + ext - (S[i] + pads[i] + pads[i + n]))
-    full = pads[:n] + [pads[n + i] + extra[i] for i in range(n)]
-    axes = tuple(range(-n, 0))
-    if kind == "max":
-        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-        return _windows(_pad_spatial(x, full, fill), kernel, strides, dilations).max(axis=axes)
-    sums = _windows(_pad_spatial(x, full), kernel, strides, dilations).sum(axis=axes, dtype=np.float64)
-    include = a.get("count_include_pad", 0)
-    mask = np.ones((1, 1) + tuple(S), dtype=np.float64)
-    if include:
-        mask = _pad_spatial(mask, pads, 1.0)
-        mask = _pad_spatial(mask, [0] * n + extra)
-    else:
-        mask = _pad_spatial(mask, full)
-    counts = _windows(mask, kernel, strides, dilations).sum(axis=axes)
-    return (sums / counts).astype(x.dtype)
+# --- normalization ---------------------------------------------------------------
 
 
 def _lrn(xs, a, opset):
@@ -551,8 +381,8 @@ KERNELS: dict[str, Kernel] = {
     "Erf": _unary(lambda x, a: erf(x)),
     "Gelu": _gelu,
     # windows and normalization
-    "MaxPool": lambda xs, a, o: [_pool(xs[0], a, "max")],
-    "AveragePool": lambda xs, a, o: [_pool(xs[0], a, "avg")],
+    "MaxPool": lambda xs, a, o: [pool(xs[0], a, "max")],
+    "AveragePool": lambda xs, a, o: [pool(xs[0], a, "avg")],
     "GlobalAveragePool": _unary(lambda x, a: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)),
     "ReduceMean": _reduce(np.mean, 18),
     "ReduceSum": _reduce(np.sum, 13),
