@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from unified.backends.npu_sim import DTYPES, HardwareConfigError, load_hardware, preset_names
-from unified.backends.npu_sim.costmodel import Gemm, array_cost, gemm_cycles
+from unified.backends.npu_sim.costmodel import Gemm, gemm_cycles
 from unified.backends.npu_sim.workload import OpDesc, gemm_view, op_cost
 
 ROOT = Path(__file__).resolve().parents[2]

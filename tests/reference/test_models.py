@@ -3,8 +3,6 @@ light architectures in fp32, a QDQ int8 CNN in int8 mode, fp16 mode."""
 
 from __future__ import annotations
 
-import json
-import os
 
 import numpy as np
 import onnx

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from unified import InferenceSession, SessionOptions
+from unified import InferenceSession
 from unified.delegates.reference import KERNELS, OP_SUPPORT, ReferenceDelegate
 from unified.graph import Graph
 
