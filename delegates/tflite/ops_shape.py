@@ -280,7 +280,15 @@ def gather(cx: Converter, node, attrs) -> None:
         ind = cx.new(cx.uid("indices"), idx.shape, idx.dtype)
         cx.b.op("FLOOR_MOD", [raw, cx.b.const(cx.uid("dim"), np.array(dim, idx.dtype))], [ind])
     out = cx.define(node.output[0])
-    cx.b.op("GATHER", [dt, ind], [out.tensor], cx.b.options("GatherOptions", axis=axis, batchDims=0))
+    opts = cx.b.options("GatherOptions", axis=axis, batchDims=0)
+    if idx.rank == 0:  # a 0-d index: gather a [1] index, then RESHAPE the axis away
+        one = cx.new(cx.uid("gather1"), data.shape[:axis] + (1,) + data.shape[axis + 1:], data.dtype)
+        flat = cx.new(cx.uid("index1"), (1,), np.int32 if idx.const is not None else idx.dtype)
+        cx.reshape_op(ind, flat, (1,))
+        cx.b.op("GATHER", [dt, flat], [one], opts)
+        cx.reshape_op(one, out.tensor, out.shape)
+        return
+    cx.b.op("GATHER", [dt, ind], [out.tensor], opts)
 
 
 @register("GatherND")

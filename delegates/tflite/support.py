@@ -255,10 +255,11 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     # matrix products
     _e("Gemm", F32, rank(2), gemm_ok),
     _e("MatMul", F32, matmul_ok, max_rank(5)),
-    _e("Softmax", F32),
-    _e("LogSoftmax", F32),
+    _e("Softmax", F32, max_rank(4)),
+    _e("LogSoftmax", F32, max_rank(4)),
     # elementwise
-    *[_e(op, NUM, max_rank(5)) for op in ("Add", "Sub", "Mul", "Div", "Sum", "Max", "Min")],
+    *[_e(op, NUM, max_rank(5)) for op in ("Add", "Sub", "Mul", "Sum", "Max", "Min")],
+    _e("Div", frozenset({T.FLOAT, T.INT32}), max_rank(5)),  # TFLite DIV has no int64 kernel
     _e("Pow", F32, max_rank(5)),
     *[_e(op, F32) for op in ("Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "HardSwish", "Erf", "Floor",
                              "Ceil", "Sin", "Cos")],

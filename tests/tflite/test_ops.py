@@ -291,3 +291,25 @@ def _ops(flatbuffer: bytes) -> dict[str, int]:
     from unified.delegates.tflite.delegate import _op_counts
 
     return _op_counts(flatbuffer)
+
+
+def test_integer_div_int64_declined_with_reason(make_model) -> None:
+    from unified import InferenceSession, SessionOptions
+    from unified.errors import UnsupportedError
+
+    m = make_model([N("Div", ["a", "b"], ["y"])], {"a": (np.int64, (2, 3)), "b": (np.int64, (2, 3))})
+    with pytest.raises(UnsupportedError, match=r"Div input dtype int64 not supported \(supported: float, int32\)"):
+        InferenceSession(m, delegates=["tflite"], options=SessionOptions(strict=True, use_cache=False))
+
+
+def test_gather_scalar_index_drops_the_axis(tfl_check, make_model) -> None:
+    """Gather with a 0-d index (MiniLM's CLS-style pick): the output loses that axis."""
+    m = make_model([N("Gather", ["x", "i"], ["y"], axis=1)], {"x": (F, (2, 16, 384))}, {"i": np.array(-1, np.int64)})
+    tfl_check(m, {"x": rand((2, 16, 384))})
+
+
+def test_div_int32(tfl_check, make_model) -> None:
+    m = make_model([N("Div", ["a", "b"], ["y"])], {"a": (np.int32, (2, 8)), "b": (np.int32, (2, 8))})
+    rng = np.random.default_rng(0)
+    tfl_check(m, {"a": rng.integers(0, 100, (2, 8)).astype(np.int32),
+                  "b": rng.integers(1, 9, (2, 8)).astype(np.int32)}, exact=True)
