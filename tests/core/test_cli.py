@@ -36,7 +36,7 @@ def test_plan_table_and_json(model_path, capsys, tmp_path):
     assert main(["plan", str(model_path), "--delegates", "onnxruntime", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "MatMul" in out and "1 partition(s), 2 node(s)" in out
-    assert main(["plan", str(model_path), "--json", "--no-cache"]) == 0
+    assert main(["plan", str(model_path), "--delegates", "onnxruntime", "--json", "--no-cache"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["schema_version"] == 1 and plan["partitions"][0]["nodes"] == ["MatMul_0", "Relu_1"]
 
@@ -46,7 +46,8 @@ def test_run_with_given_input_writes_outputs_and_profile(model_path, tmp_path, c
     np.save(tmp_path / "x.npy", x)
     out_dir = tmp_path / "out"
     code = main(
-        ["run", str(model_path), "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", str(out_dir), "--profile", "--no-cache"]
+        ["run", str(model_path), "--delegates", "onnxruntime", "--input", f"x={tmp_path / 'x.npy'}",
+         "--output-dir", str(out_dir), "--profile", "--no-cache"]
     )
     assert code == 0
     y = np.load(out_dir / "y.npy")
@@ -58,7 +59,7 @@ def test_run_with_given_input_writes_outputs_and_profile(model_path, tmp_path, c
 
 
 def test_run_with_random_inputs(model_path, capsys):
-    assert main(["run", str(model_path), "--no-cache", "--repeat", "3"]) == 0
+    assert main(["run", str(model_path), "--delegates", "onnxruntime", "--no-cache", "--repeat", "3"]) == 0
     captured = capsys.readouterr()
     assert "output y: float32 [2, 3]" in captured.out and "random inputs for: x" in captured.err
 
@@ -69,7 +70,7 @@ def test_errors_exit_1_with_a_message_and_no_traceback(tmp_path, model_path, cap
     assert main(["plan", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "\nerror: could not parse" in err and "Traceback" not in err
-    assert main(["run", str(model_path), "--input", "x=/nonexistent.npy", "--no-cache"]) == 1
+    assert main(["run", str(model_path), "--delegates", "onnxruntime", "--input", "x=/nonexistent.npy", "--no-cache"]) == 1
     assert "cannot read '/nonexistent.npy'" in capsys.readouterr().err
     assert main(["plan", str(model_path), "--delegates", "nope"]) == 1
     assert "unknown delegate 'nope'" in capsys.readouterr().err

@@ -26,7 +26,7 @@ def add_model(opset: int = 17, ir: int = 10) -> onnx.ModelProto:
 
 @pytest.fixture
 def sess():
-    return InferenceSession(add_model(), options=SessionOptions(use_cache=False))
+    return InferenceSession(add_model(), ["onnxruntime"], SessionOptions(use_cache=False))
 
 
 def ones(*shape, dtype=np.float32):
