@@ -214,7 +214,11 @@ def descs_from_model(model: "onnx.ModelProto | str", dims: Mapping[str, int] | N
     descs = []
     for v in graph.node_views:
         ins = tuple(None if not t.name else _static(t.shape, f"input '{t.name}' of node '{v.name}'") for t in v.inputs)
-        outs = tuple(None if not t.name else _static(t.shape, f"output '{t.name}' of node '{v.name}'") for t in v.outputs)
+        outs = tuple(
+            None if not t.name or (i and t.shape is None)  # an unused extra output (e.g. Dropout's mask)
+            else _static(t.shape, f"output '{t.name}' of node '{v.name}'")
+            for i, t in enumerate(v.outputs)
+        )
         const = frozenset(i for i, t in enumerate(v.inputs) if t.is_initializer)
         descs.append(OpDesc(v.name, v.op_type, dict(v.attributes), ins, outs, const))
     return descs

@@ -7,6 +7,7 @@ import configparser
 import math
 from pathlib import Path
 
+import onnx
 import pytest
 
 from unified.backends.npu_sim import DTYPES, HardwareConfigError, load_hardware, preset_names
@@ -203,3 +204,36 @@ def test_vector_and_layout_ops():
     assert flat.unit == "none" and flat.cycles == 0 and flat.dram_bytes == 0
     pool = op_cost(OpDesc("p", "MaxPool", {"kernel_shape": [3, 3]}, ((1, 8, 10, 10),), ((1, 8, 8, 8),)), hw, dt)
     assert pool.vector_ops == 8 * 8 * 8 * 9
+
+
+@pytest.mark.parametrize("name", ["resnet50", "inception_v2", "shufflenet", "squeezenet"])
+def test_simulated_macs_of_light_models(name):
+    """Every node is costed; MACs equal those counted from ONNX shape inference
+    (Conv: prod(Y) x prod(W[1:]); Gemm: M x N x K)."""
+    from onnx import shape_inference
+
+    from unified.backends.npu_sim import simulate_model
+    from unified.conformance import zoo
+
+    path = zoo.light_model_path(name)
+    model = shape_inference.infer_shapes(onnx.load(path))
+    dims = {}
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        dims[vi.name] = tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
+    for t in model.graph.initializer:
+        dims[t.name] = tuple(t.dims)
+    for n in model.graph.node:  # weights made by ConstantOfShape: shape from its constant input
+        if n.op_type == "ConstantOfShape":
+            init = next(t for t in model.graph.initializer if t.name == n.input[0])
+            dims[n.output[0]] = tuple(int(v) for v in onnx.numpy_helper.to_array(init))
+    want = 0
+    for n in model.graph.node:
+        if n.op_type == "Conv":
+            want += math.prod(dims[n.output[0]]) * math.prod(dims[n.input[1]][1:])
+        elif n.op_type == "Gemm":  # K is A's second dim (transA is 0 in these models)
+            want += math.prod(dims[n.output[0]]) * dims[n.input[0]][1]
+    report = simulate_model(str(path), "ethos-u65", "int8")
+    assert len(report.ops) == len(model.graph.node)
+    assert sum(o.macs for o in report.ops) == want
+    t = report.totals()
+    assert t["cycles"] >= t["macs"] / load_hardware("ethos-u65").pes and t["energy_pj"] > 0
