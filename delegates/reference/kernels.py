@@ -185,7 +185,8 @@ def _reshape(xs, a, opset):
 
 def _flatten(xs, a, opset):
     x = xs[0]
-    axis = a.get("axis", 1) % (x.ndim + 1) if x.ndim else 0
+    axis = a.get("axis", 1)
+    axis = axis + x.ndim if axis < 0 else axis  # ONNX: axis in [-r, r]
     return [x.reshape(math.prod(x.shape[:axis]), -1)]
 
 
@@ -340,6 +341,12 @@ def _reduce(fn: Callable, since_input_axes: int) -> Kernel:
     return kernel
 
 
+def _max_or_lowest(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
+    """np.max, with the lowest value of the dtype for an empty set (ONNX ReduceMax)."""
+    lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    return np.max(x, axis=axis, keepdims=keepdims, initial=lowest)
+
+
 def _constant_of_shape(xs, a, opset):
     value = a.get("value")
     fill = np.asarray(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
@@ -386,7 +393,7 @@ KERNELS: dict[str, Kernel] = {
     "GlobalAveragePool": _unary(lambda x, a: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)),
     "ReduceMean": _reduce(np.mean, 18),
     "ReduceSum": _reduce(np.sum, 13),
-    "ReduceMax": _reduce(np.max, 18),
+    "ReduceMax": _reduce(_max_or_lowest, 18),
     "Softmax": _softmax,
     "LayerNormalization": _layernorm,
     "BatchNormalization": _batchnorm,

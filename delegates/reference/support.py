@@ -111,6 +111,13 @@ def _pad_mode(node: NodeView) -> str | None:
     return _attr_in("mode", ("constant", "reflect", "edge", "wrap"), "constant")(node)
 
 
+def _tensor_input(node: NodeView) -> str | None:
+    t = node.inputs[0] if node.inputs else None
+    if t is not None and t.name and not t.elem_type:
+        return f"{node.op_type} input '{t.name}' is not a tensor (sequence or optional types not handled)"
+    return None
+
+
 def _e(op: str, dtypes=FLOATS, *constraints, since: int = 1) -> OpSupport:
     return OpSupport(op, dtypes=frozenset(dtypes), constraints=tuple(constraints), since=since)
 
@@ -158,7 +165,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Unsqueeze", ()),
     _e("Pad", (), _pad_mode),
     _e("Resize", (), _resize),
-    _e("Identity", ()),
+    _e("Identity", (), _tensor_input),
     _e("ConstantOfShape", ()),
     # quantization
     _e("QuantizeLinear", {T.FLOAT}, _quant_type(2, _QUANT, "zero point"), _no_blocks, since=10),

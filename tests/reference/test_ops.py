@@ -107,6 +107,8 @@ CASES = {
     "lrn": ("LRN", {"x": _r(1, 7, 4, 4)}, {"size": 3, "alpha": 1e-2, "beta": 0.75, "bias": 2.0}, {}, 17),
     "reshape_zero_infer": ("Reshape", {"x": _r(2, 3, 4)}, {}, {"s": _ints(0, -1, 2)}, 17),
     "flatten_axis2": ("Flatten", {"x": _r(2, 3, 4, 5)}, {"axis": 2}, {}, 17),
+    "flatten_negative_axis": ("Flatten", {"x": _r(2, 3, 4, 5)}, {"axis": -3}, {}, 17),
+    "reduce_max_empty_set": ("ReduceMax", {"x": _r(2, 0, 4)}, {"keepdims": 1}, {"ax": _ints(1)}, 18),
     "transpose": ("Transpose", {"x": _r(2, 3, 4)}, {"perm": [2, 0, 1]}, {}, 17),
     "concat": ("Concat", {"a": _r(2, 3), "b": _r(2, 1)}, {"axis": -1}, {}, 17),
     "slice_negative_step": ("Slice", {"x": _r(5, 6)}, {}, {"st": _ints(-1, 1), "en": _ints(-100, 6), "ax": _ints(0, 1), "sp": _ints(-2, 2)}, 17),
