@@ -273,12 +273,30 @@ class ReferenceExecutable(Executable):
         Returns:
             One new array per output name (the caller owns them).
         """
+        # IEEE semantics, as on the hardware: overflow gives inf, inf and NaN propagate, nothing traps
+        with np.errstate(all="ignore"):
+            env, shapes = self._execute(inputs)
+        if shapes is not None:
+            self.last_run_stats = self._stats(shapes)
+            self._stats_key = tuple(inputs[n].shape for n in self.input_names)
+        out = {}
+        for n in self.output_names:
+            v = env[n]
+            # never hand back a constant or a view of a caller's input (the caller owns outputs)
+            if n in self.constants or any(np.may_share_memory(v, inputs[i]) for i in self.input_names):
+                v = np.array(v, copy=True)
+            out[n] = v
+        return out
+
+    def _execute(self, inputs: Mapping[str, np.ndarray]) -> tuple[dict, list | None]:
+        """Run the steps; returns the value environment and, when the input
+        shapes changed since the last stats, every step's (input, output) shapes."""
         fp16 = self.dtype == "fp16"
         env: dict[str, np.ndarray] = dict(self.constants)
         for name in self.input_names:
             env[name] = _round_fp16(inputs[name]) if fp16 else inputs[name]
         key = tuple(env[n].shape for n in self.input_names)
-        shapes: list[tuple] | None = [] if key != self._stats_key else None
+        shapes: list[tuple] | None = [] if key != self._stats_key else None  # stats depend on shapes only
         for step, release in zip(self._steps, self._release):
             xs = [env[x] if x else None for x in step.inputs]
             outs = step.fn(xs)
@@ -294,17 +312,7 @@ class ReferenceExecutable(Executable):
                 )
             for name in release:
                 env.pop(name, None)
-        if shapes is not None:
-            self.last_run_stats = self._stats(shapes)
-            self._stats_key = key
-        out = {}
-        for n in self.output_names:
-            v = env[n]
-            # never hand back a constant or a view of a caller's input (the caller owns outputs)
-            if n in self.constants or any(np.may_share_memory(v, inputs[i]) for i in self.input_names):
-                v = np.array(v, copy=True)
-            out[n] = v
-        return out
+        return env, shapes
 
     def _stats(self, shapes: list[tuple]) -> dict[str, Any]:
         costs = []
