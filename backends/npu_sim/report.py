@@ -103,7 +103,8 @@ class SimulationReport:
         utilization %, DRAM KiB, energy µJ)."""
         head = ("op", "type", "GEMM MxNxK", "cycles", "stalls", "util %", "DRAM KiB", "energy uJ")
         rows = [head]
-        shown = self.ops if max_rows is None else self.ops[:max_rows]
+        busy = [o for o in self.ops if o.unit != "none"]  # layout-only ops cost nothing (they are in the CSV)
+        shown = busy if max_rows is None else busy[:max_rows]
         for o in shown:
             rows.append(
                 (
@@ -123,8 +124,9 @@ class SimulationReport:
             lines.append("  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
             if k == 0:
                 lines.append("  ".join("-" * w for w in widths))
-        if max_rows is not None and len(self.ops) > max_rows:
-            lines.append(f"... {len(self.ops) - max_rows} more ops (see the CSV)")
+        hidden = len(self.ops) - len(shown)
+        if hidden:
+            lines.append(f"... {hidden} more ops not shown ({len(self.ops) - len(busy)} layout-only, no cost); see the CSV")
         t = self.totals()
         lines += [
             "",
