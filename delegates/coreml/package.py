@@ -2,7 +2,8 @@
 
 An ML Program is saved by coremltools as a *directory* (``model.mlpackage``:
 ``Manifest.json``, the model spec and a weights blob). The delegate's
-artifact is that directory as one deterministic zip (:func:`zip_package`):
+artifact is that directory as one deterministic, uncompressed zip (:func:`zip_package`;
+the weights blob dominates and does not compress):
 entries in sorted order, fixed timestamps (1980-01-01) and permissions, so the
 same directory always gives the same bytes. Unzipping it
 (:func:`unzip_package`) gives back ``model.mlpackage``, ready for Xcode or
@@ -44,12 +45,12 @@ def zip_package(package: str | os.PathLike) -> bytes:
     """The ``.mlpackage`` directory as deterministic zip bytes (entries under ``model.mlpackage/``)."""
     root = Path(package)
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             rel = path.relative_to(root).as_posix()
             info = zipfile.ZipInfo(f"{PACKAGE_NAME}/{rel}", date_time=_EPOCH)
             info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED
             zf.writestr(info, path.read_bytes())
     return buf.getvalue()
 
