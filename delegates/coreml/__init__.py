@@ -57,7 +57,7 @@ from unified.errors import DelegateError, DelegateUnavailableError
 from unified.graph import NodeView
 from unified.hookspecs import hookimpl
 
-from .convert import IO_DTYPES, IoSpec, build_program, signature
+from .convert import IoSpec, build_program, signature
 from .ops import OP_SUPPORT, common_reason
 from .package import METADATA_KEY, PACKAGE_NAME, read_io, unzip_package, verify_package, verify_program, zip_package
 

@@ -110,26 +110,6 @@ def no_output(i: int, what: str):
     return check
 
 
-def static_input(i: int = 0):
-    def check(v: NodeView) -> str | None:
-        t = v.inputs[i]
-        if not t.is_static:
-            return f"{v.op_type} needs a static shape for input {i} on Core ML (got {list(t.shape or [])})"
-        return None
-
-    return check
-
-
-def static_output(i: int = 0):
-    def check(v: NodeView) -> str | None:
-        t = v.outputs[i]
-        if not t.is_static:
-            return f"{v.op_type} needs a static output shape on Core ML (got {list(t.shape or [])})"
-        return None
-
-    return check
-
-
 def _float_only_division(v: NodeView) -> str | None:
     if v.inputs[0].elem_type in (T.INT32, T.INT64):
         return "integer Div truncates toward zero in ONNX; Core ML's floor_div rounds down (differs for negatives)"
