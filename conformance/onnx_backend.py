@@ -18,13 +18,22 @@ so ``BackendTest`` skips what the delegate declines instead of failing it.
 
 from __future__ import annotations
 
+import unittest
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-__all__ = ["UnifiedBackend", "UnifiedBackendRep", "backend_for"]
+from unified.errors import UnsupportedError
+
+__all__ = ["UnifiedBackend", "UnifiedBackendRep", "backend_for", "DelegateDeclines"]
+
+
+class DelegateDeclines(UnsupportedError, unittest.SkipTest):
+    """The delegate declines a node of the model: an ``UnsupportedError`` that
+    unittest and pytest report as a skip (ONNX's runner prepares node tests
+    without asking ``is_compatible``)."""
 
 
 class UnifiedBackendRep(BackendRep):
@@ -93,13 +102,20 @@ class UnifiedBackend(Backend):
         """Plan (strict) and compile ``model`` on the delegate.
 
         Raises:
-            unified.UnsupportedError: the delegate declines some node.
+            DelegateDeclines: the delegate declines some node (an
+                ``UnsupportedError``, reported by unittest as a skip).
             unified.DelegateError: compiling failed.
         """
         from unified.session import InferenceSession
 
         super().prepare(model, device, **kwargs)
-        return UnifiedBackendRep(InferenceSession(model, [cls.delegate], cls._options()))
+        try:
+            session = InferenceSession(model, [cls.delegate], cls._options())
+        except DelegateDeclines:
+            raise
+        except UnsupportedError as exc:
+            raise DelegateDeclines(str(exc)) from None
+        return UnifiedBackendRep(session)
 
     @classmethod
     def supports_device(cls, device: str) -> bool:

@@ -50,8 +50,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     plugins = config.getoption("unified_plugin")
     _, cases = gather_cases(sources, None, plugins, fast=config.getoption("unified_fast"))
     # added before pytest's own -k/-m deselection runs (tryfirst), so those apply as usual
-    items.extend(ConformanceItem.from_parent(session, name=f"{d}::{c.id}", delegate=d, case=c, plugins=plugins)
-                 for d in delegates for c in cases)
+    items.extend(
+        ConformanceItem.from_parent(session, name=f"{d}::{c.id}", nodeid=f"unified-conformance::{d}::{c.id}",
+                                    delegate=d, case=c, plugins=plugins)
+        for d in delegates for c in cases
+    )
 
 
 class ConformanceFailure(Exception):
