@@ -121,7 +121,7 @@ class ReferenceExecutable(Executable):
     def __init__(self, model: onnx.ModelProto, hw: HardwareConfig, dtype: str):
         self.hw, self.dtype = hw, dtype
         self._dt = hw.dtype(dtype)
-        self._bytes = model.SerializeToString()
+        self._model = model  # serialized only when asked (a VGG-19 partition is 550 MB)
         g = model.graph
         opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
         self.constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
@@ -324,4 +324,4 @@ class ReferenceExecutable(Executable):
     def serialize(self) -> bytes:
         """The partition's ONNX bytes: the schedule is rebuilt from them
         deterministically (nothing else is worth caching)."""
-        return self._bytes
+        return self._model.SerializeToString()
