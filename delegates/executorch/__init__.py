@@ -47,7 +47,7 @@ __all__ = ["ExecuTorchDelegate", "LOWERINGS", "lowering_table"]
 #: The lowering table: every ONNX op the delegate claims, in one place.
 LOWERINGS: tuple[Lowering, ...] = ops_nn.LOWERINGS + ops_math.LOWERINGS + ops_tensor.LOWERINGS
 
-_OPTIONS = ("dim_max", "default_dim_max")
+_OPTIONS = ("dims", "dim_max", "default_dim_max")
 
 
 def lowering_table() -> dict[str, list[Lowering]]:
@@ -62,6 +62,10 @@ class ExecuTorchDelegate(Delegate):
     """ExecuTorch with the XNNPACK backend as a delegate.
 
     Options (``delegates=[("executorch", {...})]``):
+        dims: dim name -> fixed size (like ONNX Runtime's free-dimension
+            overrides), e.g. ``{"batch": 1}``: the program is static in that
+            dim, XNNPACK takes more of it and lowering is faster; a run with
+            another size raises :class:`~unified.errors.InputError`.
         dim_max: dim name -> upper bound for a symbolic input dim (e.g.
             ``{"seq": 512}``); ExecuTorch plans memory for the bound, and a run
             with a larger dim raises :class:`~unified.errors.InputError`.

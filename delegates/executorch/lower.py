@@ -40,13 +40,16 @@ class DimSpec:
     Attributes:
         input: input index; axis: dim index.
         name: the ONNX dim name (``dim_param``), or ``"<input>_<axis>"`` when unnamed.
-        max: upper bound the program is compiled for (ExecuTorch plans memory for it).
+        max: upper bound the program is compiled for (ExecuTorch plans memory
+            for it); with ``pinned``, the one size it is compiled for.
+        pinned: the dim was fixed by the ``dims`` option (a static program).
     """
 
     input: int
     axis: int
     name: str
     max: int
+    pinned: bool = False
 
 
 def input_dims(model: onnx.ModelProto, options: Mapping[str, Any]) -> tuple[list[tuple[int, ...]], list[DimSpec]]:
@@ -54,8 +57,10 @@ def input_dims(model: onnx.ModelProto, options: Mapping[str, Any]) -> tuple[list
 
     Args:
         model: the partition.
-        options: delegate options; ``dim_max`` (dim name -> bound) and
-            ``default_dim_max`` (bound of any other dynamic dim, default 128).
+        options: delegate options; ``dims`` (dim name -> fixed size, like ONNX
+            Runtime's free-dimension overrides), ``dim_max`` (dim name ->
+            upper bound) and ``default_dim_max`` (bound of any other dynamic
+            dim, default 128).
 
     Returns:
         (per input, its shape with 0 in dynamic positions; the dynamic dims).
@@ -64,6 +69,7 @@ def input_dims(model: onnx.ModelProto, options: Mapping[str, Any]) -> tuple[list
         DelegateError: an input without a tensor type or rank, or a bad bound.
     """
     bounds = dict(options.get("dim_max", {}))
+    pinned = dict(options.get("dims", {}))
     default = options.get("default_dim_max", 128)
     inits = {t.name for t in model.graph.initializer}
     shapes, dims = [], []
@@ -77,6 +83,13 @@ def input_dims(model: onnx.ModelProto, options: Mapping[str, Any]) -> tuple[list
                 shape.append(d.dim_value)
                 continue
             name = d.dim_param or f"{vi.name}_{axis}"
+            if name in pinned:
+                size = pinned[name]
+                if not isinstance(size, int) or size < 1:
+                    raise DelegateError(f"executorch option dims['{name}'] is {size!r}; expected an int >= 1")
+                dims.append(DimSpec(i, axis, name, size, pinned=True))
+                shape.append(size)
+                continue
             bound = bounds.get(name, default)
             if not isinstance(bound, int) or bound < 1:
                 raise DelegateError(f"executorch option dim_max for '{name}' is {bound!r}; expected an int >= 1")
@@ -87,26 +100,29 @@ def input_dims(model: onnx.ModelProto, options: Mapping[str, Any]) -> tuple[list
 
 
 def _examples(model: onnx.ModelProto, shapes, dims: list[DimSpec]):
-    """Example inputs (zeros) and the ``dynamic_shapes`` spec for torch.export."""
+    """Example inputs (zeros) and the ``dynamic_shapes`` spec for torch.export.
+
+    Each dynamic dim name becomes one ``torch.export.Dim`` (inputs sharing a
+    name share it) with an example size that differs from every other name's,
+    so the trace cannot mistake two dims for equal ones.
+    """
     from torch.export import Dim
 
-    names = sorted({d.name for d in dims})
-    size = {n: min(_EXAMPLE_SIZES[k % len(_EXAMPLE_SIZES)], max(2, next(d.max for d in dims if d.name == n)))
-            for k, n in enumerate(names)}
-    objs = {
-        n: Dim("d_" + "".join(c if c.isalnum() else "_" for c in n), min=1, max=next(d.max for d in dims if d.name == n))
-        for n in names
-    }
+    free = [d for d in dims if not d.pinned]
+    bound = {d.name: d.max for d in free}
+    names = sorted(bound)
+    size = {n: max(2, min(_EXAMPLE_SIZES[k % len(_EXAMPLE_SIZES)], bound[n])) for k, n in enumerate(names)}
+    objs = {n: Dim("d_" + "".join(c if c.isalnum() else "_" for c in n), min=1, max=max(2, bound[n])) for n in names}
     inits = {t.name for t in model.graph.initializer}
     inputs = [x for x in model.graph.input if x.name not in inits]
     args, spec = [], []
     for i, (vi, shape) in enumerate(zip(inputs, shapes)):
-        mine = {d.axis: d.name for d in dims if d.input == i}
+        mine = {d.axis: d.name for d in free if d.input == i}
         concrete = [size[mine[a]] if a in mine else s for a, s in enumerate(shape)]
         dtype = getattr(torch, TORCH_DTYPES[vi.type.tensor_type.elem_type])
         args.append(torch.zeros(concrete, dtype=dtype))
         spec.append({a: objs[n] for a, n in mine.items()} or None)
-    return tuple(args), (tuple(spec),) if dims else None
+    return tuple(args), (tuple(spec),) if free else None
 
 
 def _count_ops(edge_program) -> dict[str, int]:
@@ -199,6 +215,11 @@ class ExecuTorchExecutable(Executable):
         args = [_as_torch(inputs[n]) for n in self.input_names]
         for d in self._dims:
             size = args[d.input].shape[d.axis]
+            if d.pinned and size != d.max:
+                raise InputError(
+                    f"input '{self.input_names[d.input]}' dim {d.axis} ('{d.name}') is {size}, but the ExecuTorch "
+                    f"program was compiled for {d.name} = {d.max} (option dims); feed that size or change the option"
+                )
             if size > d.max:
                 raise InputError(
                     f"input '{self.input_names[d.input]}' dim {d.axis} ('{d.name}') is {size}, above the bound "

@@ -93,9 +93,10 @@ class OnnxModule(torch.nn.Module):
         for view, entry in self._steps:
             names = list(view.proto.input)
             values = [env[n] if n else None for n in names]
+            out = NotImplemented
             if entry.host_fn is not None and all(v is None or is_host(v) for v in values):
-                out = entry.host_fn(view, *values)
-            else:
+                out = entry.host_fn(view, *values)  # NotImplemented: symbolic operands, trace it instead
+            if out is NotImplemented:
                 values = [
                     v if v is None or i in entry.host_inputs else self._tensor(n, v)
                     for i, (n, v) in enumerate(zip(names, values))

@@ -83,6 +83,11 @@ def gemm(node: NodeView, a, b, c=None):
 
 
 def matmul(node: NodeView, a, b):
+    if a.dim() >= 3 and a.dim() == b.dim() and tuple(a.shape[:-2]) == tuple(b.shape[:-2]):
+        # batched, same batch dims: one bmm, without the expand copies torch.matmul's decomposition adds
+        batch = tuple(a.shape[:-2])
+        y = torch.bmm(a.reshape(-1, a.shape[-2], a.shape[-1]), b.reshape(-1, b.shape[-2], b.shape[-1]))
+        return y.reshape(batch + (a.shape[-2], b.shape[-1]))
     return torch.matmul(a, b)
 
 
@@ -137,9 +142,10 @@ def batch_norm(node: NodeView, x, scale, bias, mean, var):
 def layer_norm(node: NodeView, x, scale, bias=None):
     axis = node.attr("axis", -1) % x.dim()
     shape = tuple(x.shape[axis:])
+    eps = node.attr("epsilon", 1e-5)
     if tuple(scale.shape) == shape and (bias is None or tuple(bias.shape) == shape):
-        return F.layer_norm(x, shape, scale, bias, node.attr("epsilon", 1e-5))
-    y = F.layer_norm(x, shape, None, None, node.attr("epsilon", 1e-5)) * scale
+        return F.layer_norm(x, shape, scale, bias, eps)
+    y = F.layer_norm(x, shape, None, None, eps) * scale  # scale/bias broadcast (spec allows it)
     return y + bias if bias is not None else y
 
 

@@ -28,6 +28,7 @@ from .table import (
     host_ints,
     is_host,
     static_output_shape,
+    symbolic,
     to_tensor,
     torch,
     torch_dtype,
@@ -60,10 +61,26 @@ def reshape(node: NodeView, x, shape):
         return x.reshape(static_output_shape(node))
     if not node.attr("allowzero", 0):
         dims = [x.shape[i] if _is_zero(d) else d for i, d in enumerate(dims)]
-    return x.reshape(dims)
+    return x.reshape(_one_inferred(dims))
+
+
+def _one_inferred(dims: list) -> list:
+    """Write a lone symbolic dim as -1: XNNPACK's reshape takes int shapes
+    with at most one inferred dim (ExecuTorch ``ViewCopyConfig``)."""
+    symbolic_at = [i for i, d in enumerate(dims) if not isinstance(d, (int, np.integer))]
+    if len(symbolic_at) == 1 and not any(_is_int(d) and d == -1 for d in dims):
+        dims = list(dims)
+        dims[symbolic_at[0]] = -1
+    return dims
+
+
+def _is_int(d) -> bool:
+    return isinstance(d, (int, np.integer))
 
 
 def _host_reshape(node: NodeView, x, shape):
+    if symbolic(x, shape):
+        return NotImplemented
     dims = [int(d) for d in shape.reshape(-1)]
     if not node.attr("allowzero", 0):
         dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
@@ -72,8 +89,10 @@ def _host_reshape(node: NodeView, x, shape):
 
 def flatten(node: NodeView, x):
     axis = node.attr("axis", 1) % (x.dim() + 1) if x.dim() else 0
-    left = math.prod(x.shape[:axis]) if axis else 1
-    return x.reshape(left, -1)
+    left, right = math.prod(x.shape[:axis]), math.prod(x.shape[axis:])
+    if _is_int(left):
+        return x.reshape(left, -1)
+    return x.reshape(-1, right) if _is_int(right) else x.reshape(left, right)
 
 
 def transpose(node: NodeView, x):
@@ -131,6 +150,8 @@ def slice_(node: NodeView, x, starts=None, ends=None, axes=None, steps=None):
 
 
 def _host_slice(node: NodeView, x, starts=None, ends=None, axes=None, steps=None):
+    if symbolic(starts, ends, axes, steps):
+        return NotImplemented
     return x[_slice_args(node, x.ndim, starts, ends, axes, steps)]
 
 
@@ -249,6 +270,8 @@ def gather(node: NodeView, x, idx):
 
 
 def _host_gather(node: NodeView, x, idx):
+    if symbolic(idx):
+        return NotImplemented
     return np.take(x, idx.astype(np.int64) if idx.dtype != object else idx, axis=node.attr("axis", 0))
 
 
@@ -288,6 +311,8 @@ def expand(node: NodeView, x, shape):
 
 
 def _host_expand(node: NodeView, x, shape):
+    if symbolic(shape):
+        return NotImplemented
     return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(int(d) for d in shape.reshape(-1)))).copy()
 
 
@@ -320,8 +345,8 @@ def constant_of_shape(node: NodeView, shape):
 
 
 def _range_host(node: NodeView, start, limit, delta):
-    if object in (start.dtype, limit.dtype, delta.dtype):  # a symbolic bound: the range is a traced op
-        return range_(node, start, limit, delta)
+    if symbolic(start, limit, delta):  # a symbolic bound: the range is a traced op
+        return NotImplemented
     return np.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
 
 

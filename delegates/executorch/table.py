@@ -49,6 +49,7 @@ __all__ = [
     "same_needs_static",
     "static_output_shape",
     "to_tensor",
+    "symbolic",
 ]
 
 FLOAT = frozenset({TensorProto.FLOAT})
@@ -90,7 +91,9 @@ class Lowering:
             integer tensor of static length.
         host_fn: ``host_fn(node, *arrays) -> ndarray | tuple`` evaluating the
             op on host values (constant folding and shape arithmetic); used
-            when every input is a host value.
+            when every input is a host value. It returns ``NotImplemented``
+            where a symbolic operand would have to become a Python int (an
+            index or a size), and ``fn`` traces the op instead.
         constraints: further checks, each returning None or a reason.
         max_outputs: how many outputs the translator produces; a node asking
             for more (e.g. MaxPool's Indices) is declined.
@@ -283,6 +286,11 @@ def static_output_shape(node: NodeView, slot: int = 0) -> list[int]:
             f"shape is not static; torch.export needs shapes known while tracing"
         )
     return list(t.shape)
+
+
+def symbolic(*values: Any) -> bool:
+    """True when any host value holds ``torch.SymInt`` elements (``dtype=object``)."""
+    return any(is_host(v) and v.dtype == object for v in values)
 
 
 def to_tensor(value: Any, dtype: Any = None):
