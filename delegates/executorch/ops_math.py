@@ -90,7 +90,11 @@ def hard_sigmoid(node: NodeView, x):
 
 
 def gelu(node: NodeView, x):
-    return F.gelu(x, approximate=node.attr("approximate", "none"))
+    if node.attr("approximate", "none") == "tanh":
+        # spelled out: ExecuTorch's XNNPACK gelu computes the exact (erf) form whatever ``approximate`` says
+        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), Hendrycks & Gimpel 2016, eq. in section 2
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    return F.gelu(x)
 
 
 def leaky_relu(node: NodeView, x):
