@@ -97,8 +97,9 @@ class OnnxModule(torch.nn.Module):
             if entry.host_fn is not None and all(v is None or is_host(v) for v in values):
                 out = entry.host_fn(view, *values)  # NotImplemented: symbolic operands, trace it instead
             if out is NotImplemented:
+                keep = entry.host_inputs + entry.either_inputs
                 values = [
-                    v if v is None or i in entry.host_inputs else self._tensor(n, v)
+                    v if v is None or i in keep else self._tensor(n, v)
                     for i, (n, v) in enumerate(zip(names, values))
                 ]
                 out = entry.fn(view, *values)
@@ -118,6 +119,8 @@ class OnnxModule(torch.nn.Module):
 def _typed(value: Any, elem_type: int):
     """Give a lowering's result the ONNX output type (NumPy and torch promote
     differently from ONNX, e.g. on integer division or boolean sums)."""
+    if isinstance(value, (np.generic, int, float, bool)):  # NumPy reductions and indexing return scalars
+        value = np.asarray(value)
     if is_host(value):
         if value.dtype == object:
             return value

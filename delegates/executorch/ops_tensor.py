@@ -395,7 +395,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     Lowering("Unsqueeze", unsqueeze, frozenset({"axes"}), dtypes=ALL, host_inputs=(1,), host_fn=_host_unsqueeze),
     Lowering("Pad", pad, frozenset({"mode", "pads", "value"}), dtypes=ALL, since=2, host_inputs=(1, 2, 3),
              constraints=(_pad_check,)),
-    Lowering("Gather", gather, frozenset({"axis"}), dtypes=ALL, host_fn=_host_gather),
+    Lowering("Gather", gather, frozenset({"axis"}), dtypes=ALL, either_inputs=(1,), host_fn=_host_gather),
     Lowering("GatherND", gather_nd, frozenset({"batch_dims"}), dtypes=ALL, since=11, constraints=(_gather_nd_check,)),
     Lowering("Expand", expand, dtypes=ALL, since=8, host_inputs=(1,), host_fn=_host_expand),
     Lowering("Tile", tile, dtypes=ALL, since=6, host_inputs=(1,)),

@@ -89,6 +89,8 @@ class Lowering:
         host_inputs: input slots that must be known while tracing (constants
             or shape arithmetic); a non-constant one must be a 1-D or 0-D
             integer tensor of static length.
+        either_inputs: input slots passed as they come, host value or tensor
+            (e.g. Gather indices: constant ones are folded, others traced).
         host_fn: ``host_fn(node, *arrays) -> ndarray | tuple`` evaluating the
             op on host values (constant folding and shape arithmetic); used
             when every input is a host value. It returns ``NotImplemented``
@@ -106,6 +108,7 @@ class Lowering:
     since: int = 1
     until: int | None = None
     host_inputs: tuple[int, ...] = ()
+    either_inputs: tuple[int, ...] = ()
     host_fn: Callable[..., Any] | None = None
     constraints: tuple[Constraint, ...] = ()
     max_outputs: int = 1

@@ -49,7 +49,7 @@ def _make_model(nodes, inputs, consts=None, outputs=("y",), opset=17):
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (consts or {}).items()],
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
-    return onnx.shape_inference.infer_shapes(model, strict_mode=True)  # types the graph outputs
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)  # types the graph outputs
 
 
 @pytest.fixture(scope="session")
