@@ -70,6 +70,7 @@ class OnnxRuntimeDelegate(Delegate):
     name = "onnxruntime"
     default_priority = 100
     cacheable = False  # compiling is loading; caching the ONNX bytes buys nothing
+    handles_non_tensor_values = True  # sequences and optionals are probed like tensors
 
     def __init__(self) -> None:
         self._probe_cache: dict[tuple, Support] = {}
@@ -131,7 +132,7 @@ class OnnxRuntimeDelegate(Delegate):
 
     def _probe(self, node: NodeView) -> Support:
         typed = [t for t in node.inputs + node.implicit_inputs if t.name]
-        untyped = [t.name for t in typed if not t.elem_type]
+        untyped = [t.name for t in typed if not t.is_typed]
         if untyped:
             return Support.no(f"input(s) {untyped} have no inferred dtype; cannot check ORT's kernels")
         try:
@@ -314,6 +315,8 @@ def _identity_model(ir: int) -> onnx.ModelProto:
 
 
 def _value_info(t: TensorInfo) -> onnx.ValueInfoProto:
+    if t.kind != "tensor":
+        return helper.make_value_info(t.name, t.type_proto)
     shape = None if t.shape is None else [d if d is not None else None for d in t.shape]
     return helper.make_tensor_value_info(t.name, t.elem_type, shape)
 
@@ -330,7 +333,7 @@ def _single_node_model(node: NodeView, max_ir: int) -> onnx.ModelProto:
         else:
             inputs.append(_value_info(t))
     outputs = [
-        _value_info(t) if t.elem_type else helper.make_empty_tensor_value_info(t.name) for t in node.outputs if t.name
+        _value_info(t) if t.is_typed else helper.make_empty_tensor_value_info(t.name) for t in node.outputs if t.name
     ]
     proto = onnx.NodeProto()
     proto.CopyFrom(node.proto)

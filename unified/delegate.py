@@ -191,6 +191,9 @@ class Delegate(abc.ABC):
         cacheable: compiled artifacts are worth storing in the compile cache.
         max_ir_version: the highest ONNX IR version the delegate's framework
             reads; partitions are written with at most this IR version.
+        handles_non_tensor_values: the delegate may be asked about nodes that
+            read or write sequence/optional/map values; when False (default)
+            the planner declines such nodes for it, with a reason.
     """
 
     name: ClassVar[str] = ""
@@ -198,6 +201,7 @@ class Delegate(abc.ABC):
     op_support: ClassVar[tuple[OpSupport, ...]] = ()
     cacheable: ClassVar[bool] = True
     max_ir_version: ClassVar[int | None] = None
+    handles_non_tensor_values: ClassVar[bool] = False
 
     @abc.abstractmethod
     def availability(self) -> Availability:

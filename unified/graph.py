@@ -29,6 +29,7 @@ __all__ = [
     "ModelLike",
     "onnx_dtype_to_numpy",
     "ShapeInferenceWarning",
+    "type_string",
 ]
 
 
@@ -68,6 +69,10 @@ class TensorInfo:
         const: the value as an array when it is a small initializer (at most
             65,536 elements) or a Constant node's output; else None.
         is_initializer: the value is an initializer (weight), whatever its size.
+        kind: ``"tensor"``, or for other ONNX types ``"sequence"``,
+            ``"optional"``, ``"map"``, ``"sparse_tensor"``; ``elem_type`` and
+            ``shape`` describe tensors only (0 / None for the other kinds).
+        type_proto: the inferred ``onnx.TypeProto`` (None when unknown).
     """
 
     name: str
@@ -75,6 +80,13 @@ class TensorInfo:
     shape: tuple[int | str | None, ...] | None = None
     const: np.ndarray | None = field(default=None, compare=False, repr=False)
     is_initializer: bool = False
+    kind: str = "tensor"
+    type_proto: onnx.TypeProto | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_typed(self) -> bool:
+        """The value's type is known (a tensor's element type, or any non-tensor type)."""
+        return bool(self.elem_type) if self.kind == "tensor" else self.type_proto is not None
 
     @property
     def dtype(self) -> np.dtype | None:
@@ -92,10 +104,41 @@ class TensorInfo:
 
     @property
     def type_str(self) -> str:
-        """ONNX Runtime style type string, e.g. ``tensor(float)``."""
+        """ONNX Runtime style type string, e.g. ``tensor(float)``, ``seq(tensor(int64))``."""
+        if self.kind != "tensor" and self.type_proto is not None:
+            return type_string(self.type_proto)
         if not self.elem_type:
             return "tensor(undefined)"
-        return f"tensor({helper.tensor_dtype_to_string(self.elem_type).removeprefix('TensorProto.').lower()})"
+        return f"tensor({_elem_name(self.elem_type)})"
+
+
+def _elem_name(elem_type: int) -> str:
+    return helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
+
+
+_KINDS = {
+    "tensor_type": "tensor",
+    "sequence_type": "sequence",
+    "optional_type": "optional",
+    "map_type": "map",
+    "sparse_tensor_type": "sparse_tensor",
+}
+
+
+def type_string(tp: onnx.TypeProto) -> str:
+    """ONNX Runtime style name of any ONNX type, e.g. ``optional(seq(tensor(float)))``."""
+    which = tp.WhichOneof("value")
+    if which == "tensor_type":
+        return f"tensor({_elem_name(tp.tensor_type.elem_type) if tp.tensor_type.elem_type else 'undefined'})"
+    if which == "sparse_tensor_type":
+        return f"sparse_tensor({_elem_name(tp.sparse_tensor_type.elem_type)})"
+    if which == "sequence_type":
+        return f"seq({type_string(tp.sequence_type.elem_type)})"
+    if which == "optional_type":
+        return f"optional({type_string(tp.optional_type.elem_type)})"
+    if which == "map_type":
+        return f"map({_elem_name(tp.map_type.key_type)},{type_string(tp.map_type.value_type)})"
+    return "undefined"
 
 
 @dataclass(frozen=True)
@@ -139,9 +182,15 @@ class NodeView:
         """Hashable key of what decides kernel choice: op, domain, opset,
         input/output types and ranks, attributes."""
         attrs = tuple(sorted((k, _hashable(v)) for k, v in self.attributes.items()))
-        ins = tuple((t.elem_type, t.rank, bool(t.name)) for t in self.inputs)
-        outs = tuple((t.elem_type, t.rank) for t in self.outputs)
+        ins = tuple((t.elem_type, t.rank, bool(t.name), _non_tensor_key(t)) for t in self.inputs + self.implicit_inputs)
+        outs = tuple((t.elem_type, t.rank, _non_tensor_key(t)) for t in self.outputs)
         return (self.op_type, self.domain, self.opset, ins, outs, attrs)
+
+
+def _non_tensor_key(t: TensorInfo) -> bytes | None:
+    if t.kind == "tensor" or t.type_proto is None:
+        return None
+    return t.type_proto.SerializeToString(deterministic=True)
 
 
 def _is_graph_list(v: Any) -> bool:
@@ -304,6 +353,9 @@ class Graph:
             return TensorInfo("")
         tp = self.types.get(name)
         elem, shape = 0, None
+        kind = _KINDS.get(tp.WhichOneof("value"), "tensor") if tp is not None else "tensor"
+        if kind != "tensor":
+            return TensorInfo(name, kind=kind, type_proto=tp)
         if tp is not None and tp.HasField("tensor_type"):
             tt = tp.tensor_type
             elem = tt.elem_type
@@ -315,7 +367,7 @@ class Graph:
         const = self._constants.get(name)
         if init is not None and const is None and _numel(init.dims) <= _CONST_ELEMENTS_MAX:
             const = numpy_helper.to_array(init)
-        return TensorInfo(name, elem, shape, const, init is not None)
+        return TensorInfo(name, elem, shape, const, init is not None, type_proto=tp)
 
     @cached_property
     def node_views(self) -> list[NodeView]:
@@ -360,13 +412,16 @@ def _fold_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Turn top-level ``Constant`` nodes into initializers (in place).
 
     Every delegate then sees constants as initializers and no partition
-    consists of a lone Constant node. String and sparse constants stay nodes.
+    consists of a lone Constant node. String and sparse constants, and
+    constants that are graph outputs, stay nodes.
     """
     g = model.graph
     keep, inits = [], []
+    outputs = {o.name for o in g.output}
     for n in g.node:
         arr = None
-        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and len(n.attribute) == 1:
+        foldable = n.op_type == "Constant" and n.domain in ("", "ai.onnx") and len(n.attribute) == 1
+        if foldable and n.output[0] not in outputs:  # a graph made of a lone Constant stays a graph
             a = n.attribute[0]
             if a.name == "value" and a.t.data_type != onnx.TensorProto.STRING:
                 arr = numpy_helper.to_array(a.t)

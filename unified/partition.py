@@ -100,7 +100,10 @@ def extract_partition(graph: Graph, partition: Partition, max_ir: int | None = N
 
 def _value_info(graph: Graph, name: str, partition: Partition) -> onnx.ValueInfoProto:
     tp = graph.types.get(name)
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.elem_type:
+    untyped = tp is None or tp.WhichOneof("value") is None
+    if not untyped and tp.HasField("tensor_type") and not tp.tensor_type.elem_type:
+        untyped = True
+    if untyped:
         raise ModelError(
             f"value '{name}' crosses into partition {partition.name} ({partition.delegate}) but shape inference "
             "gave it no type; add value_info for it to the model"

@@ -50,6 +50,10 @@ class DelegateChoice:
 
 
 def _ask(delegate: Delegate, node: NodeView) -> Support:
+    if not delegate.handles_non_tensor_values:
+        other = [t.name for t in node.inputs + node.outputs + node.implicit_inputs if t.name and t.kind != "tensor"]
+        if other:
+            return Support.no(f"{delegate.name} runs tensors only; {other} are sequence/optional/map values")
     try:
         answer = delegate.supports(node)
     except Exception as exc:  # a plugin's bug must not crash planning

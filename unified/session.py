@@ -15,7 +15,7 @@ from unified.cache import CompileCache, default_cache_dir
 from unified.compiler import CompiledPartition, compile_plan
 from unified.delegate import Delegate
 from unified.errors import DelegateError, DelegateUnavailableError, InputError, UnifiedError
-from unified.graph import Graph, ModelLike, TensorInfo
+from unified.graph import Graph, ModelLike, TensorInfo, onnx_dtype_to_numpy, type_string
 from unified.plan import Plan
 from unified.planner import DelegateChoice, make_plan
 from unified.plugins import PluginRegistry, registry
@@ -366,7 +366,7 @@ class InferenceSession:
         prof.last_seconds = seconds
         prof.stats = getattr(exe, "last_run_stats", None)
 
-    def _check_feed(self, input_feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _check_feed(self, input_feed: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(input_feed, Mapping):
             raise InputError(f"input_feed must be a dict of input name -> array, got {type(input_feed).__name__}")
         checks = self._checks
@@ -434,6 +434,8 @@ def _shape_text(shape) -> str:
 
 def _input_check(t: TensorInfo):
     """A fast validator for one input: dtype, rank, fixed dims, symbolic dims."""
+    if t.kind != "tensor":
+        return _structured_check(t)
     name, dtype, shape = t.name, t.dtype, t.shape
     fixed = [(i, d) for i, d in enumerate(shape or ()) if isinstance(d, int)]
     symbolic = [(i, d) for i, d in enumerate(shape or ()) if isinstance(d, str)]
@@ -474,5 +476,40 @@ def _input_check(t: TensorInfo):
         if not value.flags.c_contiguous:
             value = np.ascontiguousarray(value)
         return value
+
+    return check
+
+
+def _structured_check(t: TensorInfo):
+    """Validator for a sequence/optional/map input: Python containers of arrays.
+
+    A sequence is a list or tuple of arrays, an optional is None or its
+    element, a map is a dict; element dtypes and ranks are checked.
+    """
+
+    def check_value(value: Any, tp, where: str) -> Any:
+        which = tp.WhichOneof("value") if tp is not None else None
+        if which == "sequence_type":
+            if not isinstance(value, (list, tuple)):
+                raise InputError(f"input {where} must be a list of arrays ({type_string(tp)}), got {type(value).__name__}")
+            return [check_value(v, tp.sequence_type.elem_type, f"{where}[{i}]") for i, v in enumerate(value)]
+        if which == "optional_type":
+            return None if value is None else check_value(value, tp.optional_type.elem_type, where)
+        if which == "map_type":
+            if not isinstance(value, dict):
+                raise InputError(f"input {where} must be a dict ({type_string(tp)}), got {type(value).__name__}")
+            return value
+        if which == "tensor_type":
+            arr = value if type(value) is np.ndarray else np.asarray(value)
+            want = onnx_dtype_to_numpy(tp.tensor_type.elem_type)
+            if want is not None and arr.dtype != want:
+                raise InputError(f"input {where} has dtype {arr.dtype}, expected {want} ({type_string(tp)})")
+            if tp.tensor_type.HasField("shape") and arr.ndim != len(tp.tensor_type.shape.dim):
+                raise InputError(f"input {where} has rank {arr.ndim}, expected {len(tp.tensor_type.shape.dim)}")
+            return np.ascontiguousarray(arr)
+        return value
+
+    def check(value: Any, dims: dict) -> Any:
+        return check_value(value, t.type_proto, f"'{t.name}'")
 
     return check
