@@ -24,10 +24,10 @@ from .table import Lowering, LoweringError, is_host, to_tensor, torch_dtype
 
 __all__ = ["OnnxModule", "choose_lowering"]
 
-# Initializers with more elements than this become module buffers (weights);
-# smaller ones stay NumPy host values (shapes, axes, scalars) and are folded
-# into the traced program where a tensor op reads them.
-_BUFFER_MIN_ELEMENTS = 16
+# Every initializer is kept twice: as a NumPy host value (for shapes, axes,
+# scalars read while tracing) and, when a tensor op reads it, as a module
+# buffer: XNNPACK takes weights and biases only as static parameters ("Expected
+# bias to be a static param"), not as constants folded into the graph.
 
 
 def choose_lowering(table: dict[str, list[Lowering]], node: NodeView) -> Lowering:
@@ -74,7 +74,7 @@ class OnnxModule(torch.nn.Module):
         for i, (name, proto) in enumerate(graph.initializers.items()):
             arr = numpy_helper.to_array(proto)
             self._host[name] = arr
-            if arr.size > _BUFFER_MIN_ELEMENTS:
+            if arr.dtype != object and arr.dtype.kind in "fiub":
                 self.register_buffer(f"c{i}", torch.from_numpy(arr.copy()))
                 self._buffer_of[name] = f"c{i}"
         self._steps = [(view, choose_lowering(table, view)) for view in graph.node_views]

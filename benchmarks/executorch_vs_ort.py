@@ -1,0 +1,104 @@
+"""Latency of the executorch delegate against ONNX Runtime on the same host.
+
+Models: ``light_resnet50`` (weights re-drawn, seed 0) and the MobileNet-style
+net from ``unified.conformance.nets``. For each model, an
+``InferenceSession(model, delegates=["executorch"], strict=True)`` (the
+``.pte`` program on the ExecuTorch runtime, XNNPACK, through unified) and a
+plain ``onnxruntime.InferenceSession`` (CPU EP, all graph optimizations) run
+the same input, alternating one run each so both see the same machine load;
+the figure is the median of the per-run wall times. Both use as many threads
+as the host has cores (ExecuTorch's XNNPACK threadpool default; ORT is set to
+the same count).
+
+Usage:
+    .venv/bin/python benchmarks/executorch_vs_ort.py [--runs 50] [--markdown]
+
+Prints one row per model: median ms of each, the ratio executorch /
+onnxruntime (target: <= 1.5) and the plan's xnnpack_ops / portable_ops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import onnx
+
+
+def _models() -> dict[str, onnx.ModelProto]:
+    from unified.conformance import nets, zoo
+
+    resnet = zoo.redraw_weights(onnx.load(zoo.light_model_path("resnet50")), seed=0)
+    return {"light_resnet50": resnet, "mobilenet_like": nets.mobilenet_like()}
+
+
+def _ort_session(model: onnx.ModelProto, threads: int):
+    import onnxruntime as ort
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    m.ir_version = min(m.ir_version, 10)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def measure(model: onnx.ModelProto, runs: int, warmup: int = 5) -> dict:
+    """Median wall time (seconds) of executorch and onnxruntime, alternating runs."""
+    from executorch.extension.pybindings import portable_lib
+
+    from unified import InferenceSession, SessionOptions
+    from unified.conformance import zoo
+
+    feeds = zoo.random_inputs(model, seed=0)
+    with tempfile.TemporaryDirectory() as cache:
+        et = InferenceSession(model, delegates=["executorch"], options=SessionOptions(strict=True, cache_dir=cache))
+        threads = portable_lib._threadpool_get_thread_count()
+        ort = _ort_session(model, threads)
+        for _ in range(warmup):
+            et.run(None, feeds)
+            ort.run(None, feeds)
+        t_et, t_ort = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            et.run(None, feeds)
+            t_et.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            ort.run(None, feeds)
+            t_ort.append(time.perf_counter() - start)
+    a, b = statistics.median(t_et), statistics.median(t_ort)
+    return {"executorch": a, "onnxruntime": b, "ratio": a / b, "threads": threads, **et.plan.partitions[0].details}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = p.parse_args()
+    from importlib.metadata import version
+
+    import onnxruntime
+
+    print(f"# host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime "
+          f"{onnxruntime.__version__}, executorch {version('executorch')}, {args.runs} alternating runs")
+    rows = [(name, measure(model, args.runs)) for name, model in _models().items()]
+    if args.markdown:
+        print("| model | threads | executorch ms | onnxruntime ms | executorch / ORT | xnnpack_ops | portable_ops |")
+        print("|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        if args.markdown:
+            print(f"| {name} | {r['threads']} | {r['executorch'] * 1e3:.2f} | {r['onnxruntime'] * 1e3:.2f} | "
+                  f"{r['ratio']:.2f}x | {r['xnnpack_ops']} | {r['portable_ops']} |")
+        else:
+            print(f"{name:16s} threads={r['threads']}  executorch {r['executorch'] * 1e3:8.2f} ms  onnxruntime "
+                  f"{r['onnxruntime'] * 1e3:8.2f} ms  ratio {r['ratio']:.2f}x  "
+                  f"xnnpack_ops {r['xnnpack_ops']}  portable_ops {r['portable_ops']}")
+
+
+if __name__ == "__main__":
+    main()
