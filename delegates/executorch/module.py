@@ -74,7 +74,7 @@ class OnnxModule(torch.nn.Module):
         for i, (name, proto) in enumerate(graph.initializers.items()):
             arr = numpy_helper.to_array(proto)
             self._host[name] = arr
-            if arr.dtype != object and arr.dtype.kind in "fiub":
+            if arr.size and arr.dtype != object and arr.dtype.kind in "fiub":
                 self.register_buffer(f"c{i}", torch.from_numpy(arr.copy()))
                 self._buffer_of[name] = f"c{i}"
         self._steps = [(view, choose_lowering(table, view)) for view in graph.node_views]
