@@ -1,11 +1,14 @@
 """``unified simulate``: cost a model on the simulated NPU and write reports.
 
     unified simulate MODEL [--hw PRESET|FILE] [--dtype int8|fp16|fp32]
-                     [--out DIR] [--dim NAME=VALUE ...] [--rows N] [--max-rows N]
+                     [--out DIR] [--dim NAME=VALUE ...] [--array RxC]
+                     [--dataflow os|ws|is] [--max-rows N] [--no-png]
 
 Prints the per-op table and totals, and writes ``<model>.json``,
 ``<model>.csv`` and ``<model>_roofline.png`` into ``--out`` (default
-``./simulation``).
+``./simulation``). ``--dtype`` defaults to the hardware's first dtype (int8
+for every preset). Exit codes as every ``unified`` command: 1 for a
+``UnifiedError`` (bad preset, TOML or model).
 """
 
 from __future__ import annotations
