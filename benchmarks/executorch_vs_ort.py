@@ -6,12 +6,12 @@ net from ``unified.conformance.nets``. For each model, an
 ``.pte`` program on the ExecuTorch runtime, XNNPACK, through unified) and a
 plain ``onnxruntime.InferenceSession`` (CPU EP, all graph optimizations) run
 the same input, alternating one run each so both see the same machine load;
-the figure is the median of the per-run wall times. Both use as many threads
-as the host has cores (ExecuTorch's XNNPACK threadpool default; ORT is set to
-the same count).
+the figure is the median of the per-run wall times. Both use the same thread
+count: ExecuTorch's XNNPACK threadpool default (one per core) unless
+``--threads`` resets it, and ORT's intra-op threads set to match.
 
 Usage:
-    .venv/bin/python benchmarks/executorch_vs_ort.py [--runs 50] [--markdown]
+    .venv/bin/python benchmarks/executorch_vs_ort.py [--runs 50] [--threads 1 2] [--markdown]
 
 Prints one row per model: median ms of each, the ratio executorch /
 onnxruntime (target: <= 1.5) and the plan's xnnpack_ops / portable_ops.
@@ -48,7 +48,7 @@ def _ort_session(model: onnx.ModelProto, threads: int):
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-def measure(model: onnx.ModelProto, runs: int, warmup: int = 5) -> dict:
+def measure(model: onnx.ModelProto, runs: int, warmup: int = 5, threads: int | None = None) -> dict:
     """Median wall time (seconds) of executorch and onnxruntime, alternating runs."""
     from executorch.extension.pybindings import portable_lib
 
@@ -56,6 +56,8 @@ def measure(model: onnx.ModelProto, runs: int, warmup: int = 5) -> dict:
     from unified.conformance import zoo
 
     feeds = zoo.random_inputs(model, seed=0)
+    if threads:
+        portable_lib._unsafe_reset_threadpool(threads)  # XNNPACK's threadpool, process-wide
     with tempfile.TemporaryDirectory() as cache:
         et = InferenceSession(model, delegates=["executorch"], options=SessionOptions(strict=True, cache_dir=cache))
         threads = portable_lib._threadpool_get_thread_count()
@@ -78,6 +80,7 @@ def measure(model: onnx.ModelProto, runs: int, warmup: int = 5) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--threads", type=int, nargs="+", default=[0], help="thread counts (0: the default)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = p.parse_args()
     from importlib.metadata import version
@@ -86,7 +89,8 @@ def main() -> None:
 
     print(f"# host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime "
           f"{onnxruntime.__version__}, executorch {version('executorch')}, {args.runs} alternating runs")
-    rows = [(name, measure(model, args.runs)) for name, model in _models().items()]
+    rows = [(name, measure(model, args.runs, threads=t or None)) for name, model in _models().items()
+            for t in args.threads]
     if args.markdown:
         print("| model | threads | executorch ms | onnxruntime ms | executorch / ORT | xnnpack_ops | portable_ops |")
         print("|---|---|---|---|---|---|---|")
