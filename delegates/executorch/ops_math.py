@@ -12,11 +12,11 @@ import functools
 import operator
 
 import numpy as np
-from onnx import TensorProto, helper
+from onnx import helper
 
 from unified.graph import NodeView
 
-from .table import ALL, BOOL, FLOAT, NUMERIC, TORCH_DTYPES, F, Lowering, host_ints, is_host, torch, torch_dtype
+from .table import ALL, BOOL, FLOAT, NUMERIC, TORCH_DTYPES, F, Lowering, host_ints, torch, torch_dtype
 
 __all__ = ["LOWERINGS"]
 

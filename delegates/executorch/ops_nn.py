@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from unified.graph import NodeView
 
 from .table import (
     F,
-    FLOAT,
     Lowering,
-    LoweringError,
     attr_in,
-    host_ints,
     is_host,
     onnx_pads,
     same_needs_static,
-    static_input,
     torch,
     torch_pad_list,
 )

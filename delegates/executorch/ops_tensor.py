@@ -24,7 +24,6 @@ from .table import (
     F,
     Lowering,
     LoweringError,
-    attr_in,
     host_ints,
     is_host,
     static_output_shape,

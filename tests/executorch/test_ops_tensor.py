@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from unified import InferenceSession, SessionOptions
+from unified import InferenceSession
 from unified.errors import InputError
 
 from .conftest import rand
