@@ -20,9 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/minilm_demo.py
 
-# pytest exits 5 when it collected no tests: say so, and fail.
+# pytest exits 5 when it collected no tests: say so, and fail. One BLAS thread
+# per test worker: two workers share the two cores (OpenBLAS spin-waits otherwise).
 test: $(STAMP)
-	@$(BIN)/python -m pytest -q -n 2 --dist loadfile; rc=$$?; \
+	@OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; rc=1; fi; exit $$rc
 
 test-fast: $(STAMP)
