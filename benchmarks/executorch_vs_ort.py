@@ -44,6 +44,9 @@ def _ort_session(model: onnx.ModelProto, threads: int):
     m.ir_version = min(m.ir_version, 10)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    # ORT's idle intra-op threads spin for a while after each run; in an
+    # alternating benchmark they would steal the other runtime's cores.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
