@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from unified.graph import TensorInfo, random_feed
+
 __all__ = [
     "LIGHT_MODELS",
     "light_dir",
@@ -158,25 +160,14 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, dims: dict[str, int] | 
     Raises:
         ValueError: an input without a tensor type.
     """
-    rng = np.random.default_rng(seed)
     init_names = {t.name for t in model.graph.initializer}
-    feeds = {}
+    infos = []
     for vi in model.graph.input:
         if vi.name in init_names:
             continue
         tt = vi.type.tensor_type
         if not tt.elem_type:
             raise ValueError(f"input '{vi.name}' has no tensor type")
-        shape = [
-            d.dim_value if d.HasField("dim_value") else (dims or {}).get(d.dim_param, 1) for d in tt.shape.dim
-        ]
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
-        if dtype.kind == "f":
-            feeds[vi.name] = rng.uniform(-1, 1, shape).astype(dtype)
-        elif dtype.kind in "iu":
-            feeds[vi.name] = rng.integers(0, 10, shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[vi.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            raise ValueError(f"input '{vi.name}' has dtype {dtype}, which random_inputs does not draw")
-    return feeds
+        shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in tt.shape.dim)
+        infos.append(TensorInfo(vi.name, tt.elem_type, shape))
+    return random_feed(infos, seed, dims)

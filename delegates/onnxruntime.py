@@ -15,7 +15,7 @@ ONNX Runtime's own message.
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import onnx

@@ -39,19 +39,20 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import onnx
 from onnx import helper
 
 import unified
 from unified.cache import CompileCache, default_cache_dir
+from unified.choices import resolve_delegates
 from unified.compiler import CompiledPartition, compile_plan
 from unified.delegate import CompileOptions, Delegate, Executable
 from unified.errors import BundleError, DelegateError, DelegateUnavailableError, UnifiedError
 from unified.graph import Graph, ModelLike, TensorInfo
 from unified.plan import Plan
-from unified.planner import DelegateChoice, make_plan
+from unified.planner import make_plan
 from unified.plugins import PluginRegistry, registry
 
 __all__ = ["BUNDLE_SCHEMA_VERSION", "MANIFEST", "compile_bundle", "read_manifest", "load_bundle"]
@@ -72,51 +73,6 @@ def _signature(t: TensorInfo) -> dict[str, Any]:
         "dtype": t.type_str,
         "shape": None if t.shape is None else list(t.shape),
     }
-
-
-def _choices(reg: PluginRegistry, delegates, options) -> tuple[list[DelegateChoice], DelegateChoice | None]:
-    """Like the session's delegate list, but a compile-only delegate is welcome."""
-    if delegates is None:
-        specs: list = reg.default_order()
-        fb = options.fallback
-        if fb in specs:
-            specs = [n for n in specs if n != fb] + [fb]
-    elif isinstance(delegates, (str, bytes)):
-        raise DelegateUnavailableError(f"delegates must be a list of names or (name, options) pairs, got {delegates!r}")
-    else:
-        specs = list(delegates)
-    choices: list[DelegateChoice] = []
-    for spec in specs:
-        if isinstance(spec, str):
-            name, opts = spec, {}
-        elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
-            name, opts = spec
-        else:
-            raise DelegateUnavailableError(f"bad delegates entry {spec!r}; expected a name or a (name, options-dict) pair")
-        if name in {c.name for c in choices}:
-            raise DelegateUnavailableError(f"delegate '{name}' is listed twice in delegates")
-        choices.append(_choice(reg, name, opts))
-    if not choices:
-        raise DelegateUnavailableError("no delegate to compile for: the delegates list is empty")
-    fallback = None
-    if options.fallback and not options.strict and options.fallback not in {c.name for c in choices}:
-        fallback = _choice(reg, options.fallback, {})
-    return choices, fallback
-
-
-def _choice(reg: PluginRegistry, name: str, opts: Mapping[str, Any]) -> DelegateChoice:
-    delegate = reg.get(name)
-    av = reg.availability(name)
-    if not av.ok:
-        raise DelegateUnavailableError(f"delegate '{name}' is unavailable: {av.reason}")
-    opts = dict(opts)
-    backends = list(delegate.backends())
-    backend = opts.pop("backend", None) or (backends[0] if backends else "")
-    if backend not in backends:
-        raise DelegateUnavailableError(
-            f"delegate '{name}' has no backend '{backend}' here; available: {', '.join(backends) or 'none'}"
-        )
-    return DelegateChoice(delegate, backend, opts)
 
 
 def _loads_without_compiling(delegate: Delegate) -> bool:
@@ -160,7 +116,9 @@ def compile_bundle(
     _prepare_dir(out, overwrite)
     reg = _registry_for(options.plugins)
     graph = Graph(model)
-    choices, fallback = _choices(reg, delegates, options)
+    choices, fallback = resolve_delegates(
+        reg, delegates, fallback=options.fallback, strict=options.strict, execute=False
+    )
     plan = make_plan(
         graph, choices, fallback, strict=options.strict, placement=options.placement,
         min_partition_nodes=options.min_partition_nodes,

@@ -26,9 +26,10 @@ from typing import Sequence
 import numpy as np
 
 from unified.errors import InputError, UnifiedError
+from unified.graph import random_feed
 from unified.plugins import registry
 
-__all__ = ["main", "build_parser", "parse_delegates", "random_feed", "Progress"]
+__all__ = ["main", "build_parser", "parse_delegates", "Progress"]
 
 
 class Progress:
@@ -57,28 +58,6 @@ def parse_delegates(text: str | None) -> list | None:
         name, _, backend = item.partition(":")
         out.append((name, {"backend": backend}) if backend else name)
     return out
-
-
-def random_feed(inputs, seed: int = 0, dims: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """Random inputs of the right dtype and shape for ``session.get_inputs()``.
-
-    Symbolic dims take ``dims[name]`` (default 1); floats ~ U(-1, 1), integers
-    in [0, 10), bools random.
-    """
-    rng = np.random.default_rng(seed)
-    feed = {}
-    for arg in inputs:
-        shape = [d if isinstance(d, int) else (dims or {}).get(str(d), 1) for d in arg.shape]
-        dtype = arg.dtype or np.dtype(np.float32)
-        if dtype.kind == "f":
-            feed[arg.name] = rng.uniform(-1, 1, shape).astype(dtype)
-        elif dtype.kind in "iu":
-            feed[arg.name] = rng.integers(0, 10, shape).astype(dtype)
-        elif dtype.kind == "b":
-            feed[arg.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            raise InputError(f"cannot draw random values for input '{arg.name}' of dtype {dtype}; pass --input")
-    return feed
 
 
 def _session_options(args, progress):

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from unified.errors import ModelError
+from unified.errors import InputError, ModelError
 
 __all__ = [
     "TensorInfo",
@@ -30,6 +30,7 @@ __all__ = [
     "onnx_dtype_to_numpy",
     "ShapeInferenceWarning",
     "type_string",
+    "random_feed",
 ]
 
 
@@ -478,3 +479,35 @@ def implicit_inputs(node: onnx.NodeProto) -> list[str]:
             for sg in a.graphs:
                 scan(sg, set())
     return found
+
+
+def random_feed(inputs, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Seeded random values for model inputs.
+
+    Args:
+        inputs: objects with ``name``, ``shape`` (ints, symbolic names or
+            None) and ``dtype`` (NumPy dtype or None for float32), e.g.
+            ``session.get_inputs()`` or ``Graph.input_infos()``.
+        seed: seed of ``numpy.random.default_rng``.
+        dims: values of symbolic dims (default 1).
+
+    Returns:
+        name -> array: floats ~ U(-1, 1), integers in [0, 10), bools random.
+
+    Raises:
+        InputError: an input dtype with no random draw here (e.g. strings).
+    """
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for arg in inputs:
+        shape = [d if isinstance(d, int) else (dims or {}).get(str(d), 1) for d in (arg.shape or ())]
+        dtype = arg.dtype or np.dtype(np.float32)
+        if dtype.kind == "f":
+            feed[arg.name] = rng.uniform(-1, 1, shape).astype(dtype)
+        elif dtype.kind in "iu":
+            feed[arg.name] = rng.integers(0, 10, shape).astype(dtype)
+        elif dtype.kind == "b":
+            feed[arg.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            raise InputError(f"cannot draw random values for input '{arg.name}' of dtype {dtype}; pass its value")
+    return feed

@@ -5,24 +5,22 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
 
 from unified.cache import CompileCache, default_cache_dir
+from unified.choices import DelegateSpec, resolve_delegates
 from unified.compiler import CompiledPartition, compile_plan
-from unified.delegate import Delegate
+
 from unified.errors import DelegateError, DelegateUnavailableError, InputError, UnifiedError
 from unified.graph import Graph, ModelLike, TensorInfo, onnx_dtype_to_numpy, type_string
 from unified.plan import Plan
-from unified.planner import DelegateChoice, make_plan
+from unified.planner import make_plan
 from unified.plugins import PluginRegistry, registry
 
 __all__ = ["InferenceSession", "SessionOptions", "NodeArg", "PartitionProfile", "DelegateSpec"]
-
-DelegateSpec = str | tuple[str, Mapping[str, Any]]
 
 
 @dataclass
@@ -136,10 +134,9 @@ class InferenceSession:
         self.options = options or SessionOptions()
         self._registry = _registry_for(self.options.plugins)
         self._graph = Graph(model)
-        choices = self._choices(delegates)
-        fallback = None
-        if self.options.fallback and not self.options.strict and self.options.fallback not in {c.name for c in choices}:
-            fallback = self._choice(self.options.fallback, {})
+        choices, fallback = resolve_delegates(
+            self._registry, delegates, fallback=self.options.fallback, strict=self.options.strict, execute=True
+        )
         self.plan: Plan = make_plan(
             self._graph,
             choices,
@@ -203,55 +200,6 @@ class InferenceSession:
         return cls._from_parts(graph, plan, compiled, options)
 
     # --- construction helpers --------------------------------------------
-
-    def _choices(self, delegates: Sequence[DelegateSpec] | None) -> list[DelegateChoice]:
-        if delegates is None:
-            names = self._registry.default_order()
-            fb = self.options.fallback
-            if fb in names:
-                names = [n for n in names if n != fb] + [fb]
-            specs: list[DelegateSpec] = names
-        elif isinstance(delegates, (str, bytes)) or not isinstance(delegates, Iterable):
-            raise DelegateUnavailableError(
-                f"delegates must be a list of names or (name, options) pairs, got {delegates!r}"
-            )
-        else:
-            specs = list(delegates)
-        choices = []
-        for spec in specs:
-            if isinstance(spec, str):
-                name, opts = spec, {}
-            elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
-                name, opts = spec
-            else:
-                raise DelegateUnavailableError(
-                    f"bad delegates entry {spec!r}; expected a name or a (name, options-dict) pair"
-                )
-            if name in {c.name for c in choices}:
-                raise DelegateUnavailableError(f"delegate '{name}' is listed twice in delegates")
-            choices.append(self._choice(name, opts))
-        if not choices:
-            raise DelegateUnavailableError("no delegate to run on: the delegates list is empty")
-        return choices
-
-    def _choice(self, name: str, opts: Mapping[str, Any]) -> DelegateChoice:
-        delegate = self._registry.get(name)
-        av = self._registry.availability(name)
-        if not av.ok:
-            raise DelegateUnavailableError(f"delegate '{name}' is unavailable: {av.reason}")
-        if not av.executes:
-            raise DelegateUnavailableError(
-                f"delegate '{name}' cannot execute here ({av.reason}); an InferenceSession needs to execute. "
-                "Use `unified compile` to build an ahead-of-time bundle for the target device instead"
-            )
-        opts = dict(opts)
-        backends = _backends(delegate)
-        backend = opts.pop("backend", None) or (backends[0] if backends else "")
-        if backend not in backends:
-            raise DelegateUnavailableError(
-                f"delegate '{name}' has no backend '{backend}' here; available: {', '.join(backends) or 'none'}"
-            )
-        return DelegateChoice(delegate, backend, opts)
 
     def _finish(self) -> None:
         g = self._graph
@@ -413,13 +361,6 @@ def _registry_for(plugins: Sequence[Any]) -> PluginRegistry:
         if not reg.add(plugin):
             raise DelegateUnavailableError(f"plugin {plugin!r} could not be loaded: {reg.broken[-1].reason}")
     return reg
-
-
-def _backends(delegate: Delegate) -> list[str]:
-    try:
-        return list(delegate.backends())
-    except Exception as exc:
-        raise DelegateUnavailableError(f"delegate '{delegate.name}': backends() raised {exc!r}") from None
 
 
 def _node_arg(t: TensorInfo) -> NodeArg:
