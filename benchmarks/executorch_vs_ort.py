@@ -28,27 +28,7 @@ import time
 
 import onnx
 
-
-def _models() -> dict[str, onnx.ModelProto]:
-    from unified.conformance import nets, zoo
-
-    resnet = zoo.redraw_weights(onnx.load(zoo.light_model_path("resnet50")), seed=0)
-    return {"light_resnet50": resnet, "mobilenet_like": nets.mobilenet_like()}
-
-
-def _ort_session(model: onnx.ModelProto, threads: int):
-    import onnxruntime as ort
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    m.ir_version = min(m.ir_version, 10)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    # ORT's idle intra-op threads spin for a while after each run; in an
-    # alternating benchmark they would steal the other runtime's cores.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+from _versus_ort import models, ort_session
 
 
 def measure(model: onnx.ModelProto, runs: int, warmup: int = 5, threads: int | None = None) -> dict:
@@ -64,7 +44,7 @@ def measure(model: onnx.ModelProto, runs: int, warmup: int = 5, threads: int | N
     with tempfile.TemporaryDirectory() as cache:
         et = InferenceSession(model, delegates=["executorch"], options=SessionOptions(strict=True, cache_dir=cache))
         threads = portable_lib._threadpool_get_thread_count()
-        ort = _ort_session(model, threads)
+        ort = ort_session(model, threads)
         for _ in range(warmup):
             et.run(None, feeds)
             ort.run(None, feeds)
@@ -92,7 +72,7 @@ def main() -> None:
 
     print(f"# host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime "
           f"{onnxruntime.__version__}, executorch {version('executorch')}, {args.runs} alternating runs")
-    rows = [(name, measure(model, args.runs, threads=t or None)) for name, model in _models().items()
+    rows = [(name, measure(model, args.runs, threads=t or None)) for name, model in models().items()
             for t in args.threads]
     if args.markdown:
         print("| model | threads | executorch ms | onnxruntime ms | executorch / ORT | xnnpack_ops | portable_ops |")

@@ -22,30 +22,9 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 import onnx
 
-
-def _models() -> dict[str, onnx.ModelProto]:
-    from unified.conformance import nets, zoo
-
-    resnet = zoo.redraw_weights(onnx.load(zoo.light_model_path("resnet50")), seed=0)
-    return {"light_resnet50": resnet, "mobilenet_like": nets.mobilenet_like()}
-
-
-def _ort_session(model: onnx.ModelProto, threads: int):
-    import onnxruntime as ort
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    m.ir_version = min(m.ir_version, 10)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    # ORT's idle intra-op threads spin for a while after each run; in an
-    # alternating benchmark they would steal the other runtime's cores.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+from _versus_ort import models, ort_session
 
 
 def measure(model: onnx.ModelProto, threads: int, runs: int, warmup: int = 5) -> dict[str, float]:
@@ -57,7 +36,7 @@ def measure(model: onnx.ModelProto, threads: int, runs: int, warmup: int = 5) ->
     with tempfile.TemporaryDirectory() as cache:
         tfl = InferenceSession(model, delegates=[("tflite", {"num_threads": threads})],
                                options=SessionOptions(strict=True, cache_dir=cache))
-        ort = _ort_session(model, threads)
+        ort = ort_session(model, threads)
         transposes = sum(c.executable.details.get("transposes", 0) for c in tfl.partitions)
         for _ in range(warmup):
             tfl.run(None, feeds)
@@ -86,7 +65,7 @@ def main() -> None:
     print(f"# host: {platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__}, "
           f"ai-edge-litert {version('ai-edge-litert')}, {args.runs} alternating runs")
     rows = []
-    for name, model in _models().items():
+    for name, model in models().items():
         for threads in args.threads:
             r = measure(model, threads, args.runs)
             rows.append((name, threads, r))
