@@ -20,6 +20,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from unified.errors import InputError, ModelError
+from unified.fold import fold_constants
 
 __all__ = [
     "TensorInfo",
@@ -259,12 +260,55 @@ def _check_opsets(proto: onnx.ModelProto) -> None:
             raise ModelError(f"model imports invalid opset version {imp.version} for domain '{imp.domain}'")
 
 
-def load_model(model: ModelLike) -> onnx.ModelProto:
+def _pin_dims(proto: onnx.ModelProto, dims: Mapping[str, int]) -> onnx.ModelProto:
+    """A copy of ``proto`` whose symbolic dims named in ``dims`` are fixed.
+
+    Like ONNX Runtime's free-dimension overrides: graph inputs and outputs get
+    the values, intermediate ``value_info`` is dropped so shape inference
+    re-derives it with static shapes.
+
+    Raises:
+        ModelError: a name that is no symbolic dim of a graph input, or a
+            value that is not a positive int.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    g = out.graph
+    found = {
+        d.dim_param for vi in g.input if vi.type.HasField("tensor_type") for d in vi.type.tensor_type.shape.dim
+    } & set(dims)
+    for vi in list(g.input) + list(g.output):
+        if not vi.type.HasField("tensor_type"):
+            continue
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param in found:
+                value = dims[d.dim_param]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ModelError(f"free dimension '{d.dim_param}' = {value!r}; expected a positive int")
+                d.dim_value = value
+    symbolic = sorted(
+        {d.dim_param for vi in proto.graph.input for d in vi.type.tensor_type.shape.dim if d.dim_param}
+    )
+    unknown = sorted(set(dims) - found)
+    if unknown:
+        raise ModelError(
+            f"free dimension(s) {unknown} are not symbolic dims of the model's inputs; "
+            f"its symbolic dims are: {', '.join(symbolic) or 'none'}"
+        )
+    del g.value_info[:]
+    return out
+
+
+def load_model(model: ModelLike, free_dimensions: Mapping[str, int] | None = None) -> onnx.ModelProto:
     """Read, check and shape-infer a model.
 
     Args:
         model: a path to a ``.onnx`` file, its bytes, or an ``onnx.ModelProto``
             (not modified).
+        free_dimensions: symbolic dim name -> value, fixed before shape
+            inference (ONNX Runtime's free-dimension overrides); the shape
+            computations that become constant are then folded
+            (``unified.fold``), so delegates that need static shapes see them.
 
     Returns:
         A new ``ModelProto`` with inferred ``value_info`` for intermediate values.
@@ -278,11 +322,20 @@ def load_model(model: ModelLike) -> onnx.ModelProto:
     if not proto.HasField("graph"):
         raise ModelError("the model has no graph; the file is empty, truncated or not an ONNX model")
     _check_opsets(proto)
+    if free_dimensions:
+        proto = _pin_dims(proto, free_dimensions)
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         msg = str(exc).strip().splitlines()
         raise ModelError(f"the model is not valid ONNX: {' '.join(m.strip() for m in msg[:6])}") from None
+    inferred = _infer_shapes(proto)
+    if free_dimensions:
+        inferred = fold_constants(inferred, _infer_shapes)
+    return inferred
+
+
+def _infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
     except Exception as exc:
@@ -296,7 +349,7 @@ def load_model(model: ModelLike) -> onnx.ModelProto:
     warnings.warn(
         f"strict shape inference failed ({strict_error}); continuing with partial shape information",
         ShapeInferenceWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return inferred
 
@@ -306,13 +359,14 @@ class Graph:
 
     Args:
         model: path, bytes or ``ModelProto``; see :func:`load_model`.
+        free_dimensions: symbolic dims to fix; see :func:`load_model`.
 
     Raises:
         ModelError: see :func:`load_model`.
     """
 
-    def __init__(self, model: ModelLike):
-        self.model: onnx.ModelProto = _fold_constant_nodes(load_model(model))
+    def __init__(self, model: ModelLike, free_dimensions: Mapping[str, int] | None = None):
+        self.model: onnx.ModelProto = _fold_constant_nodes(load_model(model, free_dimensions))
         g = self.model.graph
         self.opsets: dict[str, int] = {
             ("" if i.domain == "ai.onnx" else i.domain): i.version for i in self.model.opset_import

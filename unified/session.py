@@ -35,6 +35,10 @@ class SessionOptions:
         placement: node name or op type -> delegate name; wins over priority.
         min_partition_nodes: partitions smaller than this go to the next
             delegate in line.
+        free_dimensions: symbolic input dim name -> value, fixed before
+            planning (like ORT's ``add_free_dimension_override_by_name``), so
+            delegates that need static shapes (tflite) can take the model;
+            inputs must then have exactly these sizes.
         enable_profiling: time each partition of each run (see ``profile``).
         plugins: extra plugin objects to register for this session (each as an
             entry-point plugin would be), e.g. a delegate under development.
@@ -47,6 +51,7 @@ class SessionOptions:
     strict: bool = False
     placement: Mapping[str, str] = field(default_factory=dict)
     min_partition_nodes: int = 1
+    free_dimensions: Mapping[str, int] = field(default_factory=dict)
     enable_profiling: bool = False
     plugins: Sequence[Any] = ()
     progress: Callable[[str], None] | None = None
@@ -133,7 +138,7 @@ class InferenceSession:
     ):
         self.options = options or SessionOptions()
         self._registry = _registry_for(self.options.plugins)
-        self._graph = Graph(model)
+        self._graph = Graph(model, self.options.free_dimensions)
         choices, fallback = resolve_delegates(
             self._registry, delegates, fallback=self.options.fallback, strict=self.options.strict, execute=True
         )

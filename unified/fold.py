@@ -1,0 +1,125 @@
+"""Constant folding of shape computations, for models whose dims were pinned.
+
+A model exported with symbolic dims computes shapes at run time
+(``Shape -> Gather -> Concat -> Reshape``). Once the session pins those dims
+(``SessionOptions.free_dimensions``), every such chain is a constant, but
+ONNX's shape inference alone does not evaluate it, so delegates that need
+static shapes (TFLite, Core ML) would still see dynamic ones. This pass
+evaluates, in topological order:
+
+* ``Shape`` / ``Size`` of a value whose inferred shape is static;
+* any deterministic node without subgraphs whose inputs are all constants and
+  whose outputs are small (at most 65,536 elements), with
+  ``onnx.reference.ReferenceEvaluator`` (the ONNX reference implementation);
+
+replaces the folded nodes by initializers, and repeats shape inference until
+nothing more folds (ONNX Runtime's constant folding does the same at session
+creation, which is why ORT runs such models at full speed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+__all__ = ["fold_constants"]
+
+_MAX_ELEMENTS = 1 << 16
+_NON_DETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+def _static_shape(tp: onnx.TypeProto | None) -> tuple[int, ...] | None:
+    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    dims = tp.tensor_type.shape.dim
+    if any(not d.HasField("dim_value") for d in dims):
+        return None
+    return tuple(d.dim_value for d in dims)
+
+
+def _fold_once(model: onnx.ModelProto) -> int:
+    """Fold what can be folded now (in place); returns the number of nodes folded."""
+    from onnx.reference import ReferenceEvaluator
+
+    g = model.graph
+    types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    known: dict[str, np.ndarray] = {
+        t.name: numpy_helper.to_array(t) for t in g.initializer if np.prod(t.dims, dtype=np.int64) <= _MAX_ELEMENTS
+    }
+    init_dims = {t.name: tuple(t.dims) for t in g.initializer}
+    outputs = {o.name for o in g.output}
+    opsets = list(model.opset_import)
+    keep, folded = [], 0
+    for n in g.node:
+        value: list[np.ndarray] | None = None
+        if n.domain not in ("", "ai.onnx") or any(o in outputs for o in n.output):
+            keep.append(n)
+            continue
+        if n.op_type in ("Shape", "Size") and n.input:
+            shape = init_dims.get(n.input[0]) or _static_shape(types.get(n.input[0]))
+            if shape is not None:
+                if n.op_type == "Size":
+                    value = [np.array(int(np.prod(shape, dtype=np.int64)), np.int64)]
+                else:
+                    attrs = {a.name: a.i for a in n.attribute}
+                    start, end = attrs.get("start", 0), attrs.get("end", len(shape))
+                    value = [np.array(shape[slice(start, end)], np.int64)]
+        elif (
+            n.op_type not in _NON_DETERMINISTIC
+            and all(not x or x in known for x in n.input)
+            and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute)
+        ):
+            value = _evaluate(n, known, opsets, ReferenceEvaluator)
+        if value is None or any(v.size > _MAX_ELEMENTS for v in value):
+            keep.append(n)
+            continue
+        for name, v in zip(n.output, value):
+            if name:
+                known[name] = v
+                g.initializer.append(numpy_helper.from_array(np.asarray(v), name))
+        folded += 1
+    if folded:
+        del g.node[:]
+        g.node.extend(keep)
+        used = {x for n in g.node for x in n.input} | outputs
+        kept = [t for t in g.initializer if t.name in used]
+        del g.initializer[:]
+        g.initializer.extend(kept)
+        del g.value_info[:]
+    return folded
+
+
+def _evaluate(node: onnx.NodeProto, known, opsets, evaluator_cls) -> list[np.ndarray] | None:
+    ins = [x for x in node.input if x]
+    graph = helper.make_graph(
+        [node],
+        "fold",
+        [],
+        [helper.make_empty_tensor_value_info(o) for o in node.output if o],
+        initializer=[numpy_helper.from_array(np.asarray(known[x]), x) for x in dict.fromkeys(ins)],
+    )
+    try:
+        out = evaluator_cls(helper.make_model(graph, opset_imports=opsets)).run(None, {})
+    except Exception:  # an op the reference cannot evaluate stays a node
+        return None
+    return [np.asarray(v) for v in out]
+
+
+def fold_constants(model: onnx.ModelProto, infer, max_rounds: int = 8) -> onnx.ModelProto:
+    """Fold shape computations to a fixpoint.
+
+    Args:
+        model: a checked, shape-inferred model (modified in place).
+        infer: ``ModelProto -> ModelProto`` shape inference to re-run after
+            each round.
+        max_rounds: bound on fold/infer rounds.
+
+    Returns:
+        The folded, re-inferred model.
+    """
+    for _ in range(max_rounds):
+        if not _fold_once(model):
+            break
+        model = infer(model)
+    return model
