@@ -24,6 +24,7 @@ from onnx import helper
 from unified.delegate import Availability, CompileOptions, Delegate, Executable, Support
 from unified.errors import DelegateError
 from unified.graph import NodeView, TensorInfo
+from unified.delegates.ort_rewrites import rewrite_align_corners_resize
 from unified.hookspecs import hookimpl
 
 __all__ = ["OnnxRuntimeDelegate", "OnnxRuntimeExecutable"]
@@ -169,7 +170,9 @@ class OnnxRuntimeDelegate(Delegate):
             raise DelegateError(
                 f"unknown onnxruntime option(s) {sorted(opts)}; known: backend, num_threads, optimization_level"
             )
-        data = partition.SerializeToString()
+        # align_corners Resize given scales: ORT departs from the spec; a
+        # tf_crop_and_resize ROI puts it back (see delegates/ort_rewrites.py)
+        data = rewrite_align_corners_resize(partition).SerializeToString()
         try:
             session = ort.InferenceSession(data, so, providers=_PROVIDERS[options.backend])
         except Exception as exc:
@@ -222,37 +225,6 @@ def _maxunpool_output_shape(node: NodeView) -> str | None:
     return None
 
 
-def _resize_align_corners_scales(node: NodeView) -> str | None:
-    """Resize linear/cubic with align_corners given ``scales``: ONNX Runtime
-    agrees with the ONNX reference only when every ``in_dim * scale`` is an
-    integer (the reference maps coordinates with the unfloored output length,
-    ORT with the floored one; measured up to 1.3 abs error at scale 1.7 or
-    0.6). Given ``sizes``, both agree."""
-    if node.op_type != "Resize" or node.attr("coordinate_transformation_mode") != "align_corners":
-        return None
-    if node.attr("mode", "nearest") not in ("linear", "cubic"):
-        return None
-    scales_in = node.inputs[2] if len(node.inputs) > 2 else None
-    if scales_in is None or not scales_in.name:
-        return None  # sizes (or nothing) given
-    scales, x = scales_in.const, node.inputs[0].shape
-    if scales is not None and scales.size == 0:
-        return None  # empty scales: sizes decide
-    integral = (
-        scales is not None
-        and x is not None
-        and len(x) == scales.size
-        and all(isinstance(d, int) for d in x)
-        and all(abs(d * s - round(d * s)) < 1e-6 for d, s in zip(x, scales.astype(np.float64).tolist()))
-    )
-    if integral:
-        return None
-    return (
-        "Resize linear/cubic with align_corners and scales that are not constant or give a non-integral output "
-        "length: ONNX Runtime's coordinates then differ from the ONNX spec"
-    )
-
-
 def _convinteger_per_channel(node: NodeView) -> str | None:
     if node.op_type == "ConvInteger" and len(node.inputs) > 3 and node.inputs[3].name:
         shape = node.inputs[3].shape
@@ -290,7 +262,6 @@ def _attention(node: NodeView) -> str | None:
 _KNOWN_FAILURES = (
     _exchange_dtype,
     _maxunpool_output_shape,
-    _resize_align_corners_scales,
     _convinteger_per_channel,
     _reduce_empty_bool,
     _attention,
