@@ -83,10 +83,10 @@ class UnifiedBackend(Backend):
         from unified.errors import UnifiedError
         from unified.graph import Graph
         from unified.planner import DelegateChoice, make_plan
-        from unified.session import _registry_for
+        from unified.plugins import registry
 
         try:
-            reg = _registry_for(cls.plugins)
+            reg = registry().extended(cls.plugins)
             delegate = reg.get(cls.delegate)
             av = reg.availability(cls.delegate)
             if not (av.ok and av.executes):

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from unified.conformance.cases import Case, ConformanceError
 from unified.conformance.execute import CaseResult, execute_case
+from unified.errors import PluginError
 from unified.plugins import PluginRegistry
 
 __all__ = ["plugin_spec", "import_plugin", "load_registry", "WorkerPool", "STARTUP_TIMEOUT"]
@@ -112,21 +113,10 @@ def load_registry(plugins: Iterable[Any] = ()) -> PluginRegistry:
     from unified.plugins import registry
 
     extras = [import_plugin(p) if isinstance(p, str) else p for p in plugins]
-    if not extras:
-        return registry()
-    base = registry()
-    reg = PluginRegistry.load(entry_points=False)
-    for name, plugin in base.pm.list_name_plugin():
-        if name is not None and not reg.pm.is_registered(plugin):
-            reg.pm.register(plugin, name=name)
-    reg.delegates.update(base.delegates)
-    reg.backends.update(base.backends)
-    reg.commands.update(base.commands)
-    reg.broken.extend(base.broken)
-    for plugin in extras:
-        if not reg.add(plugin):
-            raise ConformanceError(f"plugin {plugin!r} could not be registered: {reg.broken[-1].reason}")
-    return reg
+    try:
+        return registry().extended(extras)
+    except PluginError as exc:
+        raise ConformanceError(str(exc)) from None
 
 
 # --- the worker side ---------------------------------------------------------

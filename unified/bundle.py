@@ -109,12 +109,12 @@ def compile_bundle(
             delegate cannot serialize its executables or load them back
             without recompiling.
     """
-    from unified.session import SessionOptions, _registry_for
+    from unified.session import SessionOptions
 
     options = options or SessionOptions()
     out = Path(out_dir)
     _prepare_dir(out, overwrite)
-    reg = _registry_for(options.plugins)
+    reg = registry().extended(options.plugins)
     graph = Graph(model)
     choices, fallback = resolve_delegates(
         reg, delegates, fallback=options.fallback, strict=options.strict, execute=False

@@ -25,7 +25,7 @@ from unified import hookspecs
 from unified.backend import Backend
 from unified.cli_command import Command
 from unified.delegate import Availability, Delegate
-from unified.errors import DelegateUnavailableError
+from unified.errors import DelegateUnavailableError, PluginError
 
 __all__ = ["PluginRegistry", "BrokenPlugin", "registry", "get_delegate", "list_delegates"]
 
@@ -136,6 +136,32 @@ class PluginRegistry:
                     else:
                         target[item.name] = item
         return ok
+
+    def extended(self, plugins: Iterable[Any]) -> "PluginRegistry":
+        """This registry plus ``plugins``, registered as entry-point plugins are.
+
+        Returns ``self`` when ``plugins`` is empty; else a new registry sharing
+        this one's plugins, delegates, backends and commands (this one is not
+        changed), so a plugin under development can be used for one session.
+
+        Raises:
+            PluginError: a plugin is rejected (the message gives the reason).
+        """
+        plugins = list(plugins)
+        if not plugins:
+            return self
+        reg = PluginRegistry.load(entry_points=False)
+        for name, plugin in self.pm.list_name_plugin():
+            if name is not None and not reg.pm.is_registered(plugin):
+                reg.pm.register(plugin, name=name)
+        reg.delegates.update(self.delegates)
+        reg.backends.update(self.backends)
+        reg.commands.update(self.commands)
+        reg.broken.extend(self.broken)
+        for plugin in plugins:
+            if not reg.add(plugin):
+                raise PluginError(f"plugin {plugin!r} could not be registered: {reg.broken[-1].reason}")
+        return reg
 
     def availability(self, name: str) -> Availability:
         """A delegate's availability; a raising ``availability()`` counts as unavailable."""

@@ -14,11 +14,11 @@ from unified.cache import CompileCache, default_cache_dir
 from unified.choices import DelegateSpec, resolve_delegates
 from unified.compiler import CompiledPartition, compile_plan
 
-from unified.errors import DelegateError, DelegateUnavailableError, InputError, UnifiedError
+from unified.errors import DelegateError, InputError, UnifiedError
 from unified.graph import Graph, ModelLike, TensorInfo, onnx_dtype_to_numpy, type_string
 from unified.plan import Plan
 from unified.planner import make_plan
-from unified.plugins import PluginRegistry, registry
+from unified.plugins import registry
 
 __all__ = ["InferenceSession", "SessionOptions", "NodeArg", "PartitionProfile", "DelegateSpec"]
 
@@ -128,6 +128,7 @@ class InferenceSession:
             compile-only delegate, or an unknown backend.
         UnsupportedError: unclaimed nodes with ``strict``.
         DelegateError: a delegate failed to compile a partition it claimed.
+        PluginError: a plugin in ``options.plugins`` was rejected.
     """
 
     def __init__(
@@ -137,7 +138,7 @@ class InferenceSession:
         options: SessionOptions | None = None,
     ):
         self.options = options or SessionOptions()
-        self._registry = _registry_for(self.options.plugins)
+        self._registry = registry().extended(self.options.plugins)
         self._graph = Graph(model, self.options.free_dimensions)
         choices, fallback = resolve_delegates(
             self._registry, delegates, fallback=self.options.fallback, strict=self.options.strict, execute=True
@@ -171,7 +172,7 @@ class InferenceSession:
         """A session over partitions compiled elsewhere (e.g. loaded from a bundle)."""
         self = cls.__new__(cls)
         self.options = options or SessionOptions()
-        self._registry = _registry_for(self.options.plugins)
+        self._registry = registry().extended(self.options.plugins)
         self._graph = graph
         self.plan = plan
         self._compiled = compiled
@@ -201,7 +202,7 @@ class InferenceSession:
         from unified.bundle import load_bundle
 
         options = options or SessionOptions()
-        graph, plan, compiled = load_bundle(path, _registry_for(options.plugins))
+        graph, plan, compiled = load_bundle(path, registry().extended(options.plugins))
         return cls._from_parts(graph, plan, compiled, options)
 
     # --- construction helpers --------------------------------------------
@@ -352,20 +353,6 @@ class InferenceSession:
     def model(self) -> onnx.ModelProto:
         """The checked, shape-inferred model."""
         return self._graph.model
-
-
-def _registry_for(plugins: Sequence[Any]) -> PluginRegistry:
-    base = registry()
-    if not plugins:
-        return base
-    reg = PluginRegistry.load(entry_points=False)
-    reg.delegates.update(base.delegates)
-    reg.backends.update(base.backends)
-    reg.broken.extend(base.broken)
-    for plugin in plugins:
-        if not reg.add(plugin):
-            raise DelegateUnavailableError(f"plugin {plugin!r} could not be loaded: {reg.broken[-1].reason}")
-    return reg
 
 
 def _node_arg(t: TensorInfo) -> NodeArg:
