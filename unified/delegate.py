@@ -194,6 +194,19 @@ class Delegate(abc.ABC):
         handles_non_tensor_values: the delegate may be asked about nodes that
             read or write sequence/optional/map values; when False (default)
             the planner declines such nodes for it, with a reason.
+        static_shapes: the delegate compiles static shapes only (TFLite,
+            ExecuTorch, Core ML). Its ``supports()`` still sees symbolic dims
+            (str or None) and claims a node when it could lower it once every
+            dim is known; the core then *specializes*: ``compile()`` always
+            receives a partition whose every value has a static shape, with
+            shape computations (``TensorInfo.shape_derived``) folded into
+            initializers. A partition whose shapes depend on the model's
+            input dims is compiled at the first ``run()`` for the concrete
+            shapes (one compilation per shape signature, kept in an LRU).
+            The planner claims shape-derived nodes for such a delegate
+            itself (they fold away) and declines nodes with a value whose
+            shape stays unknown after specialization
+            (``TensorInfo.static_when_specialized`` False), with a reason.
     """
 
     name: ClassVar[str] = ""
@@ -202,6 +215,7 @@ class Delegate(abc.ABC):
     cacheable: ClassVar[bool] = True
     max_ir_version: ClassVar[int | None] = None
     handles_non_tensor_values: ClassVar[bool] = False
+    static_shapes: ClassVar[bool] = False
 
     @abc.abstractmethod
     def availability(self) -> Availability:

@@ -38,8 +38,11 @@ def _static_shape(tp: onnx.TypeProto | None) -> tuple[int, ...] | None:
     return tuple(d.dim_value for d in dims)
 
 
-def _fold_once(model: onnx.ModelProto) -> int:
-    """Fold what can be folded now (in place); returns the number of nodes folded."""
+def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[str] | None = None) -> int:
+    """Fold what can be folded now (in place); returns the number of nodes folded.
+
+    With ``fold_outputs``, nodes producing graph outputs fold too (the output
+    then names an initializer)."""
     from onnx.reference import ReferenceEvaluator
 
     g = model.graph
@@ -53,7 +56,7 @@ def _fold_once(model: onnx.ModelProto) -> int:
     keep, folded = [], 0
     for n in g.node:
         value: list[np.ndarray] | None = None
-        if n.domain not in ("", "ai.onnx") or any(o in outputs for o in n.output):
+        if n.domain not in ("", "ai.onnx") or (not fold_outputs and any(o in outputs for o in n.output)):
             keep.append(n)
             continue
         if n.op_type in ("Shape", "Size") and n.input:
@@ -77,6 +80,8 @@ def _fold_once(model: onnx.ModelProto) -> int:
         for name, v in zip(n.output, value):
             if name:
                 known[name] = v
+                if record is not None:
+                    record.add(name)
                 g.initializer.append(numpy_helper.from_array(np.asarray(v), name))
         folded += 1
     if folded:
@@ -106,7 +111,9 @@ def _evaluate(node: onnx.NodeProto, known, opsets, evaluator_cls) -> list[np.nda
     return [np.asarray(v) for v in out]
 
 
-def fold_constants(model: onnx.ModelProto, infer, max_rounds: int = 8) -> onnx.ModelProto:
+def fold_constants(
+    model: onnx.ModelProto, infer, max_rounds: int = 8, fold_outputs: bool = False, record: set[str] | None = None
+) -> onnx.ModelProto:
     """Fold shape computations to a fixpoint.
 
     Args:
@@ -114,12 +121,15 @@ def fold_constants(model: onnx.ModelProto, infer, max_rounds: int = 8) -> onnx.M
         infer: ``ModelProto -> ModelProto`` shape inference to re-run after
             each round.
         max_rounds: bound on fold/infer rounds.
+        fold_outputs: also fold nodes that produce graph outputs (the
+            specializer does; the loader keeps the model's outputs computed).
+        record: a set that receives the name of every value folded.
 
     Returns:
         The folded, re-inferred model.
     """
     for _ in range(max_rounds):
-        if not _fold_once(model):
+        if not _fold_once(model, fold_outputs, record):
             break
         model = infer(model)
     return model

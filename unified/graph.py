@@ -75,6 +75,16 @@ class TensorInfo:
             ``"optional"``, ``"map"``, ``"sparse_tensor"``; ``elem_type`` and
             ``shape`` describe tensors only (0 / None for the other kinds).
         type_proto: the inferred ``onnx.TypeProto`` (None when unknown).
+        shape_derived: the value is computed from tensor shapes and constants
+            only (``Shape -> Gather -> Concat``, ``Size``, arithmetic on them);
+            it becomes a constant once the model's input dims are fixed, so a
+            delegate with ``static_shapes`` sees it as an initializer in
+            ``compile()``. False for true constants (see ``const``).
+        static_when_specialized: the value's shape becomes fully static once
+            every input dim is fixed (False for data-dependent shapes, e.g. the
+            output of ``NonZero``, or a ``Reshape`` to a shape read from data).
+            Both flags come from a trial specialization at load time
+            (:meth:`Graph.specialization_trial`).
     """
 
     name: str
@@ -84,6 +94,8 @@ class TensorInfo:
     is_initializer: bool = False
     kind: str = "tensor"
     type_proto: onnx.TypeProto | None = field(default=None, compare=False, repr=False)
+    shape_derived: bool = field(default=False, compare=False)
+    static_when_specialized: bool = field(default=False, compare=False)
 
     @property
     def is_typed(self) -> bool:
@@ -422,7 +434,26 @@ class Graph:
         const = self._constants.get(name)
         if init is not None and const is None and _numel(init.dims) <= _CONST_ELEMENTS_MAX:
             const = numpy_helper.to_array(init)
-        return TensorInfo(name, elem, shape, const, init is not None, type_proto=tp)
+        derived, static = self.specialization_trial
+        return TensorInfo(
+            name, elem, shape, const, init is not None, type_proto=tp,
+            shape_derived=name in derived,
+            static_when_specialized=init is not None or const is not None or name in static,
+        )
+
+    @cached_property
+    def specialization_trial(self) -> tuple[frozenset[str], frozenset[str]]:
+        """``(shape_derived, static_when_specialized)`` value names.
+
+        Every symbolic input dim is fixed to :data:`TRIAL_DIM` (64) on a copy
+        of the model, shapes are inferred again and constants folded
+        (``unified.fold``) -- what the session does to a partition of a
+        ``static_shapes`` delegate at its first run. Values that folded to
+        constants are *shape-derived*; values whose shape became static are
+        *static when specialized*. The flags are structural: they hold for any
+        other choice of input dims that shape inference accepts.
+        """
+        return _specialization_trial(self.model)
 
     @cached_property
     def node_views(self) -> list[NodeView]:
@@ -492,6 +523,46 @@ def _fold_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
         g.initializer.extend(inits)
         model.ir_version = max(model.ir_version, 4)  # IR < 4 wants every initializer listed as an input
     return model
+
+
+TRIAL_DIM = 64
+"""Value given to every symbolic input dim in :meth:`Graph.specialization_trial`
+(large enough that no dim is mistaken for a broadcast 1, and a multiple of the
+usual CNN strides 2..32)."""
+
+
+def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], frozenset[str]]:
+    trial = onnx.ModelProto()
+    trial.CopyFrom(model)
+    g = trial.graph
+    for vi in g.input:
+        if vi.type.HasField("tensor_type"):
+            for d in vi.type.tensor_type.shape.dim:
+                if not d.HasField("dim_value"):
+                    d.dim_value = TRIAL_DIM
+    for vi in g.output:
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+            for d in vi.type.tensor_type.shape.dim:
+                if not d.HasField("dim_value"):
+                    d.Clear()
+    del g.value_info[:]
+    folded: set[str] = set()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trial = fold_constants(_infer_shapes(trial), _infer_shapes, max_rounds=32, fold_outputs=True, record=folded)
+    except Exception:  # the trial is advisory: no facts rather than no model
+        return frozenset(), frozenset()
+    g = trial.graph
+    derived = frozenset(folded)
+    static = {
+        vi.name
+        for vi in list(g.input) + list(g.value_info) + list(g.output)
+        if vi.type.HasField("tensor_type")
+        and vi.type.tensor_type.HasField("shape")
+        and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)
+    }
+    return derived, frozenset(static | derived)
 
 
 def _numel(dims) -> int:
