@@ -1,6 +1,7 @@
 """The conformance plugin (entry point ``conformance`` in group ``unified``).
 
-Contributes the built-in case sources (``onnx-node``, ``ops``, ``models``)
+Contributes the built-in case sources (``onnx-node``, ``ops``, ``models``,
+``real-models``)
 through ``unified_conformance_cases`` and the ``unified conformance``
 command through ``unified_cli_commands``. A third-party plugin adds its own
 sources by implementing the same hook and returning
@@ -16,14 +17,19 @@ from __future__ import annotations
 
 from unified.hookspecs import hookimpl
 
-BUILTIN_SOURCES = ("onnx-node", "ops", "models")
+BUILTIN_SOURCES = ("onnx-node", "ops", "models", "real-models")
 
 
 @hookimpl
 def unified_conformance_cases(sources):
-    from unified.conformance import model_cases, node_tests, op_sweeps
+    from unified.conformance import model_cases, node_tests, op_sweeps, real_models
 
-    builders = {"onnx-node": node_tests.source, "ops": op_sweeps.source, "models": model_cases.source}
+    builders = {
+        "onnx-node": node_tests.source,
+        "ops": op_sweeps.source,
+        "models": model_cases.source,
+        "real-models": real_models.source,
+    }
     wanted = [s for s in BUILTIN_SOURCES if sources is None or s in sources]
     return [builders[s]() for s in wanted]
 
