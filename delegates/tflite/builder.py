@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from unified.errors import DelegateError
+
 __all__ = ["ModelBuilder", "tflite_type", "schema"]
 
 _FILE_IDENTIFIER = b"TFL3"
@@ -122,10 +124,22 @@ class ModelBuilder:
             shape: static TFLite-order shape.
             dtype: element type.
             quant: (scale, zero_point, quantized_dimension) for int8/uint8.
+
+        Raises:
+            DelegateError: a dim that is not a non-negative int (a dynamic
+                dim must never reach the flatbuffer: LiteRT reads a negative
+                size as a huge unsigned one, "BytesRequired number of
+                elements overflowed").
         """
+        dims = list(shape)
+        if any(not isinstance(d, (int, np.integer)) or isinstance(d, bool) or int(d) < 0 for d in dims):
+            raise DelegateError(
+                f"tflite converter: tensor '{name}' would get shape {dims}; TFLite tensors need static, "
+                "non-negative dims (the partition still has a dynamic dim: pin it with free_dimensions)"
+            )
         t = self.s.TensorT()
         t.name = name
-        t.shape = np.asarray([int(d) for d in shape], dtype=np.int32)
+        t.shape = np.asarray([int(d) for d in dims], dtype=np.int32)
         t.type = tflite_type(dtype)
         t.buffer = 0
         if quant is not None:

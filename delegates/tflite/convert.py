@@ -169,8 +169,11 @@ class Converter:
             raise DelegateError(f"tflite converter: no inferred shape for '{name}'; TFLite needs static shapes")
         dims = []
         for d in tp.tensor_type.shape.dim:
-            if not d.HasField("dim_value"):
-                raise DelegateError(f"tflite converter: '{name}' has a symbolic dim; TFLite needs static shapes")
+            if not d.HasField("dim_value") or d.dim_value < 0:
+                shown = [x.dim_value if x.HasField("dim_value") else (x.dim_param or "?")
+                         for x in tp.tensor_type.shape.dim]
+                raise DelegateError(f"tflite converter: '{name}' has shape {shown} with a dynamic dim; TFLite "
+                                    "needs static shapes (pin the dim with free_dimensions)")
             dims.append(d.dim_value)
         return tuple(dims)
 

@@ -13,8 +13,12 @@ with neither, the delegate is unavailable and says so.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import tempfile
 import threading
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -27,6 +31,46 @@ from .support import OP_SUPPORT
 __all__ = ["TFLiteDelegate", "TFLiteExecutable"]
 
 _KNOWN_OPTIONS = ("num_threads",)
+
+log = logging.getLogger("unified.delegates.tflite")
+_FD2_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Keep LiteRT's native log lines off the process's stderr.
+
+    LiteRT writes ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.``
+    (and ``ERROR: ...`` lines on a rejected model) from C++ straight to file
+    descriptor 2 when an interpreter is created. Its Python API has no switch
+    for that logger: ``TF_CPP_MIN_LOG_LEVEL`` does not reach TFLite's
+    ``MinimalLogger`` and ``LiteRtSetMinLoggerSeverity`` is not exported by
+    the wheel (ai-edge-litert 2.3). So, as a last resort, fd 2 is redirected
+    to a temporary file around the interpreter's creation only; what LiteRT
+    wrote is re-logged on the ``unified`` logger at DEBUG. When that logger is
+    at DEBUG, nothing is redirected and LiteRT prints as usual. The redirect
+    is process-wide for its few milliseconds; a lock keeps two of them from
+    nesting.
+    """
+    if logging.getLogger("unified").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    import sys
+
+    with _FD2_LOCK, tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace").strip()
+            if text:
+                log.debug("LiteRT: %s", text)
 
 
 def _runtime() -> tuple[Any, str, str]:
@@ -77,11 +121,14 @@ class TFLiteExecutable(Executable):
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         try:
-            self._it = interpreter_cls(model_content=flatbuffer, num_threads=num_threads)
-            self._it.allocate_tensors()
+            with _quiet_native_stderr():
+                self._it = interpreter_cls(model_content=flatbuffer, num_threads=num_threads)
+                self._it.allocate_tensors()
         except Exception as exc:
             raise DelegateError(f"LiteRT rejected the compiled flatbuffer: {' '.join(str(exc).split())[:800]}") from exc
-        self._in = [d["index"] for d in self._it.get_input_details()]
+        in_details = self._it.get_input_details()
+        self._in = [d["index"] for d in in_details]
+        self._in_dtypes = [np.dtype(d["dtype"]) for d in in_details]
         self._out = [d["index"] for d in self._it.get_output_details()]
         if len(self._in) != len(self.input_names) or len(self._out) != len(self.output_names):
             raise DelegateError(
@@ -94,14 +141,39 @@ class TFLiteExecutable(Executable):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock:  # a LiteRT interpreter is not re-entrant
             it = self._it
-            for name, idx in zip(self.input_names, self._in):
-                it.set_tensor(idx, inputs[name])  # copies into the interpreter's buffer
+            for name, idx, want in zip(self.input_names, self._in, self._in_dtypes):
+                it.set_tensor(idx, _as_input(name, inputs[name], want))  # copies into the interpreter's buffer
             it.invoke()
             return {name: it.get_tensor(idx) for name, idx in zip(self.output_names, self._out)}  # copies
 
     def serialize(self) -> bytes:
         """The ``.tflite`` flatbuffer (open it in Netron, or ship it to a phone)."""
         return self._bytes
+
+
+def _as_input(name: str, value: Any, want: np.dtype) -> np.ndarray:
+    """``value`` as a C-contiguous array whose NumPy type number LiteRT maps.
+
+    LiteRT's ``set_tensor`` maps NumPy type *numbers*, not dtypes: it knows
+    ``NPY_LONG`` (``np.int64`` on LP64 Linux/macOS) but not ``NPY_LONGLONG``,
+    an equal dtype (``np.dtype('q') == np.int64``) that ONNX Runtime returns
+    for int64 tensors, e.g. a ``Shape`` output. Such an array reached the
+    interpreter as ``NOTYPE`` ("Got value of type NOTYPE but expected type
+    INT64"). Same-size integer types are re-viewed as the canonical type (no
+    copy); NumPy scalars become 0-d arrays.
+
+    Raises:
+        DelegateError: the value's dtype differs from the input's.
+    """
+    arr = np.asarray(value)
+    if arr.dtype != want:
+        raise DelegateError(
+            f"tflite partition input '{name}' is {arr.dtype} {arr.shape}; the compiled flatbuffer expects {want}"
+        )
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype.num != want.num:
+        arr = arr.view(want)
+    return arr
 
 
 def _num_threads(options: Mapping[str, Any]) -> int | None:
@@ -149,6 +221,7 @@ class TFLiteDelegate(Delegate):
     default_priority = 20
     op_support = OP_SUPPORT
     cacheable = True
+    static_shapes = True
 
     def availability(self) -> Availability:
         try:

@@ -3,8 +3,9 @@
 Each entry is an :class:`~unified.delegate.OpSupport`; its constraints return
 None (fine) or the reason the node is declined. Every op listed here has a
 converter in ``ops_*.py`` and a unit test against ONNX Runtime in
-``tests/tflite``. Checks common to all entries (static shapes, TFLite-typed
-values) run first, in :func:`common_checks`.
+``tests/tflite``. Checks common to all entries (known ranks, shapes that are
+static once the model's input dims are fixed, TFLite-typed values) run first,
+in :func:`common_checks`.
 """
 
 from __future__ import annotations
@@ -26,16 +27,38 @@ Q8 = frozenset({T.INT8, T.UINT8})
 
 
 def common_checks(node: NodeView) -> str | None:
-    """Static shapes and TFLite-representable dtypes on every non-omitted input and output."""
+    """Known ranks, shapes static once the model's input dims are fixed, TFLite dtypes.
+
+    The delegate is ``static_shapes``: a symbolic dim (str or None) is fine
+    when the value's shape becomes static at specialization
+    (``TensorInfo.static_when_specialized``); the core compiles the partition
+    once per concrete input-shape signature. A value whose shape depends on
+    tensor data, a value of unknown rank, and a negative dim are declined.
+    """
     for k, t in enumerate(node.inputs + node.outputs):
         if not t.name or (node.op_type == "Dropout" and k == len(node.inputs) + 1):
             continue  # Dropout's mask output is a constant of ones, whatever its shape
-        if t.shape is None or not t.is_static:
-            return (f"{node.op_type} value '{t.name}' has a dynamic shape {t.shape}; the tflite delegate compiles "
-                    "static shapes only (export the model with fixed input shapes)")
+        if t.shape is None:
+            return (f"{node.op_type} value '{t.name}' has an unknown rank; the tflite delegate needs every "
+                    "rank at planning time")
+        if any(isinstance(d, int) and d < 0 for d in t.shape):
+            return (f"{node.op_type} value '{t.name}' has shape {list(t.shape)} with a negative dim; the tflite "
+                    "delegate needs every dim known (pin it with free_dimensions)")
+        if not t.is_static and not t.static_when_specialized:
+            return (f"{node.op_type} value '{t.name}' has shape {list(t.shape)}, which depends on tensor data "
+                    "(not only on the model's input dims); the tflite delegate compiles static shapes only")
         if t.elem_type and t.elem_type not in ANY_TFL:
             return f"{node.op_type} value '{t.name}' has dtype {t.type_str}, which TFLite kernels here do not take"
     return None
+
+
+def known_at_compile_time(t) -> bool:
+    """A constant, an initializer, or shape arithmetic that folds to one at specialization."""
+    return t.is_initializer or t.const is not None or t.shape_derived
+
+
+def _ints(dims) -> bool:
+    return dims is not None and all(isinstance(d, int) for d in dims)
 
 
 # --- constraint factories ------------------------------------------------------------
@@ -61,9 +84,9 @@ def const(*slots: int, what: str = "input"):
     """Inputs that must be constants (initializers) at compile time."""
     def check(n: NodeView) -> str | None:
         for s in slots:
-            if s < len(n.inputs) and n.inputs[s].name and not (n.inputs[s].is_initializer or
-                                                                n.inputs[s].const is not None):
-                return f"{n.op_type} {what} {s} ('{n.inputs[s].name}') is not a constant; TFLite needs it at compile time"
+            if s < len(n.inputs) and n.inputs[s].name and not known_at_compile_time(n.inputs[s]):
+                return (f"{n.op_type} {what} {s} ('{n.inputs[s].name}') is computed from tensor data; TFLite needs "
+                        "it at compile time (a constant, or shape arithmetic on the model's input dims)")
         return None
     return check
 
@@ -133,7 +156,7 @@ def lrn_ok(n: NodeView) -> str | None:
 
 def resize_ok(n: NodeView) -> str | None:
     x, y = n.inputs[0].shape, n.outputs[0].shape
-    if x[:2] != y[:2]:
+    if x[:2] != y[:2] or not _ints(x[1:2]):
         return "Resize that scales the batch or channel dim not supported (spatial only)"
     mode = n.attr("mode", "nearest")
     if mode not in ("nearest", "linear"):
@@ -142,7 +165,7 @@ def resize_ok(n: NodeView) -> str | None:
                  else "asymmetric")
     if n.attr("antialias", 0) or n.attr("exclude_outside", 0):
         return "Resize with antialias or exclude_outside not supported"
-    if ctm == "pytorch_half_pixel" and min(y[2:]) <= 1:
+    if ctm == "pytorch_half_pixel" and (not _ints(y[2:]) or min(y[2:]) <= 1):
         return "Resize pytorch_half_pixel with an output dim of 1 not supported"
     if mode == "linear" and ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"):
         return f"Resize linear with coordinate_transformation_mode '{ctm}' not supported"
@@ -181,7 +204,10 @@ def slice_ok(n: NodeView) -> str | None:
     reason = const(1, 2, 3, 4)(n)
     if reason:
         return reason
-    steps = n.inputs[4].const if len(n.inputs) > 4 and n.inputs[4].name else None
+    has_steps = len(n.inputs) > 4 and bool(n.inputs[4].name)
+    steps = n.inputs[4].const if has_steps else None
+    if has_steps and steps is None and not n.inputs[4].is_initializer:
+        return "Slice steps computed at run time not supported (their sign must be known at planning time)"
     if steps is not None and np.any(steps <= 0):
         return "Slice with a non-positive step not supported"
     return None
@@ -224,8 +250,8 @@ def qdq_ok(n: NodeView) -> str | None:
 
 
 def cos_ok(n: NodeView) -> str | None:
-    return None if n.inputs[0].const is not None or n.inputs[0].is_initializer else (
-        "ConstantOfShape with a shape computed at run time not supported")
+    return None if known_at_compile_time(n.inputs[0]) else (
+        "ConstantOfShape with a shape computed from tensor data not supported")
 
 
 def finite_clip(n: NodeView) -> str | None:
