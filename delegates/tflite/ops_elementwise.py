@@ -93,6 +93,8 @@ def binary(cx: Converter, node, attrs) -> None:
             else:
                 cx.reshape_op(xt, out.tensor, out.tshape())
             return
+    if node.op_type == "Pow" and ins[1].dtype != ins[0].dtype:
+        ins[1] = _cast_value(cx, ins[1], names[1], ins[0].dtype)  # TFLite POW needs equal types; ONNX allows int exponents
     rank = len(cx.out_shape(node.output[0]))
     layout = out_layout(cx, ins, rank)
     final, act = node.output[0], "NONE"
@@ -120,6 +122,17 @@ def binary(cx: Converter, node, attrs) -> None:
     if len(tensors) == 1:
         out = cx.define(final, layout)
         cx.reshape_op(acc, out.tensor, out.tshape())
+
+
+def _cast_value(cx: Converter, v: Value, name: str, dtype) -> Value:
+    """``v`` converted to ``dtype``: at compile time for a constant, else a CAST in ``v``'s layout."""
+    dtype = np.dtype(dtype)
+    if v.tensor is None and v.const is not None:
+        return Value(v.shape, dtype, const=v.const.astype(dtype))
+    src = cx.tensor(v, v.layout, name)
+    dst = cx.new(cx.uid(name), v.tshape(), dtype)
+    cx.b.op("CAST", [src], [dst])
+    return Value(v.shape, dtype, tensor=dst, perm=v.perm)
 
 
 def _partial_shape(cx: Converter, vals: list[Value], layout) -> tuple[int, ...]:

@@ -143,3 +143,16 @@ def test_interpreter_speaks_when_unified_logs_at_debug() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "XNNPACK" in proc.stderr
+
+
+@pytest.mark.parametrize("etype", [np.int64, np.int32])
+@pytest.mark.parametrize("const", [False, True])
+def test_pow_with_an_integer_exponent(make_model, tfl_check, etype, const: bool) -> None:
+    """ONNX Pow takes an integer exponent with a float base; TFLite POW needs equal types (a false claim once)."""
+    e = np.array([0, 1, 2, 3], etype)
+    if const:
+        m = make_model([N("Pow", ["x", "e"], ["y"])], {"x": (np.float32, (3, 4))}, {"e": e})
+        tfl_check(m, {"x": rand((3, 4), lo=-2, hi=2)})
+    else:
+        m = make_model([N("Pow", ["x", "e"], ["y"])], {"x": (np.float32, (3, 4)), "e": (etype, (4,))})
+        tfl_check(m, {"x": rand((3, 4), lo=-2, hi=2), "e": e})
