@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
-from onnx import numpy_helper
 
 from unified.conformance.cases import Case, ConformanceError, oracle_outputs
 from unified.conformance.compare import Tolerance, compare_outputs
-from unified.errors import ModelError, UnsupportedError
+from unified.compiler import PartitionCompileError
+from unified.errors import DelegateUnavailableError, ModelError, UnsupportedError
 from unified.plugins import PluginRegistry
 
 __all__ = ["CaseResult", "STATUSES", "execute_case", "delegate_tolerances"]
@@ -162,9 +162,9 @@ def execute_case(
     except Exception as exc:
         return done("skipped", "case", f"the case could not be built: {_short(exc)}")
 
-    from unified.compiler import compile_plan
     from unified.graph import Graph
-    from unified.planner import DelegateChoice, make_plan
+    from unified.pipeline import compile_model
+    from unified.session import SessionOptions
 
     try:
         graph = Graph(data.model)
@@ -173,20 +173,20 @@ def execute_case(
     if not graph.nodes:
         return done("unsupported", "load", "the graph has no nodes once unified folds Constant nodes into initializers")
 
-    opts = dict(delegate_options or {})
+    # the same load -> plan -> compile road as a session, strict, on this delegate alone
+    options = SessionOptions(strict=True, fallback=None, use_cache=False)
     try:
-        backends = list(delegate.backends())
-    except Exception as exc:
-        return done("error", "plan", f"backends() raised {_short(exc)}")
-    backend = opts.pop("backend", None) or (backends[0] if backends else "")
-    try:
-        plan = make_plan(graph, [DelegateChoice(delegate, backend, opts)], None, strict=True)
+        built = compile_model(graph, [(delegate_name, dict(delegate_options or {}))], options, reg=registry,
+                              execute=False)
     except UnsupportedError as exc:
         return done("unsupported", "plan", _decline_reason(str(exc), delegate_name))
-    try:
-        compiled = compile_plan(graph, plan, {delegate_name: delegate}, {delegate_name: opts}, cache=None)
+    except DelegateUnavailableError as exc:
+        return done("error", "plan", _short(exc))
+    except PartitionCompileError as exc:
+        return done("error", "compile", _short(exc), partitions=exc.partition.index + 1)
     except Exception as exc:
-        return done("error", "compile", _short(exc), partitions=len(plan.partitions))
+        return done("error", "compile", _short(exc))
+    plan, compiled = built.plan, built.partitions
     nparts = len(plan.partitions)
     if not av.executes:
         why = av.reason or "the delegate cannot execute on this host"
@@ -203,7 +203,7 @@ def execute_case(
             except ConformanceError as exc:
                 return done("skipped", "oracle", str(exc), partitions=nparts)
         try:
-            actual = _run_partitions(graph, compiled, inputs, output_names)
+            actual = _run(graph, plan, compiled, inputs, output_names)
         except Exception as exc:
             return done("error", "run", _short(exc) + _where(exc), partitions=nparts)
         prefix = f"#{k} " if len(data.data_sets) > 1 else ""
@@ -247,18 +247,10 @@ def _g(x: Any) -> str:
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
-def _run_partitions(graph, compiled, inputs: Mapping[str, Any], output_names: list[str]) -> list:
-    """Run compiled partitions in plan order, as ``InferenceSession.run`` does."""
-    env: dict[str, Any] = dict(inputs)
-    for c in compiled:
-        out = c.executable.run({n: env[n] for n in c.partition.inputs})
-        env.update(out)
-    result = []
-    for name in output_names:
-        if name in env:
-            result.append(env[name])
-        elif name in graph.initializers:
-            result.append(numpy_helper.to_array(graph.initializers[name]))
-        else:
-            result.append(None)
-    return [np.asarray(v) if isinstance(v, np.generic) else v for v in result]
+def _run(graph, plan, compiled, inputs: Mapping[str, Any], output_names: list[str]) -> list:
+    """Run the compiled partitions through ``InferenceSession.run`` itself (input
+    checks, plan order, the partition-boundary contract), as a user would."""
+    from unified.session import InferenceSession
+
+    session = InferenceSession._from_parts(graph, plan, compiled)
+    return [np.asarray(v) if isinstance(v, np.generic) else v for v in session.run(output_names, inputs)]

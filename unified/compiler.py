@@ -5,6 +5,7 @@ Partitioning only tags; this module only compiles (STYLE.md 5).
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -14,12 +15,15 @@ import onnx
 
 from unified.cache import CacheWarning, CompileCache
 from unified.delegate import CompileOptions, Delegate, Executable
-from unified.errors import DelegateError, UnifiedError
+from unified.errors import DelegateError
 from unified.graph import Graph
 from unified.partition import extract_partition
 from unified.plan import Partition, Plan
+from unified.specialize import SpecializedExecutable
 
-__all__ = ["CompiledPartition", "compile_plan"]
+__all__ = ["CompiledPartition", "compile_plan", "compile_one", "PartitionCompileError"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +45,20 @@ class CompiledPartition:
     cache_hit: bool = False
 
 
+class PartitionCompileError(DelegateError):
+    """A delegate failed to compile a partition it claimed.
+
+    Attributes:
+        partition: the plan entry that failed.
+        reason: the delegate's error, on one line.
+    """
+
+    def __init__(self, message: str, partition: Partition, reason: str):
+        super().__init__(message)
+        self.partition = partition
+        self.reason = reason
+
+
 def compile_plan(
     graph: Graph,
     plan: Plan,
@@ -48,8 +66,17 @@ def compile_plan(
     options: Mapping[str, Mapping],
     cache: CompileCache | None = None,
     progress: Callable[[str], None] | None = None,
+    *,
+    fallback: Callable[[Partition], Executable] | None = None,
+    specializations: int = 8,
+    reuse: dict | None = None,
 ) -> list[CompiledPartition]:
     """Compile each partition with its delegate.
+
+    A partition of a ``static_shapes`` delegate becomes a
+    :class:`~unified.specialize.SpecializedExecutable`: compiled now when its
+    inputs have static shapes (``Partition.specialized`` False), else at the
+    first run for each input signature.
 
     Args:
         graph: the loaded model.
@@ -58,25 +85,81 @@ def compile_plan(
         options: delegate name -> its options (without ``backend``).
         cache: compile cache, or None to always compile.
         progress: called with a one-line message before each compilation.
+        fallback: compiles a partition on the fallback delegate, for input
+            signatures its delegate fails on at run time (None: raise).
+        specializations: LRU size of compiled signatures per partition.
+        reuse: a dict kept across calls: partitions compiled before with the
+            same delegate, backend, nodes and boundary are reused (re-planning).
 
     Raises:
-        DelegateError: a delegate raised while compiling or loading; the
-            message names the delegate, partition and its ops.
+        PartitionCompileError: a delegate raised while compiling or loading;
+            the message names the delegate, partition and its ops.
     """
     compiled = []
+    reuse = {} if reuse is None else reuse
     for p in plan.partitions:
+        key = (p.delegate, p.backend, p.nodes, p.inputs, p.outputs)
+        if key in reuse:
+            c = reuse[key]
+            compiled.append(CompiledPartition(p, c.model, c.executable, c.compile_seconds, c.cache_hit))
+            continue
         delegate = delegates[p.delegate]
         opts = CompileOptions(backend=p.backend, options=dict(options.get(p.delegate, {})), partition_name=p.name)
+        message = f"compiling partition {p.index + 1}/{len(plan.partitions)} ({len(p.nodes)} nodes) on {p.delegate}"
+        log.info("%s", message)
         if progress:
-            progress(f"compiling partition {p.index + 1}/{len(plan.partitions)} ({len(p.nodes)} nodes) on {p.delegate}")
+            progress(message)
         start = time.perf_counter()
         model = extract_partition(graph, p, delegate.max_ir_version)
-        exe, hit = _compile_one(delegate, model, opts, p, cache)
-        compiled.append(CompiledPartition(p, model, exe, time.perf_counter() - start, hit))
+        if delegate.static_shapes:
+            exe, hit = _specialized(graph, delegate, model, opts, p, cache, fallback, specializations)
+        else:
+            exe, hit = compile_one(delegate, model, opts, p, cache)
+        c = CompiledPartition(p, model, exe, time.perf_counter() - start, hit)
+        reuse[key] = c
+        compiled.append(c)
     return compiled
 
 
-def _compile_one(delegate: Delegate, model: onnx.ModelProto, opts: CompileOptions, p: Partition, cache):
+def _specialized(graph, delegate, model, opts, p, cache, fallback, capacity):
+    hits: list[bool] = []
+
+    def compile_fn(static_model: onnx.ModelProto) -> Executable:
+        exe, hit = compile_one(delegate, static_model, opts, p, cache)
+        hits.append(hit)
+        return exe
+
+    infos = {x: graph.tensor_info(x) for x in p.inputs}
+    derived = [x for x, t in infos.items() if t.shape_derived]
+    exe = SpecializedExecutable(
+        model, compile_fn, derived, capacity,
+        (lambda: fallback(p)) if fallback is not None else None,
+        f"partition {p.name} on '{p.delegate}'",
+    )
+    if not p.specialized:
+        try:
+            exe.prepare({x: tuple(t.shape) for x, t in infos.items()})
+        except PartitionCompileError:
+            raise
+        except Exception as exc:  # specialize() found a shape it cannot make static
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:1000]}"
+            raise PartitionCompileError(
+                f"delegate '{p.delegate}' cannot take partition {p.name} with static shapes: {reason}", p, reason
+            ) from exc
+    return exe, bool(hits) and all(hits)
+
+
+def compile_one(
+    delegate: Delegate, model: onnx.ModelProto, opts: CompileOptions, p: Partition, cache: CompileCache | None
+) -> tuple[Executable, bool]:
+    """Compile (or load from ``cache``) one partition model on ``delegate``.
+
+    Returns:
+        ``(executable, cache_hit)``.
+
+    Raises:
+        PartitionCompileError: whatever the delegate raised, wrapped.
+    """
     use_cache = cache is not None and delegate.cacheable
     key = None
     if use_cache:
@@ -87,8 +170,6 @@ def _compile_one(delegate: Delegate, model: onnx.ModelProto, opts: CompileOption
         if blob is not None:
             try:
                 return _checked(delegate.load(blob, model, opts), model, p), True
-            except UnifiedError:
-                raise
             except Exception as exc:  # an artifact the framework rejects is recompiled, like a corrupt entry
                 warnings.warn(
                     f"delegate '{delegate.name}' could not load its cached artifact for {p.name} "
@@ -97,16 +178,16 @@ def _compile_one(delegate: Delegate, model: onnx.ModelProto, opts: CompileOption
                     stacklevel=3,
                 )
     try:
-        exe = delegate.compile(model, opts)
-    except UnifiedError:
-        raise
-    except Exception as exc:
+        exe = _checked(delegate.compile(model, opts), model, p)
+    except Exception as exc:  # whatever the delegate raised, even a ModelError, is its failure
         ops = ", ".join(sorted(set(p.op_types)))
-        raise DelegateError(
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:1000]}"
+        raise PartitionCompileError(
             f"delegate '{delegate.name}' failed to compile partition {p.name} ({len(p.nodes)} nodes; ops: {ops}): "
-            f"{type(exc).__name__}: {' '.join(str(exc).split())[:1000]}"
+            f"{reason}",
+            p,
+            reason,
         ) from exc
-    exe = _checked(exe, model, p)
     if use_cache:
         try:
             blob = exe.serialize()

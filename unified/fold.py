@@ -72,6 +72,7 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
             n.op_type not in _NON_DETERMINISTIC
             and all(not x or x in known for x in n.input)
             and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute)
+            and _small_enough(n, known, types)
         ):
             value = _evaluate(n, known, opsets, ReferenceEvaluator)
         if value is None or any(v.size > _MAX_ELEMENTS for v in value):
@@ -87,12 +88,57 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
     if folded:
         del g.node[:]
         g.node.extend(keep)
-        used = {x for n in g.node for x in n.input} | outputs
+        used = _referenced(g) | outputs
         kept = [t for t in g.initializer if t.name in used]
         del g.initializer[:]
         g.initializer.extend(kept)
         del g.value_info[:]
     return folded
+
+
+# Ops whose output can be far larger than their inputs: folded only when the
+# output size is known (inferred) or computable from the inputs beforehand, so
+# a corrupt or hostile shape never allocates gigabytes at load time.
+_EXPANDING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot", "EyeLike"}
+
+
+def _small_enough(node: onnx.NodeProto, known, types) -> bool:
+    """Whether evaluating ``node`` certainly yields at most ``_MAX_ELEMENTS`` per output."""
+    shapes = [_static_shape(types.get(o)) for o in node.output if o]
+    if shapes and all(s is not None for s in shapes):
+        return all(int(np.prod(s, dtype=np.int64)) <= _MAX_ELEMENTS for s in shapes)
+    if node.op_type not in _EXPANDING:
+        return True  # at most a small multiple of its (small, known) inputs
+    try:
+        if node.op_type == "ConstantOfShape":
+            n = np.prod(known[node.input[0]].astype(np.float64))
+        elif node.op_type == "Expand":
+            x, shape = known[node.input[0]], known[node.input[1]]
+            n = np.prod(np.broadcast_shapes(x.shape, tuple(int(d) for d in shape)), dtype=np.float64)
+        elif node.op_type == "Tile":
+            n = known[node.input[0]].size * np.prod(known[node.input[1]].astype(np.float64))
+        elif node.op_type == "Range":
+            start, limit, delta = (float(known[x]) for x in node.input[:3])
+            n = 0 if delta == 0 else max(np.ceil((limit - start) / delta), 0)
+        else:
+            return False
+    except Exception:  # malformed operands: leave the node to the delegates' checks
+        return False
+    return bool(0 <= n <= _MAX_ELEMENTS)
+
+
+def _referenced(graph: onnx.GraphProto) -> set[str]:
+    """Every value name read by a node of ``graph`` or of its subgraphs (outer-scope reads included)."""
+    names: set[str] = set()
+    for n in graph.node:
+        names.update(n.input)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                names |= _referenced(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for sg in a.graphs:
+                    names |= _referenced(sg)
+    return names
 
 
 def _evaluate(node: onnx.NodeProto, known, opsets, evaluator_cls) -> list[np.ndarray] | None:

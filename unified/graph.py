@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from unified.errors import InputError, ModelError
+from unified.errors import InputError, ModelError, UnifiedError
 from unified.fold import fold_constants
 
 __all__ = [
@@ -333,18 +333,72 @@ def load_model(model: ModelLike, free_dimensions: Mapping[str, int] | None = Non
     proto, path = _read_model(model)
     if not proto.HasField("graph"):
         raise ModelError("the model has no graph; the file is empty, truncated or not an ONNX model")
+    try:
+        return _load_checked(proto, free_dimensions)
+    except UnifiedError:
+        raise
+    except Exception as exc:  # protobuf/onnx internals on a corrupt model: never a bare traceback
+        raise ModelError(
+            f"the model could not be read ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+            "the file may be corrupt or not ONNX"
+        ) from None
+
+
+def _load_checked(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | None) -> onnx.ModelProto:
     _check_opsets(proto)
     if free_dimensions:
         proto = _pin_dims(proto, free_dimensions)
+    proto = _negative_dims_dynamic(proto)
+    _check(proto)
+    inferred = _infer_shapes(proto)
+    if free_dimensions:
+        inferred = fold_constants(inferred, _infer_shapes)
+    return inferred
+
+
+def _tensor_types(graph: onnx.GraphProto):
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.type.HasField("tensor_type"):
+            yield vi.type.tensor_type
+
+
+def _negative_dims_dynamic(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``proto`` whose negative ``dim_value`` dims are unknown dims.
+
+    Some exporters (Paddle) write ``dim_value: -1`` for a dynamic dim; ONNX
+    Runtime treats it as dynamic, so do we. ``proto`` itself is returned when
+    it has none.
+    """
+    if not any(d.HasField("dim_value") and d.dim_value < 0 for t in _tensor_types(proto.graph) for d in t.shape.dim):
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    for t in _tensor_types(out.graph):
+        for d in t.shape.dim:
+            if d.HasField("dim_value") and d.dim_value < 0:
+                d.Clear()
+    return out
+
+
+def _check(proto: onnx.ModelProto) -> None:
+    """``onnx.checker.check_model``, accepting what ONNX Runtime accepts.
+
+    The checker requires a ``shape`` on every graph input/output and
+    value_info tensor type, while exporters often write ``tensor(float)``
+    with no shape (unknown rank), which ONNX Runtime runs. Such types get an
+    empty shape for the check only and are restored afterwards.
+    """
+    shapeless = [t for t in _tensor_types(proto.graph) if not t.HasField("shape")]
+    for t in shapeless:
+        t.shape.SetInParent()
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         msg = str(exc).strip().splitlines()
         raise ModelError(f"the model is not valid ONNX: {' '.join(m.strip() for m in msg[:6])}") from None
-    inferred = _infer_shapes(proto)
-    if free_dimensions:
-        inferred = fold_constants(inferred, _infer_shapes)
-    return inferred
+    finally:
+        for t in shapeless:
+            t.ClearField("shape")
 
 
 def _infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -378,7 +432,11 @@ class Graph:
     """
 
     def __init__(self, model: ModelLike, free_dimensions: Mapping[str, int] | None = None):
-        self.model: onnx.ModelProto = _fold_constant_nodes(load_model(model, free_dimensions))
+        loaded = load_model(model, free_dimensions)
+        try:
+            self.model: onnx.ModelProto = _fold_constant_nodes(loaded)
+        except Exception as exc:  # a Constant node whose tensor cannot be decoded
+            raise ModelError(f"a Constant node of the model cannot be read ({type(exc).__name__}: {exc})") from None
         g = self.model.graph
         self.opsets: dict[str, int] = {
             ("" if i.domain == "ai.onnx" else i.domain): i.version for i in self.model.opset_import
@@ -460,9 +518,7 @@ class Graph:
         views = []
         for i, n in enumerate(self.nodes):
             domain = "" if n.domain == "ai.onnx" else n.domain
-            attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
-            attrs = {k: (numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v) for k, v in attrs.items()}
+            attrs = _attributes(n, self.node_names[i])
             views.append(
                 NodeView(
                     name=self.node_names[i],
@@ -484,6 +540,31 @@ class Graph:
 
     def output_infos(self) -> list[TensorInfo]:
         return [self.tensor_info(o.name) for o in self.outputs]
+
+
+def _attributes(node: onnx.NodeProto, name: str) -> dict[str, Any]:
+    """Attribute name -> Python value (strings decoded, tensors as arrays).
+
+    Raises:
+        ModelError: an attribute that cannot be decoded (not UTF-8, a corrupt tensor).
+    """
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        try:
+            v = helper.get_attribute_value(a)
+            if isinstance(v, bytes):
+                v = v.decode()
+            elif isinstance(v, list) and v and isinstance(v[0], bytes):
+                v = [x.decode() for x in v]
+            elif isinstance(v, onnx.TensorProto):
+                v = numpy_helper.to_array(v)
+        except Exception as exc:
+            raise ModelError(
+                f"attribute '{a.name}' of node '{name}' ({node.op_type}) cannot be decoded "
+                f"({type(exc).__name__}: {exc}); the model is corrupt"
+            ) from None
+        out[a.name] = v
+    return out
 
 
 _CONSTANT_ATTRS = {

@@ -33,6 +33,10 @@ class Partition:
             (no delegate in the priority list claimed them).
         details: delegate facts known after compiling (JSON-safe), e.g. the
             ExecuTorch delegate's count of ops lowered to XNNPACK.
+        specialized: the delegate compiles static shapes only and the
+            partition's input shapes (or shape values it reads) are known only
+            at run time: it is compiled at the first ``run()`` for each
+            concrete input signature (``unified.specialize``).
     """
 
     index: int
@@ -44,6 +48,7 @@ class Partition:
     outputs: tuple[str, ...]
     fallback: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
+    specialized: bool = False
 
     @property
     def name(self) -> str:
@@ -112,8 +117,15 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Plan":
+        """Rebuild a plan from :meth:`to_dict`.
+
+        Raises:
+            ModelError: a different schema version or a malformed dict.
+        """
+        from unified.errors import ModelError
+
         if d.get("schema_version") != PLAN_SCHEMA_VERSION:
-            raise ValueError(
+            raise ModelError(
                 f"plan schema version {d.get('schema_version')!r} is not {PLAN_SCHEMA_VERSION}; "
                 "re-create the plan with this version of unified"
             )
@@ -164,7 +176,7 @@ class Plan:
             rows.append(
                 (
                     str(p.index),
-                    p.delegate + (" (fallback)" if p.fallback else ""),
+                    p.delegate + (" (fallback)" if p.fallback else "") + (" (specialized at run)" if p.specialized else ""),
                     p.backend,
                     str(len(p.nodes)),
                     op_text,

@@ -29,7 +29,7 @@ from unified.errors import DelegateUnavailableError, UnsupportedError
 from unified.graph import Graph, NodeView, implicit_inputs
 from unified.plan import Partition, Plan, Rejection
 
-__all__ = ["DelegateChoice", "make_plan", "FallbackWarning"]
+__all__ = ["DelegateChoice", "make_plan", "FallbackWarning", "fallback_message"]
 
 
 class FallbackWarning(UserWarning):
@@ -54,6 +54,10 @@ def _ask(delegate: Delegate, node: NodeView) -> Support:
         other = [t.name for t in node.inputs + node.outputs + node.implicit_inputs if t.name and t.kind != "tensor"]
         if other:
             return Support.no(f"{delegate.name} runs tensors only; {other} are sequence/optional/map values")
+    if delegate.static_shapes:
+        static = _static_shapes_rule(delegate, node)
+        if static is not None:
+            return static
     try:
         answer = delegate.supports(node)
     except Exception as exc:  # a plugin's bug must not crash planning
@@ -61,6 +65,27 @@ def _ask(delegate: Delegate, node: NodeView) -> Support:
     if not isinstance(answer, Support):
         return Support.no(f"supports() returned {type(answer).__name__}, expected Support")
     return answer
+
+
+_FOLDS = Support(True, "shape computation: folded to a constant when the partition is specialized")
+
+
+def _static_shapes_rule(delegate: Delegate, node: NodeView) -> Support | None:
+    """The core's answer for a ``static_shapes`` delegate, or None to ask it.
+
+    Shape computations (every output ``shape_derived``) are claimed: they fold
+    away when the partition is specialized. Nodes touching a value whose shape
+    stays unknown after specialization (data-dependent shapes) are declined.
+    """
+    if node.outputs and all(t.shape_derived for t in node.outputs if t.name) and not node.has_subgraph:
+        return _FOLDS
+    for t in node.inputs + node.outputs:
+        if t.name and t.kind == "tensor" and not t.static_when_specialized:
+            return Support.no(
+                f"'{t.name}' has a data-dependent shape (unknown until run time, even with fixed input dims); "
+                f"{delegate.name} compiles static shapes only"
+            )
+    return None
 
 
 def make_plan(
@@ -71,6 +96,8 @@ def make_plan(
     strict: bool = False,
     placement: Mapping[str, str] | None = None,
     min_partition_nodes: int = 1,
+    excluded: Mapping[tuple[str, int], str] | None = None,
+    warn: bool = True,
 ) -> Plan:
     """Assign every node and cut the graph into ordered partitions.
 
@@ -84,6 +111,11 @@ def make_plan(
             in ``choices`` or be the fallback.
         min_partition_nodes: smaller partitions are handed to the next
             delegate in line (the fallback keeps what it gets).
+        excluded: ``(delegate name, node index) -> reason``: the delegate may
+            not take that node (e.g. it failed to compile it); recorded as a
+            rejection with the reason.
+        warn: issue the :class:`FallbackWarning` (callers that re-plan warn
+            once themselves, see ``unified.pipeline``).
 
     Returns:
         The :class:`Plan`.
@@ -111,36 +143,56 @@ def make_plan(
             cache[key] = _ask(c.delegate, views[i])
         return cache[key]
 
-    excluded: set[tuple[str, int]] = set()
+    excluded = dict(excluded or {})
     while True:
         assign, is_fallback, rejections = _assign(views, choices, fallback, strict, placement, ask, excluded)
         part_of = _group(graph, assign)
         small = _small_partitions(part_of, assign, is_fallback, placement, views, min_partition_nodes)
         if not small:
             break
-        excluded.update((assign[i], i) for i in small)
+        excluded.update({(assign[i], i): "partition smaller than min_partition_nodes" for i in small})
 
-    if any(is_fallback):
-        ops = sorted({views[i].op_type for i, f in enumerate(is_fallback) if f})
-        warnings.warn(
-            f"{sum(is_fallback)} node(s) (ops: {', '.join(ops)}) were not claimed by "
-            f"{[c.name for c in choices]} and run on the fallback delegate '{fallback.name}'; "
-            "see Plan.rejections for the reasons, or pass strict=True to make this an error",
-            FallbackWarning,
-            stacklevel=3,
-        )
     backends = {c.name: c.backend for c in everyone}
     partitions = _partitions(graph, part_of, assign, is_fallback, backends)
     used = [c.name for c in choices]
     if fallback and any(is_fallback) and fallback.name not in used:
         used.append(fallback.name)
-    return Plan(
+    plan = Plan(
         partitions=partitions,
         delegates=tuple(used),
         rejections=tuple(rejections),
         inputs=tuple(i.name for i in graph.inputs),
         outputs=tuple(o.name for o in graph.outputs),
     )
+    message = fallback_message(plan, [c.name for c in choices]) if warn else ""
+    if message:
+        warnings.warn(message, FallbackWarning, stacklevel=2)
+    return plan
+
+
+def fallback_message(plan: Plan, choices: Sequence[str], failures: Sequence[tuple[str, str, str]] = ()) -> str:
+    """The one FallbackWarning text for a plan ("" when nothing fell back).
+
+    Args:
+        plan: the final plan.
+        choices: the priority list's delegate names.
+        failures: ``(delegate, partition, reason)`` compile failures that
+            were re-planned.
+    """
+    parts = []
+    fallen = [p for p in plan.partitions if p.fallback]
+    if fallen:
+        ops = sorted({op for p in fallen for op in p.op_types})
+        count = sum(len(p.nodes) for p in fallen)
+        parts.append(
+            f"{count} node(s) (ops: {', '.join(ops)}) were not claimed by {list(choices)} and run on the "
+            f"fallback delegate '{fallen[0].delegate}'"
+        )
+    for delegate, where, reason in failures:
+        parts.append(f"delegate '{delegate}' failed to compile partition {where} ({reason[:300]}); re-planned without it")
+    if not parts:
+        return ""
+    return "; ".join(parts) + "; see Plan.rejections for the reasons, or pass strict=True to make this an error"
 
 
 def _assign(views, choices, fallback, strict, placement, ask, excluded):
@@ -165,7 +217,7 @@ def _assign(views, choices, fallback, strict, placement, ask, excluded):
         owner = None
         for c in choices:
             if (c.name, i) in excluded:
-                reasons.append((c.name, "partition smaller than min_partition_nodes"))
+                reasons.append((c.name, excluded[(c.name, i)]))
                 continue
             answer = ask(c, i)
             if answer.ok:
@@ -173,7 +225,7 @@ def _assign(views, choices, fallback, strict, placement, ask, excluded):
                 break
             reasons.append((c.name, answer.reason or "declined (no reason given)"))
         rejections.extend(Rejection(v.name, v.op_type, d, r) for d, r in reasons)
-        if owner is None and fallback is not None and not strict:
+        if owner is None and fallback is not None and not strict and (fallback.name, i) not in excluded:
             answer = ask(fallback, i)
             if answer.ok:
                 owner = fallback.name

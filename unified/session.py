@@ -10,14 +10,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import onnx
 
-from unified.cache import CompileCache, default_cache_dir
-from unified.choices import DelegateSpec, resolve_delegates
-from unified.compiler import CompiledPartition, compile_plan
+from unified.choices import DelegateSpec
+from unified.compiler import CompiledPartition
 
 from unified.errors import DelegateError, InputError, UnifiedError
 from unified.graph import Graph, ModelLike, TensorInfo, onnx_dtype_to_numpy, type_string
+from unified.pipeline import compile_model
 from unified.plan import Plan
-from unified.planner import make_plan
 from unified.plugins import registry
 
 __all__ = ["InferenceSession", "SessionOptions", "NodeArg", "PartitionProfile", "DelegateSpec"]
@@ -42,6 +41,9 @@ class SessionOptions:
         enable_profiling: time each partition of each run (see ``profile``).
         plugins: extra plugin objects to register for this session (each as an
             entry-point plugin would be), e.g. a delegate under development.
+        specializations: for delegates that compile static shapes only, how
+            many input-shape signatures of one partition are kept compiled
+            (an LRU; each is also in the compile cache).
         progress: called with one-line status messages while compiling.
     """
 
@@ -54,6 +56,7 @@ class SessionOptions:
     free_dimensions: Mapping[str, int] = field(default_factory=dict)
     enable_profiling: bool = False
     plugins: Sequence[Any] = ()
+    specializations: int = 8
     progress: Callable[[str], None] | None = None
 
 
@@ -102,12 +105,28 @@ class PartitionProfile:
 class _Step:
     """One partition in the run loop (precomputed for a fast ``run``)."""
 
-    __slots__ = ("exe", "inputs", "release")
+    __slots__ = ("exe", "inputs", "release", "expect")
 
-    def __init__(self, exe, inputs, release):
+    def __init__(self, exe, inputs, release, expect):
         self.exe = exe
         self.inputs = inputs
         self.release = release
+        self.expect = expect
+
+
+def _expectations(model: onnx.ModelProto) -> tuple:
+    """``(name, dtype, rank, fixed dims, type text)`` per tensor output of a partition model."""
+    out = []
+    for vi in model.graph.output:
+        if not vi.type.HasField("tensor_type"):
+            continue
+        tt = vi.type.tensor_type
+        dims = list(tt.shape.dim) if tt.HasField("shape") else None
+        fixed = tuple((i, d.dim_value) for i, d in enumerate(dims or ()) if d.HasField("dim_value"))
+        shape = None if dims is None else [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        text = f"{type_string(vi.type)} {_shape_text(shape)}"
+        out.append((vi.name, onnx_dtype_to_numpy(tt.elem_type), None if dims is None else len(dims), fixed, text))
+    return tuple(out)
 
 
 class InferenceSession:
@@ -139,30 +158,10 @@ class InferenceSession:
     ):
         self.options = options or SessionOptions()
         self._registry = registry().extended(self.options.plugins)
-        self._graph = Graph(model, self.options.free_dimensions)
-        choices, fallback = resolve_delegates(
-            self._registry, delegates, fallback=self.options.fallback, strict=self.options.strict, execute=True
-        )
-        self.plan: Plan = make_plan(
-            self._graph,
-            choices,
-            fallback,
-            strict=self.options.strict,
-            placement=self.options.placement,
-            min_partition_nodes=self.options.min_partition_nodes,
-        )
-        used = {c.name: c for c in choices + ([fallback] if fallback else [])}
-        cache = None
-        if self.options.use_cache:
-            cache = CompileCache(self.options.cache_dir or default_cache_dir())
-        self._compiled: list[CompiledPartition] = compile_plan(
-            self._graph,
-            self.plan,
-            {n: c.delegate for n, c in used.items()},
-            {n: dict(c.options or {}) for n, c in used.items()},
-            cache,
-            self.options.progress,
-        )
+        built = compile_model(model, delegates, self.options, reg=self._registry, execute=True)
+        self._graph = built.graph
+        self.plan: Plan = built.plan
+        self._compiled: list[CompiledPartition] = built.partitions
         self._finish()
 
     @classmethod
@@ -230,7 +229,7 @@ class InferenceSession:
         self._steps = []
         for i, c in enumerate(self._compiled):
             release = tuple(x for x in c.partition.inputs if last_use.get(x) == i and x not in keep)
-            self._steps.append(_Step(c.executable, tuple(c.partition.inputs), release))
+            self._steps.append(_Step(c.executable, tuple(c.partition.inputs), release, _expectations(c.model)))
         self._single = self._steps[0] if len(self._steps) == 1 and not self._constants else None
         self._profile = [
             PartitionProfile(c.partition.index, c.partition.delegate, c.partition.backend, c.compile_seconds, c.cache_hit)
@@ -282,7 +281,7 @@ class InferenceSession:
                     f"unknown output name(s) {unknown}; the model's outputs are: {', '.join(self._output_names)}"
                 )
         if self._single is not None and not self.options.enable_profiling:
-            out = self._call(0, self._single.exe, feed)
+            out = self._call(0, self._single, feed)
             return [out[n] if n in out else feed[n] for n in names]
         env = dict(feed)
         env.update(self._constants)
@@ -290,18 +289,18 @@ class InferenceSession:
             args = {n: env[n] for n in step.inputs}
             if self.options.enable_profiling:
                 start = time.perf_counter()
-                out = self._call(i, step.exe, args)
+                out = self._call(i, step, args)
                 self._record(i, time.perf_counter() - start, step.exe)
             else:
-                out = self._call(i, step.exe, args)
+                out = self._call(i, step, args)
             env.update(out)
             for n in step.release:
                 env.pop(n, None)
         return [env[n] for n in names]
 
-    def _call(self, i: int, exe, args):
+    def _call(self, i: int, step: _Step, args):
         try:
-            out = exe.run(args)
+            out = step.exe.run(args)
         except UnifiedError:
             raise
         except Exception as exc:
@@ -311,7 +310,38 @@ class InferenceSession:
                 f"({len(p.nodes)} nodes; first node '{p.nodes[0]}'): {type(exc).__name__}: "
                 f"{' '.join(str(exc).split())[:1000]}"
             ) from exc
+        return self._checked_outputs(i, step.expect, out)
+
+    def _checked_outputs(self, i: int, expect: tuple, out: Any) -> dict:
+        """The partition-boundary contract: each declared output present, an
+        ndarray (NumPy scalars become 0-d arrays) of the declared dtype, rank
+        and fixed dims; else :class:`DelegateError` naming the delegate."""
+        if type(out) is not dict:
+            if not isinstance(out, Mapping):
+                raise self._boundary_error(i, None, "a dict of output name -> array", type(out).__name__)
+            out = dict(out)
+        for name, dtype, rank, fixed, text in expect:
+            v = out.get(name, _MISSING)
+            if type(v) is not np.ndarray:
+                if v is _MISSING:
+                    raise self._boundary_error(i, name, text, "nothing")
+                if isinstance(v, np.generic):
+                    v = out[name] = np.asarray(v)
+                elif not isinstance(v, np.ndarray):
+                    raise self._boundary_error(i, name, text, type(v).__name__)
+            if (dtype is not None and v.dtype != dtype) or (rank is not None and v.ndim != rank) or any(
+                v.shape[k] != d for k, d in fixed
+            ):
+                raise self._boundary_error(i, name, text, f"{v.dtype} {list(v.shape)}")
         return out
+
+    def _boundary_error(self, i: int, name: str | None, expected: str, got: str) -> DelegateError:
+        p = self.plan.partitions[i]
+        what = f"output '{name}'" if name else "its outputs"
+        return DelegateError(
+            f"delegate '{p.delegate}' returned {got} for {what} of partition {p.name} "
+            f"({len(p.nodes)} nodes; first node '{p.nodes[0]}'), expected {expected}"
+        )
 
     def _record(self, i: int, seconds: float, exe) -> None:
         prof = self._profile[i]
@@ -353,6 +383,9 @@ class InferenceSession:
     def model(self) -> onnx.ModelProto:
         """The checked, shape-inferred model."""
         return self._graph.model
+
+
+_MISSING = object()
 
 
 def _node_arg(t: TensorInfo) -> NodeArg:

@@ -85,12 +85,14 @@ def test_round_trip_outputs_equal_a_fresh_session(delegate, tmp_path, options) -
 def test_loading_a_bundle_neither_plans_nor_compiles(ort_bundle, monkeypatch) -> None:
     import unified.bundle
     import unified.compiler
+    import unified.pipeline
     import unified.planner
 
     def forbidden(*args, **kwargs):
         raise AssertionError("from_bundle must not plan or compile")
 
-    for module, name in ((unified.bundle, "make_plan"), (unified.bundle, "compile_plan"),
+    for module, name in ((unified.bundle, "plan_model"), (unified.bundle, "compile_model"),
+                         (unified.pipeline, "make_plan"), (unified.pipeline, "compile_plan"),
                          (unified.planner, "make_plan"), (unified.compiler, "compile_plan")):
         monkeypatch.setattr(module, name, forbidden)
     (got,) = InferenceSession.from_bundle(ort_bundle).run(None, FEED)

@@ -1,0 +1,277 @@
+"""Specialization: a partition with symbolic dims, made static for one shape signature.
+
+Delegates that compile static shapes only (``Delegate.static_shapes``: TFLite,
+ExecuTorch, Core ML) never see a symbolic dim. For each concrete signature of
+a partition's inputs (their shapes, plus the values of the small
+shape-derived integer inputs computed by other partitions), :func:`specialize`
+writes a copy of the partition with those dims fixed and those values as
+initializers, re-runs ONNX shape inference and folds the shape computations
+that have become constants (``unified.fold``) -- what ONNX Runtime's constant
+folding does for free dimensions, done per signature.
+
+:class:`SpecializedExecutable` is what the session runs for such a
+partition: it keeps one compiled executable per signature in an LRU (the
+compile cache keeps them across sessions, keyed by the specialized model).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from unified.delegate import Executable
+from unified.errors import DelegateError, UnifiedError
+from unified.fold import fold_constants
+
+__all__ = ["specialize", "Specialization", "SpecializedExecutable", "shape_text"]
+
+log = logging.getLogger(__name__)
+
+
+def shape_text(shapes: Mapping[str, Sequence[int]]) -> str:
+    """``{"x": (1, 3)}`` -> ``"x[1,3]"`` (for messages)."""
+    return ", ".join(f"{k}[{','.join(str(d) for d in v)}]" for k, v in shapes.items())
+
+
+@dataclass(frozen=True)
+class Specialization:
+    """One partition made static.
+
+    Attributes:
+        model: the static ONNX model handed to the delegate; None when every
+            output folded to a constant (nothing left to compile).
+        constants: partition outputs that folded to constants, name -> array.
+        feeds: the inputs ``model`` still reads, in its input order.
+    """
+
+    model: onnx.ModelProto | None
+    constants: Mapping[str, np.ndarray] = field(default_factory=dict)
+    feeds: tuple[str, ...] = ()
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+
+
+def specialize(
+    model: onnx.ModelProto,
+    shapes: Mapping[str, Sequence[int]],
+    values: Mapping[str, np.ndarray] | None = None,
+) -> Specialization:
+    """Fix a partition's input shapes (and some input values) and fold.
+
+    Args:
+        model: a partition model (not modified).
+        shapes: input name -> concrete shape, for every graph input not in
+            ``values``.
+        values: input name -> value to bake in as an initializer (small
+            shape-derived integer tensors).
+
+    Returns:
+        The :class:`Specialization`.
+
+    Raises:
+        DelegateError: a value's shape is still not static after folding (a
+            data-dependent shape), or shape inference rejects the shapes.
+    """
+    values = dict(values or {})
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    inputs = list(g.input)
+    del g.input[:]
+    for vi in inputs:
+        if vi.name in values:
+            g.initializer.append(numpy_helper.from_array(np.asarray(values[vi.name]), vi.name))
+            continue
+        if vi.type.HasField("tensor_type") and vi.name in shapes:
+            tt = vi.type.tensor_type
+            tt.ClearField("shape")
+            for d in shapes[vi.name]:
+                tt.shape.dim.add().dim_value = int(d)
+        g.input.append(vi)
+    for vi in g.output:
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+            for d in vi.type.tensor_type.shape.dim:
+                if not d.HasField("dim_value"):
+                    d.Clear()
+    del g.value_info[:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = fold_constants(_infer(out), _infer, max_rounds=32, fold_outputs=True)
+        except Exception as exc:
+            raise DelegateError(
+                f"shape inference rejected input shapes {shape_text(shapes)}: {' '.join(str(exc).split())[:300]}"
+            ) from None
+    g = out.graph
+    inits = {t.name: t for t in g.initializer}
+    constants = {o.name: numpy_helper.to_array(inits[o.name]) for o in g.output if o.name in inits}
+    if constants:
+        kept = [o for o in g.output if o.name not in constants]
+        del g.output[:]
+        g.output.extend(kept)
+    _require_static(out, shapes)
+    feeds = tuple(i.name for i in g.input if i.name not in inits)
+    return Specialization(out if len(g.output) else None, constants, feeds)
+
+
+def _require_static(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> None:
+    g = model.graph
+    types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    for n in g.node:
+        for name in list(n.output):
+            if not name:
+                continue
+            tp = types.get(name)
+            if tp is None or not tp.HasField("tensor_type"):
+                if tp is None:
+                    raise DelegateError(
+                        f"value '{name}' (output of {n.op_type} '{n.name}') has no inferred shape after "
+                        f"specializing to {shape_text(shapes)}; its shape depends on data"
+                    )
+                continue
+            tt = tp.tensor_type
+            if not tt.HasField("shape") or any(not d.HasField("dim_value") for d in tt.shape.dim):
+                dims = [d.dim_value if d.HasField("dim_value") else "?" for d in tt.shape.dim] if tt.HasField("shape") else "?"
+                raise DelegateError(
+                    f"value '{name}' (output of {n.op_type} '{n.name}') has shape {dims} after specializing to "
+                    f"{shape_text(shapes)}; its shape depends on data"
+                )
+
+
+CompileFn = Callable[[onnx.ModelProto], Executable]
+
+
+class SpecializedExecutable(Executable):
+    """Runs a partition through one compiled executable per input signature.
+
+    Args:
+        model: the partition model (symbolic dims allowed).
+        compile_fn: compiles a static specialized model (through the cache).
+        derived_inputs: inputs whose *values* are part of the signature
+            (shape-derived integer tensors); baked into the model.
+        capacity: LRU size (number of signatures kept compiled).
+        fallback_fn: compiles the unspecialized partition on the fallback
+            delegate when the delegate fails on a signature; None raises.
+        label: ``"partition p2 on 'tflite'"``, for messages.
+    """
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        compile_fn: CompileFn,
+        derived_inputs: Sequence[str] = (),
+        capacity: int = 8,
+        fallback_fn: Callable[[], Executable] | None = None,
+        label: str = "",
+    ):
+        inits = {t.name for t in model.graph.initializer}
+        self.input_names = [i.name for i in model.graph.input if i.name not in inits]
+        self.output_names = [o.name for o in model.graph.output]
+        self._model = model
+        self._compile = compile_fn
+        self._derived = tuple(x for x in derived_inputs if x in self.input_names)
+        self._shaped = tuple(x for x in self.input_names if x not in self._derived)
+        self._capacity = max(1, int(capacity))
+        self._fallback_fn = fallback_fn
+        self._fallback_exe: Executable | None = None
+        self._label = label
+        self._lru: OrderedDict[tuple, tuple[Executable | None, Specialization | None]] = OrderedDict()
+        self.compiled = 0
+        self.fallbacks: list[str] = []
+
+    @property
+    def details(self) -> Mapping[str, Any]:
+        inner = [e for e, _ in self._lru.values() if e is not None]
+        return dict(getattr(inner[-1], "details", None) or {}) if inner else {}
+
+    def prepare(self, shapes: Mapping[str, Sequence[int]], values: Mapping[str, np.ndarray] | None = None) -> None:
+        """Compile the signature ``shapes``/``values`` now (at session creation for static partitions).
+
+        Raises:
+            DelegateError: the delegate failed on it (no fallback is tried here).
+        """
+        key = self._key_of(shapes, values or {})
+        self._lru[key] = self._build(shapes, values or {}, allow_fallback=False)
+
+    @property
+    def specialization(self) -> Specialization | None:
+        """The only specialization, when exactly one is compiled on the delegate (for bundles)."""
+        return next(iter(self._lru.values()))[1] if len(self._lru) == 1 else None
+
+    def _key_of(self, shapes, values) -> tuple:
+        return tuple(tuple(shapes[n]) for n in self._shaped) + tuple(
+            (np.asarray(values[n]).dtype.str, np.asarray(values[n]).tobytes()) for n in self._derived
+        )
+
+    def _build(self, shapes, values, allow_fallback: bool):
+        try:
+            spec = specialize(self._model, shapes, values)
+            exe = self._compile(spec.model) if spec.model is not None else None
+        except Exception as exc:
+            if not allow_fallback or self._fallback_fn is None:
+                if isinstance(exc, UnifiedError):
+                    raise
+                raise DelegateError(f"{self._label}: {type(exc).__name__}: {exc}") from exc
+            reason = " ".join(str(exc).split())[:300]
+            self.fallbacks.append(reason)
+            from unified.planner import FallbackWarning
+
+            warnings.warn(
+                f"{self._label} could not be compiled for input shapes {shape_text(shapes)} ({reason}); "
+                "this shape signature runs on the fallback delegate",
+                FallbackWarning,
+                stacklevel=4,
+            )
+            if self._fallback_exe is None:
+                self._fallback_exe = self._fallback_fn()
+            return self._fallback_exe, None
+        self.compiled += 1
+        log.debug("%s: compiled for %s", self._label, shape_text(shapes))
+        return exe, spec
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shapes = {n: inputs[n].shape for n in self._shaped}
+        key = tuple(shapes[n] for n in self._shaped) + tuple(
+            (inputs[n].dtype.str, inputs[n].tobytes()) for n in self._derived
+        )
+        entry = self._lru.get(key)
+        if entry is None:
+            values = {n: inputs[n] for n in self._derived}
+            entry = self._build(shapes, values, allow_fallback=True)
+            self._lru[key] = entry
+            while len(self._lru) > self._capacity:
+                self._lru.popitem(last=False)
+        else:
+            self._lru.move_to_end(key)
+        exe, spec = entry
+        if spec is None:  # the fallback runs the unspecialized partition
+            return exe.run(inputs)
+        out = exe.run({n: inputs[n] for n in spec.feeds}) if exe is not None else {}
+        for name, value in spec.constants.items():
+            out[name] = value.copy()
+        return out
+
+    def serialize(self) -> bytes:
+        if len(self._lru) != 1:
+            raise NotImplementedError
+        exe, spec = next(iter(self._lru.values()))
+        if exe is None or spec is None:
+            raise NotImplementedError
+        return exe.serialize()
+
+    @property
+    def artifact_suffix(self) -> str:
+        exe = next(iter(self._lru.values()))[0] if self._lru else None
+        return exe.artifact_suffix if exe is not None else ".bin"
