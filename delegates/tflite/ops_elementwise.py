@@ -66,6 +66,16 @@ def unary(cx: Converter, node, attrs) -> None:
     _simple(cx, node, _UNARY[node.op_type])
 
 
+@register("Reciprocal")
+def reciprocal(cx: Converter, node, attrs) -> None:
+    """1 / x as DIV of a broadcast constant 1 (TFLite has no RECIPROCAL builtin)."""
+    x = cx.inp(node, 0)
+    xt = cx.tensor(x, x.layout, node.input[0])
+    out = cx.define(node.output[0], x.layout)
+    one = cx.const_in(np.ones((), x.dtype), None, x.rank, "one")
+    cx.b.op("DIV", [one, xt], [out.tensor], cx.b.options("DivOptions"))
+
+
 @register("IsNaN")
 def isnan(cx: Converter, node, attrs) -> None:
     """NaN is the only value unequal to itself: NOT_EQUAL(x, x)."""

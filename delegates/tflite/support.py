@@ -287,7 +287,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     *[_e(op, NUM, max_rank(5)) for op in ("Add", "Sub", "Mul", "Sum", "Max", "Min")],
     _e("Div", frozenset({T.FLOAT, T.INT32}), max_rank(5)),  # TFLite DIV has no int64 kernel
     _e("Pow", F32, max_rank(5)),
-    *[_e(op, F32) for op in ("Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "HardSwish", "Erf", "Floor",
+    *[_e(op, F32) for op in ("Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "HardSwish", "Erf", "Floor", "Reciprocal",
                              "Ceil", "Sin", "Cos")],
     _e("Neg", NUM),
     _e("Abs", frozenset({T.FLOAT, T.INT32})),

@@ -156,3 +156,8 @@ def test_pow_with_an_integer_exponent(make_model, tfl_check, etype, const: bool)
     else:
         m = make_model([N("Pow", ["x", "e"], ["y"])], {"x": (np.float32, (3, 4)), "e": (etype, (4,))})
         tfl_check(m, {"x": rand((3, 4), lo=-2, hi=2), "e": e})
+
+
+def test_reciprocal(make_model, tfl_check) -> None:
+    m = make_model([N("Reciprocal", ["x"], ["y"])], {"x": (np.float32, (2, 3, 4))})
+    tfl_check(m, {"x": rand((2, 3, 4), lo=0.5, hi=3.0)})
