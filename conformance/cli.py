@@ -52,10 +52,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("new", help="the new report.json")
     p = sub.add_parser("list", help="list the cases a run would use")
     _add_selection(p)
+    p = sub.add_parser("fast-subset", help="derive the --fast subset (every claimed op x delegate pair once) "
+                                           "from a full run's report.json")
+    p.add_argument("report", help="report.json of a full run (all sources)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="where to write it (default: the package's conformance/data/fast_cases.json)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"run": _run, "diff": _diff, "list": _list}[args.conformance_command](args)
+    return {"run": _run, "diff": _diff, "list": _list, "fast-subset": _fast_subset}[args.conformance_command](args)
+
+
+def _fast_subset(args: argparse.Namespace) -> int:
+    from unified.conformance.cases import ConformanceError
+    from unified.conformance.fast import FAST_CASES_FILE, write_fast_cases
+    from unified.conformance.report import load_report
+
+    report = load_report(args.report)
+    if report.options.get("fast"):
+        raise ConformanceError(f"{args.report} is a --fast run; derive the subset from a full run")
+    out = args.output or FAST_CASES_FILE
+    data = write_fast_cases(report, out)
+    pairs = sum(len(g) for g in data["pairs"].values())
+    print(f"wrote {out}: {len(data['cases'])} case(s) covering {pairs} claimed op x delegate pair(s)")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from unified.conformance.cases import Case, ConformanceError, collect_sources, select_cases
 from unified.conformance.execute import CaseResult, execute_case
+from unified.conformance.fast import fast_case_ids
 from unified.conformance.report import Report, host_info
 from unified.conformance.workers import WorkerPool, load_registry, plugin_spec
 
@@ -34,7 +35,9 @@ def gather_cases(
     """List the cases of ``sources`` (all when None) matching ``pattern``.
 
     Args:
-        fast: keep only each source's fast subset (for CI).
+        fast: keep only each source's fast subset plus the committed cases
+            that cover every op x delegate pair of the last full run
+            (``unified.conformance.fast``), for CI.
 
     Returns:
         (source names, cases), cases in source order.
@@ -44,10 +47,12 @@ def gather_cases(
     """
     found = collect_sources(sources, plugins)
     cases: list[Case] = []
+    claimed_once = fast_case_ids() if fast else frozenset()
     for src in found.values():
         listed = list(src.cases())
         if fast and src.fast is not None:
-            listed = list(src.fast(listed))
+            own = {c.id for c in src.fast(listed)}
+            listed = [c for c in listed if c.id in own or c.id in claimed_once]
         cases.extend(listed)
     seen: set[str] = set()
     for c in cases:

@@ -616,22 +616,27 @@ def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], froze
     trial = onnx.ModelProto()
     trial.CopyFrom(model)
     g = trial.graph
+    symbolic = False
     for vi in g.input:
         if vi.type.HasField("tensor_type"):
             for d in vi.type.tensor_type.shape.dim:
                 if not d.HasField("dim_value"):
                     d.dim_value = TRIAL_DIM
-    for vi in g.output:
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            for d in vi.type.tensor_type.shape.dim:
-                if not d.HasField("dim_value"):
-                    d.Clear()
-    del g.value_info[:]
+                    symbolic = True
+    if symbolic:  # else the loaded model's inferred shapes already are the trial's
+        for vi in g.output:
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+                for d in vi.type.tensor_type.shape.dim:
+                    if not d.HasField("dim_value"):
+                        d.Clear()
+        del g.value_info[:]
     folded: set[str] = set()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trial = fold_constants(_infer_shapes(trial), _infer_shapes, max_rounds=32, fold_outputs=True, record=folded)
+            if symbolic:
+                trial = _infer_shapes(trial)
+            trial = fold_constants(trial, _infer_shapes, max_rounds=32, fold_outputs=True, record=folded)
     except Exception:  # the trial is advisory: no facts rather than no model
         return frozenset(), frozenset()
     g = trial.graph
