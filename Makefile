@@ -7,12 +7,14 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install demo test test-fast bench clean
 
-$(STAMP): pyproject.toml Makefile
+# constraints.txt pins every package to the version the tests, conformance
+# baselines and docs/performance.md were measured with.
+$(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch only as 2.13.0: the CPU wheel; an unpinned torch pulls CUDA packages
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[all]"
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
 install: $(STAMP)
