@@ -156,7 +156,7 @@ def lrn_ok(n: NodeView) -> str | None:
 
 def resize_ok(n: NodeView) -> str | None:
     x, y = n.inputs[0].shape, n.outputs[0].shape
-    if x[:2] != y[:2] or not _ints(x[1:2]):
+    if _scales_batch_or_channels(n, x, y):
         return "Resize that scales the batch or channel dim not supported (spatial only)"
     mode = n.attr("mode", "nearest")
     if mode not in ("nearest", "linear"):
@@ -179,6 +179,19 @@ def resize_ok(n: NodeView) -> str | None:
             return (f"Resize nearest with coordinate_transformation_mode '{ctm}' and nearest_mode '{nm}' has no "
                     "TFLite equivalent (supported: asymmetric+floor, half_pixel/align_corners+round_prefer_ceil)")
     return None
+
+
+def _scales_batch_or_channels(n: NodeView, x, y) -> bool:
+    """Whether a Resize may change dim 0 or 1: read from constant scales or sizes, else from the shapes."""
+    scales = n.inputs[2].const if len(n.inputs) > 2 and n.inputs[2].name else None
+    sizes = n.inputs[3].const if len(n.inputs) > 3 and n.inputs[3].name else None
+    if n.op_type == "Upsample" or n.opset < 11:
+        scales = n.inputs[1].const if len(n.inputs) > 1 else None
+    if scales is not None and scales.size == len(x):
+        return bool(np.any(scales.reshape(-1)[:2] != 1))
+    if sizes is not None and sizes.size == len(x) and _ints(x[:2]):
+        return [int(d) for d in sizes.reshape(-1)[:2]] != list(x[:2])
+    return x[:2] != y[:2]
 
 
 def gemm_ok(n: NodeView) -> str | None:

@@ -161,3 +161,26 @@ def test_pow_with_an_integer_exponent(make_model, tfl_check, etype, const: bool)
 def test_reciprocal(make_model, tfl_check) -> None:
     m = make_model([N("Reciprocal", ["x"], ["y"])], {"x": (np.float32, (2, 3, 4))})
     tfl_check(m, {"x": rand((2, 3, 4), lo=0.5, hi=3.0)})
+
+
+def test_resize_with_constant_scales_on_a_symbolic_batch_is_claimed(make_model, ort_reference, tmp_path) -> None:
+    """PaddleOCR's detector: inference gives the Resize output a fresh batch name; the scales say it is kept."""
+    nodes = [N("Resize", ["x", "roi", "scales"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+               nearest_mode="floor", name="resize")]
+    consts = {"roi": np.zeros((0,), np.float32), "scales": np.array([1, 1, 2, 2], np.float32)}
+    m = make_model(nodes, {"x": (np.float32, ("n", 4, "h", "w"))}, consts, opset=12)
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "other"
+    assert _supports(m)["resize"] == (True, "")
+    opts = SessionOptions(strict=True, free_dimensions={"n": 2, "h": 3, "w": 5}, cache_dir=tmp_path)
+    feeds = {"x": rand((2, 4, 3, 5))}
+    got = InferenceSession(m, delegates=["tflite"], options=opts).run(None, feeds)[0]
+    np.testing.assert_array_equal(got, ort_reference(m, feeds)[0])
+
+
+def test_resize_scaling_channels_is_declined(make_model) -> None:
+    nodes = [N("Resize", ["x", "roi", "scales"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+               nearest_mode="floor", name="resize")]
+    consts = {"roi": np.zeros((0,), np.float32), "scales": np.array([1, 2, 2, 2], np.float32)}
+    m = make_model(nodes, {"x": (np.float32, ("n", 4, "h", "w"))}, consts, opset=12)
+    ok, reason = _supports(m)["resize"]
+    assert not ok and "scales the batch or channel dim" in reason
