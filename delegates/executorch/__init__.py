@@ -8,10 +8,16 @@ Compiling a partition:
    declaring the opsets, dtypes and attributes it handles). The same table is
    the delegate's ``op_support``, so ``supports()`` claims exactly what the
    translator lowers and gives a reason for everything else.
-2. ``torch.export.export``; symbolic input dims (``dim_param``) become
-   ``torch.export.Dim`` with an upper bound (option ``dim_max``), and shape
-   arithmetic (``Shape -> Gather -> Concat -> Reshape``) is evaluated on
-   symbolic sizes while tracing, so no data-dependent op is exported.
+2. ``torch.export.export`` with static example inputs. The delegate has
+   ``static_shapes``: the core hands ``compile()`` partitions whose every
+   dim is known (a partition with symbolic dims is specialized per input
+   shape signature at run time, shape computations folded to initializers),
+   so the exported program is static; what is left of shape arithmetic
+   (``Shape -> Gather -> Concat -> Reshape`` on static shapes) is evaluated
+   on the host while tracing. ``supports()`` sees symbolic dims and claims a
+   node when it could lower it once every dim is known; an input read at
+   compile time (a Reshape shape, Slice starts, pads, ...) must be a
+   constant or shape-derived, and a data-dependent one is declined.
 3. ``executorch.exir.to_edge_transform_and_lower(..., partitioner=[XnnpackPartitioner()])``
    then ``to_executorch()``; the ``.pte`` bytes are the compile-cache artifact.
 
@@ -24,7 +30,9 @@ ExecuTorch's portable kernels.
 
 torch and executorch are imported only when compiling or loading, so
 importing this module is cheap and a missing executorch makes the delegate
-unavailable with a reason.
+unavailable with a reason. They are imported quietly (``quiet``): their log
+lines and warnings reach the user only when the ``unified`` logger is at
+DEBUG.
 """
 
 from __future__ import annotations
@@ -40,14 +48,13 @@ from unified.errors import DelegateError
 from unified.hookspecs import hookimpl
 
 from . import ops_math, ops_nn, ops_tensor
+from .quiet import quiet
 from .table import Lowering
 
 __all__ = ["ExecuTorchDelegate", "LOWERINGS", "lowering_table"]
 
 #: The lowering table: every ONNX op the delegate claims, in one place.
 LOWERINGS: tuple[Lowering, ...] = ops_nn.LOWERINGS + ops_math.LOWERINGS + ops_tensor.LOWERINGS
-
-_OPTIONS = ("dims", "dim_max", "default_dim_max")
 
 
 def lowering_table() -> dict[str, list[Lowering]]:
@@ -61,19 +68,15 @@ def lowering_table() -> dict[str, list[Lowering]]:
 class ExecuTorchDelegate(Delegate):
     """ExecuTorch with the XNNPACK backend as a delegate.
 
-    Options (``delegates=[("executorch", {...})]``):
-        dims: dim name -> fixed size (like ONNX Runtime's free-dimension
-            overrides), e.g. ``{"batch": 1}``: the program is static in that
-            dim, XNNPACK takes more of it and lowering is faster; a run with
-            another size raises :class:`~unified.errors.InputError`.
-        dim_max: dim name -> upper bound for a symbolic input dim (e.g.
-            ``{"seq": 512}``); ExecuTorch plans memory for the bound, and a run
-            with a larger dim raises :class:`~unified.errors.InputError`.
-        default_dim_max: bound for symbolic dims not in ``dim_max`` (default 128).
+    Compiles static shapes only (``static_shapes``): dynamic dims are
+    handled by the core's specialization (or pinned ahead of time with
+    ``SessionOptions.free_dimensions``). No delegate options besides
+    ``backend``.
     """
 
     name = "executorch"
     default_priority = 30
+    static_shapes = True
     op_support: tuple[OpSupport, ...] = tuple(entry.support for entry in LOWERINGS)
 
     def availability(self) -> Availability:
@@ -94,31 +97,33 @@ class ExecuTorchDelegate(Delegate):
         return ["cpu"]
 
     def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
-        opts = _checked_options(options.options)
-        from .lower import ExecuTorchExecutable, input_dims, lower_module
-        from .module import OnnxModule
+        _check_options(options.options)
+        with quiet():
+            from .lower import ExecuTorchExecutable, input_shapes, lower_module
+            from .module import OnnxModule
 
-        module = OnnxModule(partition, lowering_table())
-        pte = lower_module(module, partition, opts)
-        _, dims = input_dims(partition, opts)
-        return ExecuTorchExecutable(pte, module.input_names, module.output_names, dims)
+            shapes = input_shapes(partition)
+            module = OnnxModule(partition, lowering_table())
+            pte = lower_module(module, partition, shapes)
+            return ExecuTorchExecutable(pte, module.input_names, module.output_names, shapes)
 
     def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
-        opts = _checked_options(options.options)
-        from .lower import ExecuTorchExecutable, input_dims
+        _check_options(options.options)
+        with quiet():
+            from .lower import ExecuTorchExecutable, input_shapes
 
-        inits = {t.name for t in partition.graph.initializer}
-        inputs = [i.name for i in partition.graph.input if i.name not in inits]
-        outputs = [o.name for o in partition.graph.output]
-        _, dims = input_dims(partition, opts)
-        return ExecuTorchExecutable(artifact, inputs, outputs, dims)
+            inits = {t.name for t in partition.graph.initializer}
+            inputs = [i.name for i in partition.graph.input if i.name not in inits]
+            outputs = [o.name for o in partition.graph.output]
+            return ExecuTorchExecutable(artifact, inputs, outputs, input_shapes(partition))
 
 
-def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise DelegateError(f"unknown executorch option(s) {unknown}; known: backend, {', '.join(_OPTIONS)}")
-    return dict(options)
+def _check_options(options: Mapping[str, Any]) -> None:
+    if options:
+        raise DelegateError(
+            f"unknown executorch option(s) {sorted(options)}; the executorch delegate takes none besides backend "
+            "(pin dynamic dims with SessionOptions.free_dimensions; other dims are specialized at run time)"
+        )
 
 
 @hookimpl

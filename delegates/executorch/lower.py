@@ -15,8 +15,7 @@ Imports torch and executorch: import this module only when compiling or loading.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import onnx
@@ -27,102 +26,45 @@ from unified.errors import DelegateError, InputError
 
 from .table import TORCH_DTYPES, LoweringError
 
-__all__ = ["DimSpec", "input_dims", "lower_module", "ExecuTorchExecutable"]
+__all__ = ["input_shapes", "lower_module", "ExecuTorchExecutable"]
 
 _COUNT_METHODS = ("xnnpack_ops", "portable_ops")
-_EXAMPLE_SIZES = (3, 5, 7, 11, 13, 17, 19, 23)  # distinct, > 1: torch.export specializes sizes 0 and 1
 
 
-@dataclass(frozen=True)
-class DimSpec:
-    """One dynamic dim of a partition input.
-
-    Attributes:
-        input: input index; axis: dim index.
-        name: the ONNX dim name (``dim_param``), or ``"<input>_<axis>"`` when unnamed.
-        max: upper bound the program is compiled for (ExecuTorch plans memory
-            for it); with ``pinned``, the one size it is compiled for.
-        pinned: the dim was fixed by the ``dims`` option (a static program).
-    """
-
-    input: int
-    axis: int
-    name: str
-    max: int
-    pinned: bool = False
-
-
-def input_dims(model: onnx.ModelProto, options: Mapping[str, Any]) -> tuple[list[tuple[int, ...]], list[DimSpec]]:
-    """Static dims and dynamic-dim specs of a partition's inputs.
-
-    Args:
-        model: the partition.
-        options: delegate options; ``dims`` (dim name -> fixed size, like ONNX
-            Runtime's free-dimension overrides), ``dim_max`` (dim name ->
-            upper bound) and ``default_dim_max`` (bound of any other dynamic
-            dim, default 128).
-
-    Returns:
-        (per input, its shape with 0 in dynamic positions; the dynamic dims).
+def input_shapes(model: onnx.ModelProto) -> list[tuple[int, ...]]:
+    """The static shape of each partition input (initializers excluded).
 
     Raises:
-        DelegateError: an input without a tensor type or rank, or a bad bound.
+        DelegateError: an input without a tensor type, or with a dim that is
+            not a known size: the delegate compiles static shapes only
+            (``static_shapes``); the core specializes partitions with
+            symbolic dims before calling ``compile()``.
     """
-    bounds = dict(options.get("dim_max", {}))
-    pinned = dict(options.get("dims", {}))
-    default = options.get("default_dim_max", 128)
     inits = {t.name for t in model.graph.initializer}
-    shapes, dims = [], []
-    for i, vi in enumerate(x for x in model.graph.input if x.name not in inits):
+    shapes = []
+    for vi in (x for x in model.graph.input if x.name not in inits):
         tt = vi.type.tensor_type
         if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
             raise DelegateError(f"executorch: partition input '{vi.name}' has no tensor type with a rank")
-        shape = []
-        for axis, d in enumerate(tt.shape.dim):
-            if d.HasField("dim_value"):
-                shape.append(d.dim_value)
-                continue
-            name = d.dim_param or f"{vi.name}_{axis}"
-            if name in pinned:
-                size = pinned[name]
-                if not isinstance(size, int) or size < 1:
-                    raise DelegateError(f"executorch option dims['{name}'] is {size!r}; expected an int >= 1")
-                dims.append(DimSpec(i, axis, name, size, pinned=True))
-                shape.append(size)
-                continue
-            bound = bounds.get(name, default)
-            if not isinstance(bound, int) or bound < 1:
-                raise DelegateError(f"executorch option dim_max for '{name}' is {bound!r}; expected an int >= 1")
-            dims.append(DimSpec(i, axis, name, bound))
-            shape.append(0)
-        shapes.append(tuple(shape))
-    return shapes, dims
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim]
+        if None in dims:
+            shown = ", ".join(d.dim_param or "?" if not d.HasField("dim_value") else str(d.dim_value) for d in tt.shape.dim)
+            raise DelegateError(
+                f"executorch compiles static shapes only; partition input '{vi.name}' has shape [{shown}]. "
+                "Fix the dims with SessionOptions(free_dimensions={...}) or let the session specialize the partition"
+            )
+        shapes.append(tuple(dims))
+    return shapes
 
 
-def _examples(model: onnx.ModelProto, shapes, dims: list[DimSpec]):
-    """Example inputs (zeros) and the ``dynamic_shapes`` spec for torch.export.
-
-    Each dynamic dim name becomes one ``torch.export.Dim`` (inputs sharing a
-    name share it) with an example size that differs from every other name's,
-    so the trace cannot mistake two dims for equal ones.
-    """
-    from torch.export import Dim
-
-    free = [d for d in dims if not d.pinned]
-    bound = {d.name: d.max for d in free}
-    names = sorted(bound)
-    size = {n: max(2, min(_EXAMPLE_SIZES[k % len(_EXAMPLE_SIZES)], bound[n])) for k, n in enumerate(names)}
-    objs = {n: Dim("d_" + "".join(c if c.isalnum() else "_" for c in n), min=1, max=max(2, bound[n])) for n in names}
+def _examples(model: onnx.ModelProto, shapes: list[tuple[int, ...]]) -> tuple:
+    """Example inputs (zeros) of the partition's static shapes and dtypes."""
     inits = {t.name for t in model.graph.initializer}
     inputs = [x for x in model.graph.input if x.name not in inits]
-    args, spec = [], []
-    for i, (vi, shape) in enumerate(zip(inputs, shapes)):
-        mine = {d.axis: d.name for d in free if d.input == i}
-        concrete = [size[mine[a]] if a in mine else s for a, s in enumerate(shape)]
-        dtype = getattr(torch, TORCH_DTYPES[vi.type.tensor_type.elem_type])
-        args.append(torch.zeros(concrete, dtype=dtype))
-        spec.append({a: objs[n] for a, n in mine.items()} or None)
-    return tuple(args), (tuple(spec),) if free else None
+    return tuple(
+        torch.zeros(shape, dtype=getattr(torch, TORCH_DTYPES[vi.type.tensor_type.elem_type]))
+        for vi, shape in zip(inputs, shapes)
+    )
 
 
 def _count_ops(edge_program) -> dict[str, int]:
@@ -147,8 +89,8 @@ def _count_ops(edge_program) -> dict[str, int]:
     return {"xnnpack_ops": xnnpack, "portable_ops": portable}
 
 
-def lower_module(module: torch.nn.Module, model: onnx.ModelProto, options: Mapping[str, Any]) -> bytes:
-    """Export ``module`` (built from ``model``) and lower it to ``.pte`` bytes.
+def lower_module(module: torch.nn.Module, model: onnx.ModelProto, shapes: list[tuple[int, ...]]) -> bytes:
+    """Export ``module`` (built from ``model``, inputs of ``shapes``) and lower it to ``.pte`` bytes.
 
     Raises:
         DelegateError: torch.export or ExecuTorch lowering failed; the message
@@ -157,10 +99,9 @@ def lower_module(module: torch.nn.Module, model: onnx.ModelProto, options: Mappi
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import EdgeProgramManager, to_edge_transform_and_lower
 
-    shapes, dims = input_dims(model, options)
-    args, dynamic = _examples(model, shapes, dims)
+    args = _examples(model, shapes)
     try:
-        exported = torch.export.export(module.eval(), args, dynamic_shapes=dynamic, strict=False)
+        exported = torch.export.export(module.eval(), args, strict=False)
     except LoweringError:
         raise
     except Exception as exc:
@@ -185,7 +126,8 @@ class ExecuTorchExecutable(Executable):
     Args:
         pte: the program bytes (kept: they are the cache artifact).
         input_names / output_names: the partition's boundary values.
-        dims: the dynamic dims and their bounds (checked on every run).
+        shapes: the static input shapes the program was compiled for
+            (checked on every run).
 
     Attributes:
         details: ``{"xnnpack_ops": N, "portable_ops": M}`` read from the program.
@@ -196,13 +138,13 @@ class ExecuTorchExecutable(Executable):
 
     artifact_suffix = ".pte"
 
-    def __init__(self, pte: bytes, input_names: list[str], output_names: list[str], dims: list[DimSpec]):
+    def __init__(self, pte: bytes, input_names: list[str], output_names: list[str], shapes: list[tuple[int, ...]]):
         from executorch.runtime import Runtime
 
         self._pte = pte
         self.input_names = list(input_names)
         self.output_names = list(output_names)
-        self._dims = dims
+        self._shapes = [tuple(s) for s in shapes]
         try:
             self._program = Runtime.get().load_program(pte)
             self._method = self._program.load_method("forward")
@@ -213,18 +155,11 @@ class ExecuTorchExecutable(Executable):
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         args = [_as_torch(inputs[n]) for n in self.input_names]
-        for d in self._dims:
-            size = args[d.input].shape[d.axis]
-            if d.pinned and size != d.max:
+        for name, arg, shape in zip(self.input_names, args, self._shapes):
+            if tuple(arg.shape) != shape:
                 raise InputError(
-                    f"input '{self.input_names[d.input]}' dim {d.axis} ('{d.name}') is {size}, but the ExecuTorch "
-                    f"program was compiled for {d.name} = {d.max} (option dims); feed that size or change the option"
-                )
-            if size > d.max:
-                raise InputError(
-                    f"input '{self.input_names[d.input]}' dim {d.axis} ('{d.name}') is {size}, above the bound "
-                    f"{d.max} the ExecuTorch program was compiled for; pass "
-                    f"delegates=[('executorch', {{'dim_max': {{'{d.name}': {size}}}}})] to raise it"
+                    f"input '{name}' has shape {list(arg.shape)}, but the ExecuTorch program was compiled for "
+                    f"{list(shape)} (it compiles static shapes only; the session specializes per input shape)"
                 )
         outs = self._method.execute(args)
         # the runtime's outputs live in its planned memory: copy before the next run reuses it

@@ -31,6 +31,7 @@ from unified.graph import NodeView, TensorInfo
 __all__ = [
     "Lowering",
     "LoweringError",
+    "HOST_ROLES",
     "FLOAT",
     "NUMERIC",
     "INTS",
@@ -139,18 +140,55 @@ class Lowering:
         return None
 
     def _check_host_inputs(self, node: NodeView) -> str | None:
+        """Inputs read at compile time must be known then.
+
+        A constant is; so is a shape-derived value (``Shape -> Gather ->
+        Concat``...): the core folds it into an initializer when it
+        specializes the partition (``Delegate.static_shapes``). Anything
+        else is read from tensor data at run time, which a static program
+        cannot do.
+        """
         for slot in self.host_inputs:
             if slot >= len(node.inputs) or not node.inputs[slot].name:
                 continue
             t = node.inputs[slot]
-            if t.const is not None:
+            if t.const is not None or t.shape_derived:
                 continue
-            if t.elem_type not in (TensorProto.INT64, TensorProto.INT32) or not t.is_static or len(t.shape) > 1:
-                return (
-                    f"{node.op_type} input {slot} ('{t.name}') must be a constant or a 0-D/1-D integer shape "
-                    f"value of static length for torch.export; it is {t.type_str} {_shape(t)}"
-                )
+            role = HOST_ROLES.get((node.op_type, slot)) or ("axes" if node.op_type.startswith("Reduce") else f"input {slot}")
+            return (
+                f"data-dependent {node.op_type} {role}: '{t.name}' is computed from tensor data, not from shapes "
+                "or constants; the ExecuTorch program needs it at compile time"
+            )
         return None
+
+
+#: (op type, input slot) -> what the slot is, for the reasons of declines.
+HOST_ROLES = {
+    ("Reshape", 1): "shape",
+    ("Expand", 1): "shape",
+    ("Tile", 1): "repeats",
+    ("ConstantOfShape", 0): "shape",
+    ("Split", 1): "split sizes",
+    ("Slice", 1): "starts",
+    ("Slice", 2): "ends",
+    ("Slice", 3): "axes",
+    ("Slice", 4): "steps",
+    ("Squeeze", 1): "axes",
+    ("Unsqueeze", 1): "axes",
+    ("Pad", 1): "pads",
+    ("Pad", 2): "constant value",
+    ("Pad", 3): "axes",
+    ("Range", 0): "start",
+    ("Range", 1): "limit",
+    ("Range", 2): "delta",
+    ("Resize", 1): "roi",
+    ("Resize", 2): "scales",
+    ("Resize", 3): "sizes",
+    ("Dropout", 1): "ratio",
+    ("Dropout", 2): "training_mode",
+    ("Clip", 1): "min",
+    ("Clip", 2): "max",
+}
 
 
 def _check_typed(node: NodeView) -> str | None:

@@ -82,8 +82,9 @@ def test_strict_session_lists_declined_ops(make_model, options):
 
 def test_unknown_option_is_an_error(make_model, options):
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": (np.float32, (2, 3))})
-    with pytest.raises(DelegateError, match=r"unknown executorch option\(s\) \['threads'\]; known: backend, dims"):
-        InferenceSession(model, delegates=[("executorch", {"threads": 2})], options=options)
+    options.strict = True
+    with pytest.raises(DelegateError, match=r"unknown executorch option\(s\) \['dims'\]; the executorch delegate takes none"):
+        InferenceSession(model, delegates=[("executorch", {"dims": {"batch": 2}})], options=options)
 
 
 def test_second_session_loads_the_pte_from_the_cache(make_model, options, ort_reference):
