@@ -93,6 +93,7 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
         del g.initializer[:]
         g.initializer.extend(kept)
         del g.value_info[:]
+        model.ir_version = max(model.ir_version, 4)  # IR < 4 sees only initializers listed as graph inputs
     return folded
 
 

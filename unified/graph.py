@@ -493,10 +493,11 @@ class Graph:
         if init is not None and const is None and _numel(init.dims) <= _CONST_ELEMENTS_MAX:
             const = numpy_helper.to_array(init)
         derived, static = self.specialization_trial
+        known = init is not None or const is not None or (shape is not None and all(isinstance(d, int) for d in shape))
         return TensorInfo(
             name, elem, shape, const, init is not None, type_proto=tp,
             shape_derived=name in derived,
-            static_when_specialized=init is not None or const is not None or name in static,
+            static_when_specialized=known or name in static,
         )
 
     @cached_property

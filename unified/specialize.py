@@ -90,7 +90,11 @@ def specialize(
     g = out.graph
     inputs = list(g.input)
     del g.input[:]
+    out.ir_version = max(out.ir_version, 4)  # initializers need not be listed as inputs (IR < 4 did that)
+    initialized = {t.name for t in g.initializer}
     for vi in inputs:
+        if vi.name in initialized and vi.name not in values:
+            continue
         if vi.name in values:
             g.initializer.append(numpy_helper.from_array(np.asarray(values[vi.name]), vi.name))
             continue
