@@ -20,7 +20,6 @@ from .table import (
     attr_in,
     is_host,
     onnx_pads,
-    same_needs_static,
     torch,
     torch_pad_list,
 )
@@ -179,6 +178,13 @@ _RESIZE_ATTRS = frozenset(
 
 
 def _resize_check(node: NodeView) -> str | None:
+    """What ``F.interpolate`` reproduces of ONNX Resize.
+
+    Checked on symbolic dims too (``static_shapes``: the partition is
+    specialized before compiling): from constant scales where they are given,
+    from the inferred shapes otherwise; a check that needs a dim that is not
+    known yet declines the node, saying so.
+    """
     mode = node.attr("mode", "nearest")
     ctm = node.attr("coordinate_transformation_mode", "half_pixel")
     if node.attr("antialias", 0) or node.attr("exclude_outside", 0):
@@ -186,25 +192,47 @@ def _resize_check(node: NodeView) -> str | None:
     if node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
         return "Resize keep_aspect_ratio_policy other than 'stretch' not handled"
     x, y = node.inputs[0], node.outputs[0]
-    if not (x.is_static and y.is_static):
-        return "Resize needs static input and output shapes"
-    if x.shape[:2] != y.shape[:2]:
-        return "Resize of the batch or channel dim not handled (only spatial dims)"
+    scales = _resize_scales(node)
+    if scales is not None:
+        if scales.size < 2 or (scales[:2] != 1).any():
+            return "Resize of the batch or channel dim not handled (only spatial dims)"
+    elif y.shape is None or list(x.shape[:2]) != list(y.shape[:2]) or None in x.shape[:2]:
+        return "Resize of the batch or channel dim not handled (only spatial dims), or not known to be spatial only"
     if mode == "nearest":
         if ctm == "asymmetric" and node.attr("nearest_mode", "round_prefer_floor") == "floor":
             return None
         if ctm in ("half_pixel", "pytorch_half_pixel") and node.attr("nearest_mode", "round_prefer_floor") in (
             "round_prefer_floor", "round_prefer_ceil"
         ):
-            if all(o % i == 0 for i, o in zip(x.shape[2:], y.shape[2:])):
+            if scales is not None:
+                integral = all(float(s).is_integer() and s >= 1 for s in scales[2:])
+            elif x.is_static and y.is_static:
+                integral = all(o % i == 0 for i, o in zip(x.shape[2:], y.shape[2:]))
+            else:
+                return "Resize nearest with half_pixel and sizes needs static spatial dims to check the upscale factors"
+            if integral:
                 return None
             return "Resize nearest with half_pixel needs integer upscale factors (it then equals floor indexing)"
         return f"Resize nearest with {ctm} / {node.attr('nearest_mode', 'round_prefer_floor')} not handled"
     if mode == "linear":
-        if ctm == "align_corners" or ctm == "half_pixel" or (ctm == "pytorch_half_pixel" and min(y.shape[2:]) > 1):
+        if ctm in ("align_corners", "half_pixel"):
             return None
+        if ctm == "pytorch_half_pixel":
+            out = y.shape[2:] if y.shape is not None else [None]
+            if all(isinstance(d, int) and d > 1 for d in out):
+                return None
+            return "Resize linear pytorch_half_pixel needs known output spatial dims > 1"
         return f"Resize linear with coordinate_transformation_mode={ctm} not handled"
     return f"Resize mode={mode} not handled (handled: nearest, linear)"
+
+
+def _resize_scales(node: NodeView):
+    """The constant, non-empty ``scales`` of a Resize node, or None."""
+    slot = 1 if node.opset < 11 else 2
+    if slot < len(node.inputs) and node.inputs[slot].name and node.inputs[slot].const is not None:
+        scales = node.inputs[slot].const.reshape(-1)
+        return scales if scales.size else None
+    return None
 
 
 def resize(node: NodeView, x, roi=None, scales=None, sizes=None):
@@ -284,7 +312,7 @@ _CONV_ATTRS = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads
 _POOL_ATTRS = frozenset({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"})
 
 LOWERINGS: tuple[Lowering, ...] = (
-    Lowering("Conv", conv, _CONV_ATTRS, constraints=(_spatial_rank, _conv_weight_rank, same_needs_static)),
+    Lowering("Conv", conv, _CONV_ATTRS, constraints=(_spatial_rank, _conv_weight_rank)),
     Lowering(
         "ConvTranspose",
         conv_transpose,
@@ -293,12 +321,12 @@ LOWERINGS: tuple[Lowering, ...] = (
     ),
     Lowering("Gemm", gemm, frozenset({"alpha", "beta", "transA", "transB"}), constraints=(_gemm_ranks,)),
     Lowering("MatMul", matmul),
-    Lowering("MaxPool", max_pool, _POOL_ATTRS | {"storage_order"}, constraints=(_spatial_rank, same_needs_static, _pool_checks)),
+    Lowering("MaxPool", max_pool, _POOL_ATTRS | {"storage_order"}, constraints=(_spatial_rank, _pool_checks)),
     Lowering(
         "AveragePool",
         average_pool,
         _POOL_ATTRS | {"count_include_pad"},
-        constraints=(_spatial_rank, same_needs_static, _pool_checks),
+        constraints=(_spatial_rank, _pool_checks),
     ),
     Lowering("GlobalAveragePool", global_average_pool),
     Lowering("GlobalMaxPool", global_max_pool),

@@ -87,7 +87,8 @@ def _host_reshape(node: NodeView, x, shape):
 
 
 def flatten(node: NodeView, x):
-    axis = node.attr("axis", 1) % (x.dim() + 1) if x.dim() else 0
+    axis = node.attr("axis", 1)
+    axis = axis + x.dim() if axis < 0 else axis  # ONNX: a negative axis counts from the back, in [-r, r]
     left, right = math.prod(x.shape[:axis]), math.prod(x.shape[axis:])
     if _is_int(left):
         return x.reshape(left, -1)
@@ -198,13 +199,6 @@ def _host_unsqueeze(node: NodeView, x, axes=None):
     return np.expand_dims(x, tuple(_unsqueeze_axes(node, x.ndim, axes)))
 
 
-def _squeeze_static(node: NodeView) -> str | None:
-    if node.attr("axes") is None and (len(node.inputs) < 2 or not node.inputs[1].name):
-        if not node.inputs[0].is_static:
-            return "Squeeze without axes needs a static input shape (which dims are 1)"
-    return None
-
-
 # --- Pad ---------------------------------------------------------------------------
 
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
@@ -286,9 +280,8 @@ def gather_nd(node: NodeView, x, idx):
 def _gather_nd_check(node: NodeView) -> str | None:
     if node.attr("batch_dims", 0):
         return "GatherND batch_dims != 0 not handled"
-    last = (node.inputs[1].shape or [None])[-1]
-    if not isinstance(last, int):
-        return "GatherND needs a static last indices dim"
+    if not node.inputs[1].shape:
+        return "GatherND needs indices of rank >= 1"
     return None
 
 
@@ -389,8 +382,7 @@ LOWERINGS: tuple[Lowering, ...] = (
              max_outputs=1 << 10),
     Lowering("Slice", slice_, frozenset({"starts", "ends", "axes"}), dtypes=ALL, host_inputs=(1, 2, 3, 4),
              host_fn=_host_slice, constraints=(_positive_steps,)),
-    Lowering("Squeeze", squeeze, frozenset({"axes"}), dtypes=ALL, host_inputs=(1,), host_fn=_host_squeeze,
-             constraints=(_squeeze_static,)),
+    Lowering("Squeeze", squeeze, frozenset({"axes"}), dtypes=ALL, host_inputs=(1,), host_fn=_host_squeeze),
     Lowering("Unsqueeze", unsqueeze, frozenset({"axes"}), dtypes=ALL, host_inputs=(1,), host_fn=_host_unsqueeze),
     Lowering("Pad", pad, frozenset({"mode", "pads", "value"}), dtypes=ALL, since=2, host_inputs=(1, 2, 3),
              constraints=(_pad_check,)),

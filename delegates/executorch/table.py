@@ -47,7 +47,6 @@ __all__ = [
     "torch_dtype",
     "onnx_pads",
     "torch_pad_list",
-    "same_needs_static",
     "static_output_shape",
     "to_tensor",
     "symbolic",
@@ -304,13 +303,6 @@ def torch_pad_list(begins: list, ends: list) -> list:
     for b, e in zip(reversed(begins), reversed(ends)):
         out += [b, e]
     return out
-
-
-def same_needs_static(node: NodeView) -> str | None:
-    """auto_pad SAME_* needs the spatial input dims at lowering time."""
-    if node.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER") and not node.inputs[0].is_static:
-        return f"{node.op_type} auto_pad={node.attr('auto_pad')} needs static spatial dims"
-    return None
 
 
 def static_output_shape(node: NodeView, slot: int = 0) -> list[int]:

@@ -69,6 +69,17 @@ def test_shape_derived_reshape_is_claimed(make_model):
     assert _delegate().supports(view).ok
 
 
+@pytest.mark.parametrize(
+    "node",
+    [helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER"),
+     helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], auto_pad="SAME_LOWER", strides=[2, 2]),
+     helper.make_node("Squeeze", ["x"], ["y"])],
+)
+def test_symbolic_dims_are_claimed_when_known_after_specialization(make_model, node):
+    model = make_model([node], {"x": (np.float32, ("n", 2, "h", "w"))}, {"w": np.zeros((2, 2, 3, 3), np.float32)})
+    assert _delegate().supports(_view(model, node.op_type)).ok
+
+
 def test_compile_refuses_symbolic_dims(make_model):
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": (np.float32, ("batch", 3))})
     with pytest.raises(DelegateError, match=r"executorch compiles static shapes only; partition input 'x' has shape \[batch, 3\]"):
