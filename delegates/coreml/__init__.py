@@ -36,15 +36,12 @@ Options (``delegates=[("coreml", {...})]``):
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import importlib.util
-import io
 import json
 import platform
 import shutil
 import tempfile
-import warnings
 import weakref
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -57,8 +54,9 @@ from unified.errors import DelegateError, DelegateUnavailableError
 from unified.graph import NodeView
 from unified.hookspecs import hookimpl
 
-from .convert import IoSpec, build_program, signature
+from .convert import IoSpec, build_program, output_ranks, signature
 from .ops import OP_SUPPORT, common_reason
+from .quiet import install_progress_switch, quiet
 from .package import METADATA_KEY, PACKAGE_NAME, read_io, unzip_package, verify_package, verify_program, zip_package
 
 __all__ = ["CoreMLDelegate", "CoreMLExecutable", "COMPILE_ONLY", "ARTIFACT_SUFFIX", "LOWERINGS"]
@@ -87,20 +85,15 @@ def _executes_here() -> bool:
     return platform.system() == "Darwin"
 
 
-@contextlib.contextmanager
-def _quiet():
-    """Silence coremltools' progress bars, prints and warnings (they go to stdout/stderr)."""
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(
-        io.StringIO()
-    ):
-        warnings.simplefilter("ignore")
-        yield
+_quiet = quiet
 
 
 def _ct():
+    """coremltools, imported quietly, with its progress bar behind :func:`.quiet.frameworks_verbose`."""
     with _quiet():
         import coremltools
 
+        install_progress_switch()
     return coremltools
 
 
@@ -153,12 +146,16 @@ class CoreMLExecutable(Executable):
         if not _executes_here():
             raise DelegateUnavailableError(f"delegate 'coreml' cannot execute here ({COMPILE_ONLY})")
         model = self._load()
-        feed = {s.coreml_name: np.ascontiguousarray(inputs[s.onnx_name], dtype=_io_numpy(s)) for s in self.inputs}
+        feed = {}
+        for s in self.inputs:
+            x = np.ascontiguousarray(inputs[s.onnx_name], dtype=_io_numpy(s))
+            feed[s.coreml_name] = x.reshape(1) if not s.shape else x  # rank 0 is fed as (1,)
         out = model.predict(feed)
         result = {}
         for s in self.outputs:
             want = onnx.helper.tensor_dtype_to_np_dtype(s.onnx_dtype)
-            result[s.onnx_name] = np.asarray(out[s.coreml_name]).astype(want, copy=False)
+            y = np.asarray(out[s.coreml_name]).astype(want, copy=False)
+            result[s.onnx_name] = y.reshape(()) if not s.shape and y.size == 1 else y
         return result
 
     def serialize(self) -> bytes:
@@ -228,8 +225,9 @@ class CoreMLDelegate(Delegate):
         s = self._settings(options)
         ct = _ct()
         target = getattr(ct.target, s["target"])
-        prog, inputs, outputs = build_program(partition, LOWERINGS, target, s["dim_ranges"])
-        verify_program(prog, outputs)
+        with _quiet():
+            prog, inputs, outputs = build_program(partition, LOWERINGS, target, s["dim_ranges"])
+            verify_program(prog, outputs, output_ranks(partition))
         mil_ops = len(prog.functions["main"].operations)
         precision = ct.precision.FLOAT16 if s["precision"] == "fp16" else ct.precision.FLOAT32
         with tempfile.TemporaryDirectory(prefix="unified-coreml-") as tmp:

@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from unified.errors import DelegateError
 
-__all__ = ["build_program", "signature", "IoSpec", "DEFAULT_DIM_RANGE", "IO_DTYPES", "MIL_DTYPES", "sanitize"]
+__all__ = ["build_program", "signature", "output_ranks", "IoSpec", "DEFAULT_DIM_RANGE", "IO_DTYPES", "MIL_DTYPES", "sanitize"]
 
 #: Range of a symbolic dim when ``dim_ranges`` does not name it: 1 .. 512,
 #: the longest sequence BERT-style position embeddings (MiniLM) accept.
@@ -95,8 +95,11 @@ class IoSpec:
         onnx_name / coreml_name: the value's name on each side.
         onnx_dtype: ONNX elem type (``TensorProto.DataType``).
         coreml_dtype: Core ML multi-array type name, see :data:`IO_DTYPES`.
-        shape: dims, each an int or a symbolic name (str).
-        ranges: for inputs, (lower, upper) per dim (equal for a fixed dim).
+        shape: the ONNX dims, each an int or a symbolic name (str).
+        ranges: for inputs, (lower, upper) per dim of the Core ML input
+            (equal for a fixed dim). Core ML has no rank-0 inputs: a scalar
+            ONNX input (``shape == ()``) is a Core ML input of shape (1,)
+            (``ranges == ((1, 1),)``), squeezed back inside the program.
     """
 
     onnx_name: str
@@ -319,7 +322,7 @@ def build_program(
     placeholders, input_types = {}, []
     for spec in in_specs:
         mil_shape, ct_shape = [], []
-        for d, (lo, hi) in zip(spec.shape, spec.ranges):
+        for d, (lo, hi) in zip(spec.shape or (1,), spec.ranges):  # rank 0 is lifted to (1,)
             if isinstance(d, int):
                 mil_shape.append(d)
                 ct_shape.append(d)
@@ -339,6 +342,8 @@ def build_program(
             ctx.values[name] = arr
         for spec in in_specs:
             v = func.inputs[spec.coreml_name]
+            if not spec.shape:  # Core ML inputs have rank >= 1: a scalar arrives as shape (1,)
+                v = mb.squeeze(x=v)
             if spec.onnx_dtype == TensorProto.BOOL:
                 v = mb.cast(x=v, dtype="bool")
             ctx.values[spec.onnx_name] = v
@@ -390,7 +395,7 @@ def signature(
         shape = shapes.get(vi.name)
         if shape is None:
             raise DelegateError(f"coreml: model input '{vi.name}' has unknown rank; Core ML needs a known rank")
-        ranges, dims = [], []
+        ranges, dims = ([(1, 1)] if not shape else []), []  # a rank-0 input is fed as shape (1,)
         for k, d in enumerate(shape):
             if isinstance(d, int):
                 ranges.append((d, d))
@@ -408,6 +413,12 @@ def signature(
         name = sanitize(vo.name, taken)
         out_specs.append(IoSpec(vo.name, name, elem, IO_DTYPES[elem], tuple(_dims(shapes.get(vo.name)))))
     return in_specs, out_specs
+
+
+def output_ranks(model: onnx.ModelProto) -> list[int | None]:
+    """The rank of each graph output of ``model`` (None where its shape is unknown)."""
+    _, shapes = _value_types(model)
+    return [None if shapes.get(o.name) is None else len(shapes[o.name]) for o in model.graph.output]
 
 
 def _io_type(name: str, types_: dict[str, int], kind: str) -> int:

@@ -134,7 +134,7 @@ def _compare(kind: str, features, expected: Sequence[IoSpec], check_ranges: bool
             )
         if not check_ranges:
             continue
-        rank = len(e.shape)
+        rank = len(e.ranges)  # a rank-0 ONNX input is a (1,) Core ML input
         if len(arr.shape) != rank:
             raise DelegateError(f"coreml: {kind} '{f.name}' has rank {len(arr.shape)}, expected {rank}")
         if arr.HasField("shapeRange"):
@@ -148,25 +148,37 @@ def _compare(kind: str, features, expected: Sequence[IoSpec], check_ranges: bool
             )
 
 
-def verify_program(prog, outputs: Sequence[IoSpec]) -> None:
-    """Validate the MIL program and check its outputs' ranks and fixed dims
-    against the ONNX partition (Core ML output descriptions carry no shape).
+def verify_program(prog, outputs: Sequence[IoSpec], ranks: Sequence[int | None] | None = None) -> None:
+    """Validate the MIL program and check its outputs' ranks, fixed dims and
+    types against the ONNX partition (Core ML output descriptions carry no shape).
+
+    Args:
+        prog: the MIL program (function ``main``).
+        outputs: the expected outputs, in order (:func:`.convert.signature`).
+        ranks: the ONNX rank of each output, None where unknown; default: the
+            rank of ``IoSpec.shape`` where it is not empty.
 
     Raises:
-        DelegateError: the program does not validate, or an output's rank or a
-            fixed dim differs from the ONNX shape.
+        DelegateError: the program does not validate, or an output's rank, a
+            fixed dim or its type differs from the ONNX partition's.
     """
     try:
         prog.validate()
     except Exception as exc:
         raise DelegateError(f"coreml: the MIL program does not validate: {type(exc).__name__}: {exc}") from None
+    from coremltools.converters.mil.mil import types
+
     func = prog.functions["main"]
-    for var, e in zip(func.outputs, outputs):
+    if ranks is None:
+        ranks = [len(e.shape) if e.shape else None for e in outputs]
+    if len(func.outputs) != len(outputs):
+        raise DelegateError(f"coreml: the MIL program has {len(func.outputs)} outputs, expected {len(outputs)}")
+    for var, e, rank in zip(func.outputs, outputs, ranks):
         shape = tuple(var.shape)
-        if e.shape and len(shape) != len(e.shape):
+        if rank is not None and len(shape) != rank:
             raise DelegateError(
                 f"coreml: output '{e.onnx_name}' has rank {len(shape)} in the MIL program, expected "
-                f"{len(e.shape)} (ONNX shape {list(e.shape)})"
+                f"{rank} (ONNX shape {list(e.shape)})"
             )
         for k, (got, want) in enumerate(zip(shape, e.shape)):
             if isinstance(want, int) and isinstance(got, (int, np.integer)) and int(got) != want:
@@ -174,3 +186,14 @@ def verify_program(prog, outputs: Sequence[IoSpec]) -> None:
                     f"coreml: output '{e.onnx_name}' dim {k} is {got} in the MIL program, expected {want} "
                     f"(ONNX shape {list(e.shape)})"
                 )
+        got_type = types.builtin_to_string(var.dtype)
+        want_type = _MIL_IO_TYPES[e.coreml_dtype]
+        if got_type != want_type:
+            raise DelegateError(
+                f"coreml: output '{e.onnx_name}' is {got_type} in the MIL program, expected {want_type} "
+                f"(ONNX type {e.onnx_dtype}, Core ML {e.coreml_dtype})"
+            )
+
+
+#: Core ML multi-array type -> MIL dtype of the program output that feeds it.
+_MIL_IO_TYPES = {"FLOAT32": "fp32", "FLOAT16": "fp16", "INT32": "int32"}
