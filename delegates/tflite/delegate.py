@@ -170,7 +170,8 @@ def _as_input(name: str, value: Any, want: np.dtype) -> np.ndarray:
         raise DelegateError(
             f"tflite partition input '{name}' is {arr.dtype} {arr.shape}; the compiled flatbuffer expects {want}"
         )
-    arr = np.ascontiguousarray(arr)
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")  # not np.ascontiguousarray: it turns a 0-d array into 1-d
     if arr.dtype.num != want.num:
         arr = arr.view(want)
     return arr

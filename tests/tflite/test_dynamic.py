@@ -184,3 +184,17 @@ def test_resize_scaling_channels_is_declined(make_model) -> None:
     m = make_model(nodes, {"x": (np.float32, ("n", 4, "h", "w"))}, consts, opset=12)
     ok, reason = _supports(m)["resize"]
     assert not ok and "scales the batch or channel dim" in reason
+
+
+def test_rank0_partition_input_stays_rank0(make_model) -> None:
+    """A scalar boundary value (Pow's exponent, Gemm's scalar bias, Dropout's ratio) is set as a 0-d tensor.
+
+    ``np.ascontiguousarray`` would make it 1-d ("Dimension mismatch. Got 1 but expected 0").
+    """
+    from unified.delegate import CompileOptions
+
+    m = make_model([N("Pow", ["x", "e"], ["y"])], {"x": (np.float32, (3,)), "e": (np.float32, ())})
+    exe = registry().get("tflite").compile(m, CompileOptions("cpu"))
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    np.testing.assert_allclose(exe.run({"x": x, "e": np.array(2.0, np.float32)})["y"], x ** 2)
+    np.testing.assert_allclose(exe.run({"x": x, "e": np.float32(3.0)})["y"], x ** 3, rtol=1e-6)
