@@ -172,17 +172,20 @@ def test_delegate_with_fallback_matches_onnxruntime(name: str, variant: str, del
 @pytest.mark.slow
 @pytest.mark.parametrize("delegate", DELEGATES)
 @pytest.mark.parametrize("name, variant", CASES, ids=IDS)
-def test_strict_delegate_runs_or_refuses_at_planning(name: str, variant: str, delegate: str, cache: Path):
+def test_strict_delegate_runs_or_refuses_at_planning(name: str, variant: str, delegate: str, cache: Path,
+                                                     record_property):
     _delegate_or_skip(delegate)
     feeds, names, expected = _reference(name, variant)
     try:
         sess = InferenceSession(str(_path(name)), delegates=[delegate], options=_options(cache, strict=True))
     except UnsupportedError as exc:
         assert str(exc), "UnsupportedError without the unclaimed nodes and reasons"
+        record_property("outcome", "refused: " + str(exc).splitlines()[0][:200])
         if delegate == "onnxruntime":
             raise AssertionError(f"onnxruntime refused {name}, which ONNX Runtime runs: {exc}") from exc
         return
     assert set(sess.plan.node_counts()) == {delegate}, sess.plan.node_counts()
+    record_property("outcome", "runs")
     got = sess.run(None, feeds)
     assert_matches_ort(got, names, expected, f"strict delegates=[{delegate!r}] on {name}/{variant}")
 
