@@ -142,7 +142,7 @@ def test_cli_save_artifacts_writes_tflite(make_model, tmp_path, capsys) -> None:
     onnx.save(_conv_model(make_model), str(path))
     out = tmp_path / "artifacts"
     rc = main(["plan", str(path), "--delegates", "tflite", "--strict", "--cache-dir", str(tmp_path / "c"),
-               "--save-artifacts", str(out)])
+               "--save-artifacts", str(out), "--compile"])
     assert rc == 0
     files = sorted(p.name for p in out.iterdir())
     assert files == ["p0_tflite.tflite"]
