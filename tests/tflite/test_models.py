@@ -114,12 +114,26 @@ def test_minilm_mostly_tflite(ort_reference, options) -> None:
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=1e-5)
 
 
-def test_qdq_cnn_int8_strict(ort_reference, options) -> None:
+def test_qdq_cnn_int8_strict(options) -> None:
+    """The QDQ net against ONNX Runtime with graph optimizations off, which
+    evaluates QuantizeLinear/DequantizeLinear as the ONNX spec writes them
+    (float ops between fake-quantized values), as the tflite lowering does.
+    ORT's default optimizations fuse the QDQ groups into integer kernels
+    (QLinearConv, QGemm) that round differently: here they move the logits by
+    one output quantization step (about 0.027) on every seed tried."""
+    import onnxruntime as ort
+
     nets = pytest.importorskip("unified.conformance.nets")
     model = nets.qdq_cnn()
     feeds = zoo.random_inputs(model, seed=0)
     options.strict = True
     sess = InferenceSession(model, delegates=["tflite"], options=options)
     assert sess.plan.node_counts() == {"tflite": len(model.graph.node)}
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    m.ir_version = min(m.ir_version, 10)
+    want = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     # int8 activations: one quantization step of the output is the meaningful tolerance
-    np.testing.assert_allclose(sess.run(None, feeds)[0], ort_reference(model, feeds)[0], rtol=0, atol=2e-3)
+    np.testing.assert_allclose(sess.run(None, feeds)[0], want, rtol=0, atol=2e-3)
