@@ -96,6 +96,9 @@ def conv(cx: Converter, node, attrs) -> None:
     written OHWI (depthwise: 1HWO). A weight computed at run time (e.g. a
     DequantizeLinear that did not fold) is re-laid out with a TRANSPOSE."""
     x, wv = cx.inp(node, 0), cx.inp(node, 1)
+    if x.rank == 3:
+        _conv1d(cx, node, attrs)
+        return
     m, cg, kh, kw = wv.shape
     group = int(attrs.get("group", 1))
     n, c, h, wd = x.shape
@@ -171,6 +174,37 @@ def conv(cx: Converter, node, attrs) -> None:
             cx.b.op("CONV_2D", [pieces_in[gi], filt, bt], [o], opts)
             pieces_out.append(o)
         cx.b.op("CONCATENATION", pieces_out, [out.tensor], cx.b.options("ConcatenationOptions", axis=3))
+
+
+def _conv1d(cx: Converter, node, attrs) -> None:
+    """A 1-D Conv ``(N, C, L)`` as the 2-D one on ``(N, C, 1, L)``: RESHAPE in, CONV_2D, RESHAPE out."""
+    from .ops_shape import reshape_value
+
+    x, wv = cx.inp(node, 0), cx.inp(node, 1)
+    (n, c, length), (m, cg, k) = x.shape, wv.shape
+    y = node.output[0]
+    n_out, m_out, l_out = cx.out_shape(y)
+    x4, w4, y4 = cx.uid(node.input[0] + "/2d"), cx.uid(node.input[1] + "/2d"), cx.uid(y + "/2d")
+    elem = cx.types[y].tensor_type.elem_type
+    cx.types[x4] = onnx.helper.make_tensor_type_proto(elem, [n, c, 1, length])
+    cx.types[y4] = onnx.helper.make_tensor_type_proto(elem, [n_out, m_out, 1, l_out])
+    reshape_value(cx, x, node.input[0], x4, (n, c, 1, length))
+    if wv.const is not None:
+        cx.set_const(w4, wv.const.reshape(m, cg, 1, k))
+    else:
+        cx.types[w4] = onnx.helper.make_tensor_type_proto(elem, [m, cg, 1, k])
+        reshape_value(cx, wv, node.input[1], w4, (m, cg, 1, k))
+    two = dict(attrs)
+    for name, one in (("kernel_shape", None), ("strides", 1), ("dilations", 1)):
+        v = attr_ints(attrs, name, None)
+        if v is not None:
+            two[name] = [1 if one is None else one] + v
+    pads = attr_ints(attrs, "pads", None)
+    if pads is not None:
+        two["pads"] = [0, pads[0], 0, pads[1]]
+    inputs = [x4, w4] + list(node.input[2:3])
+    conv(cx, onnx.helper.make_node("Conv", inputs, [y4], name=node.name + "/2d", **two), two)
+    reshape_value(cx, cx.get(y4), y4, y, (n_out, m_out, l_out))
 
 
 @register("ConvTranspose")

@@ -281,7 +281,7 @@ def _e(op: str, dtypes=F32, *constraints, since: int = 1) -> OpSupport:
 
 OP_SUPPORT: tuple[OpSupport, ...] = (
     # convolutions, pooling, normalization
-    _e("Conv", F32, rank(4), conv_groups),
+    _e("Conv", F32, rank(3, 4), conv_groups),
     _e("ConvTranspose", F32, rank(4), const(1, 2, what="weight/bias"), all_ones("dilations"), conv_transpose_ok),
     _e("BatchNormalization", F32, batchnorm_ok),
     _e("MaxPool", F32, rank(4), all_ones("dilations"), pool_ok, single_output),

@@ -76,6 +76,11 @@ def _i64(*v):
 CASES: dict[str, Callable] = {
     # Conv: ResNet-50, AlexNet, MobileNetV3, ShuffleNet, Inception layers
     "conv_resnet_3x3": conv((1, 64, 56, 56), (64, 64, 3, 3), pads=[1, 1, 1, 1]),
+    # 1-D convolutions (audio front ends, e.g. silero-vad's STFT): lowered as 2-D on (N, C, 1, L)
+    "conv1d_stft_s2": conv((1, 1, 640), (258, 1, 256), bias=False, strides=[128]),
+    "conv1d_pads_dilation": conv((2, 16, 50), (32, 16, 3), pads=[2, 2], dilations=[2]),
+    "conv1d_depthwise_same": conv((1, 24, 40), (24, 1, 5), group=24, auto_pad="SAME_UPPER"),
+    "conv1d_grouped": conv((1, 8, 30), (16, 4, 3), group=2, pads=[1, 1]),
     "conv_resnet_stem_7x7_s2": conv((1, 3, 112, 112), (64, 3, 7, 7), strides=[2, 2], pads=[3, 3, 3, 3]),
     "conv_resnet_1x1_s2_nobias": conv((1, 256, 28, 28), (512, 256, 1, 1), bias=False, strides=[2, 2]),
     "conv_depthwise_s2": conv((1, 48, 48, 48), (48, 1, 3, 3), group=48, strides=[2, 2], pads=[1, 1, 1, 1]),
