@@ -63,8 +63,21 @@ def _output_step(model: onnx.ModelProto) -> float:
     return float(inits[dq.input[1]])
 
 
+def _spec_reference(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    """The ONNX spec's own evaluator (``onnx.reference``).
+
+    The QDQ oracle: ONNX Runtime 1.32.0 with its default graph optimizations
+    fuses the QDQ pattern into int8 kernels that are up to 20 quantization
+    steps off both ``onnx.reference`` and ORT itself with optimizations
+    disabled (measured on this model, seed 123); ORT 1.31.1 was within one.
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
 @pytest.mark.slow
-def test_qdq_int8_model_within_one_quantization_step(options, ort_reference):
+def test_qdq_int8_model_within_one_quantization_step(options):
     model = _qdq_model()
     options.strict = True
     sess = InferenceSession(model, delegates=[("reference", {"dtype": "int8"})], options=options)
@@ -76,7 +89,7 @@ def test_qdq_int8_model_within_one_quantization_step(options, ort_reference):
     for _ in range(100):
         x = rng.uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
         got.append(sess.run(None, {"input": x})[0])
-        want.append(ort_reference(model, {"input": x})[0])
+        want.append(_spec_reference(model, {"input": x})[0])
     steps = np.abs(np.concatenate(got) - np.concatenate(want)) / step
     within = float(np.mean(steps <= 1 + 1e-3))
     assert within >= 0.999, f"{within:.4%} of outputs within 1 step (max {steps.max():.2f} steps)"
