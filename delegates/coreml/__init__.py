@@ -174,6 +174,7 @@ class CoreMLDelegate(Delegate):
     default_priority = 10
     op_support = OP_SUPPORT
     cacheable = True
+    static_shapes = True
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("coremltools") is None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from unified.errors import DelegateError
+
 from .convert import Ctx, Node
 from .lower_tensor import _name, _np
+from .ops import pool_output_size
 
 __all__ = ["LOWERINGS"]
 
@@ -50,8 +53,12 @@ def _conv(ctx: Ctx, n: Node):
         groups=int(n.attr("group", 1)),
         **_padding(n, k),
     )
-    if n.input(2):
+    if n.input(2) and ctx.is_const(n.inputs[2]):
         kw["bias"] = _weight(ctx, n.inputs[2], dt)
+    elif n.input(2):  # MIL conv takes a constant bias only: add a (C, 1, ...) bias after the conv
+        y = ctx.mb.conv(x=x, weight=w, **kw)
+        bias = ctx.mb.expand_dims(x=ctx.var(n.inputs[2], dt), axes=list(range(1, k + 1)))
+        return ctx.mb.add(x=y, y=bias, **_name(ctx, n))
     return ctx.mb.conv(x=x, weight=w, **kw, **_name(ctx, n))
 
 
@@ -105,17 +112,50 @@ def _pool(op: str):
         x = ctx.var(n.inputs[0])
         kernel = [int(s) for s in n.attr("kernel_shape")]
         k = len(kernel)
-        kw = dict(
-            kernel_sizes=kernel,
-            strides=[int(s) for s in (n.attr("strides") or [1] * k)],
-            ceil_mode=bool(n.attr("ceil_mode", 0)),
-            **_padding(n, k),
-        )
+        strides = [int(s) for s in (n.attr("strides") or [1] * k)]
+        padding = _padding(n, k)
+        ceil_mode = bool(n.attr("ceil_mode", 0))
+        if ceil_mode:
+            padding, ceil_mode = _ceil_as_padding(ctx, n, x, kernel, strides, op)
+        kw = dict(kernel_sizes=kernel, strides=strides, ceil_mode=ceil_mode, **padding)
         if op == "avg_pool":
             kw["exclude_padding_from_average"] = not n.attr("count_include_pad", 0)
         return getattr(ctx.mb, op)(x=x, **kw, **_name(ctx, n))
 
     return lower
+
+
+def _ceil_as_padding(ctx: Ctx, n: Node, x, kernel: list[int], strides: list[int], op: str):
+    """``(padding kwargs, ceil_mode)`` giving ONNX's ceil_mode output size with MIL floor pooling.
+
+    Each axis gets the end padding that makes the floor rule produce the ONNX
+    ceil-mode size (extra end padding is never read by max pooling, and is
+    excluded from the average when ``count_include_pad=0``). When no axis
+    gains a window the node is plain floor pooling. Average pooling with
+    ``count_include_pad=1`` would count the extra padding, so it is only
+    lowered when ceil and floor agree (``ops._ceil_mode`` declines the rest).
+
+    Raises:
+        DelegateError: symbolic spatial dims, or AveragePool with
+            ``count_include_pad=1`` where ceil mode adds a window.
+    """
+    k = len(kernel)
+    spatial = ctx.shape(x)[2:]
+    if any(d is None for d in spatial):
+        raise DelegateError(f"coreml: {n.op_type} '{n.name}' ceil_mode=1 needs static spatial dims")
+    pads = [int(p) for p in (n.attr("pads") or [0] * (2 * k))]
+    ends = []
+    for i in range(k):
+        want = pool_output_size(spatial[i], kernel[i], strides[i], pads[i], pads[i + k], True)
+        floor = pool_output_size(spatial[i], kernel[i], strides[i], pads[i], pads[i + k], False)
+        if want != floor and op == "avg_pool" and n.attr("count_include_pad", 0):
+            raise DelegateError(
+                f"coreml: AveragePool '{n.name}' ceil_mode=1 with count_include_pad=1 adds a partial window "
+                f"on axis {i + 2}; Core ML would count its padding"
+            )
+        ends.append(max(pads[i + k], (want - 1) * strides[i] + kernel[i] - spatial[i] - pads[i]))
+    full = pads[:k] + ends
+    return {"pad_type": "custom", "pad": np.array(_interleave(full, k), dtype=np.int32)}, False
 
 
 def _global_pool(op: str):
@@ -175,8 +215,27 @@ def _lrn(ctx: Ctx, n: Node):
 
 
 def _matmul(ctx: Ctx, n: Node):
+    """ONNX MatMul (numpy.matmul): a 1-D operand is promoted to a matrix, the added axis removed after.
+
+    The promotion is explicit here (MIL's matmul type inference fails on a
+    1-D ``y``): ``x`` (K,) -> (1, K), ``y`` (K,) -> (K, 1), then those axes are
+    squeezed; two 1-D operands are a dot product (``reduce_sum`` of the product).
+    """
     dt = ctx.mil_dtype(n.inputs[0])
-    return ctx.mb.matmul(x=ctx.var(n.inputs[0], dt), y=ctx.var(n.inputs[1], dt), **_name(ctx, n))
+    x, y = ctx.var(n.inputs[0], dt), ctx.var(n.inputs[1], dt)
+    if len(x.shape) == 1 and len(y.shape) == 1:  # dot product -> rank 0
+        return ctx.mb.reduce_sum(x=ctx.mb.mul(x=x, y=y), axes=[0], keep_dims=False, **_name(ctx, n))
+    squeeze = []
+    if len(x.shape) == 1:
+        x = ctx.mb.expand_dims(x=x, axes=[0])
+        squeeze.append(-2)
+    if len(y.shape) == 1:
+        y = ctx.mb.expand_dims(x=y, axes=[-1])
+        squeeze.append(-1)
+    if not squeeze:
+        return ctx.mb.matmul(x=x, y=y, **_name(ctx, n))
+    out = ctx.mb.matmul(x=x, y=y)
+    return ctx.mb.squeeze(x=out, axes=squeeze, **_name(ctx, n))
 
 
 def _gemm(ctx: Ctx, n: Node):

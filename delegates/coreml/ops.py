@@ -19,7 +19,7 @@ from onnx import TensorProto as T
 from unified.delegate import OpSupport
 from unified.graph import NodeView
 
-__all__ = ["OP_SUPPORT", "common_reason", "MAX_RANK"]
+__all__ = ["OP_SUPPORT", "common_reason", "MAX_RANK", "pool_output_size"]
 
 MAX_RANK = 5
 
@@ -66,6 +66,31 @@ def const_input(i: int, what: str):
         t = v.inputs[i]
         if t.const is None and not t.is_initializer:
             return f"{v.op_type} {what} (input {i}) must be a constant initializer for Core ML"
+        return None
+
+    return check
+
+
+def known_at_compile(*slots: int, what: str):
+    """Inputs ``slots`` (when present) must be known when the partition is compiled.
+
+    Core ML programs have static shapes here (``static_shapes``): a value the
+    lowering reads as a number (a Reshape shape, Slice starts, axes, ...) is
+    fine when it is a constant or *shape-derived* (``TensorInfo.shape_derived``:
+    computed from tensor shapes only, so the core folds it into an initializer
+    before ``compile()``); a value read from tensor data is declined.
+    """
+
+    def check(v: NodeView) -> str | None:
+        for i in slots:
+            if i >= len(v.inputs) or not v.inputs[i].name:
+                continue
+            t = v.inputs[i]
+            if t.const is None and not t.is_initializer and not t.shape_derived:
+                return (
+                    f"{v.op_type} {what} (input {i} '{t.name}') comes from tensor data; Core ML needs it at "
+                    "compile time (a constant, or computed from tensor shapes only)"
+                )
         return None
 
     return check
@@ -128,18 +153,59 @@ def _pool_storage_order(v: NodeView) -> str | None:
     return None
 
 
+def pool_output_size(size: int, kernel: int, stride: int, begin: int, end: int, ceil_mode: bool) -> int:
+    """ONNX MaxPool/AveragePool output size of one spatial axis (explicit pads, no dilation).
+
+    ``floor`` or ``ceil`` of ``(size + begin + end - kernel) / stride``, plus 1;
+    with ``ceil_mode`` a last window that would start past the input and its
+    begin padding is dropped (ONNX reference ``_pool_get_output_shape_explicit_padding``,
+    the same rule as PyTorch). MIL's own shape rule drops that window only when
+    the axis is padded, and ONNX shape inference (onnx 1.2x) not at all when
+    the axis is unpadded, hence the explicit computation here.
+    """
+    span = size + begin + end - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + begin:
+        out -= 1
+    return out
+
+
 def _ceil_mode(v: NodeView) -> str | None:
-    # MIL pool (iOS15 pool.py): ceil_mode needs 1-D/2-D pooling, symmetric pads and no SAME padding
+    # Lowered as floor pooling with extra end padding (lower_nn._ceil_as_padding), which needs the
+    # spatial dims at compile time and cannot keep count_include_pad=1 averages exact.
     if not v.attr("ceil_mode", 0):
         return None
-    if (v.inputs[0].rank or 0) > 4:
-        return f"{v.op_type} ceil_mode=1 on 3-D pooling not supported by Core ML"
     if v.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         return f"{v.op_type} ceil_mode=1 with auto_pad={v.attr('auto_pad')} not supported by Core ML"
-    pads = list(v.attr("pads") or [])
-    k = len(pads) // 2
-    if any(pads[i] != pads[i + k] for i in range(k)):
-        return f"{v.op_type} ceil_mode=1 with asymmetric pads {pads} not supported by Core ML"
+    kernel = [int(k) for k in v.attr("kernel_shape") or []]
+    k = len(kernel)
+    strides = [int(s) for s in (v.attr("strides") or [1] * k)]
+    pads = [int(p) for p in (v.attr("pads") or [0] * (2 * k))]
+    spatial = (v.inputs[0].shape or ())[2:]
+    declared = (v.outputs[0].shape or ())[2:]
+    static = len(spatial) == k and all(isinstance(d, int) for d in spatial)
+    if static and len(declared) == k:
+        sizes = [pool_output_size(spatial[i], kernel[i], strides[i], pads[i], pads[i + k], True) for i in range(k)]
+        if any(isinstance(d, int) and d != s for d, s in zip(declared, sizes)):
+            return (
+                f"{v.op_type} ceil_mode=1: the declared output dims {list(declared)} differ from the operator's "
+                f"{sizes} (a last window starting past the input is dropped)"
+            )
+    elif not static and any(kernel[i] < strides[i] + pads[i + k] for i in range(k)):
+        return (
+            f"{v.op_type} ceil_mode=1 with kernel < stride + end pad needs static spatial dims on Core ML "
+            "(ONNX shape inference and the operator may disagree on the last window)"
+        )
+    if v.op_type == "AveragePool" and v.attr("count_include_pad", 0):
+        if not static:
+            return "AveragePool ceil_mode=1 with count_include_pad=1 needs static spatial dims on Core ML"
+        for i in range(k):
+            span = spatial[i] + pads[i] + pads[i + k] - kernel[i]
+            if span % strides[i] and (span // strides[i] + 1) * strides[i] < spatial[i] + pads[i]:
+                return (
+                    "AveragePool ceil_mode=1 with count_include_pad=1 adds a partial window; Core ML would "
+                    "count its padding in the average"
+                )
     return None
 
 
@@ -222,25 +288,8 @@ def _gather_nd(v: NodeView) -> str | None:
     return None
 
 
-def _split(v: NodeView) -> str | None:
-    if v.opset >= 13 and len(v.inputs) > 1 and v.inputs[1].name and v.inputs[1].const is None:
-        return "Split sizes (input 1) must be a constant initializer for Core ML"
-    return None
-
-
-def _axes_const(v: NodeView) -> str | None:
-    if len(v.inputs) > 1 and v.inputs[1].name and v.inputs[1].const is None:
-        return f"{v.op_type} axes (input 1) must be a constant initializer for Core ML"
-    return None
-
-
-def _slice_consts(v: NodeView) -> str | None:
-    for i, what in ((3, "axes"), (4, "steps")):
-        if len(v.inputs) > i and v.inputs[i].name and v.inputs[i].const is None:
-            return f"Slice {what} (input {i}) must be a constant initializer for Core ML"
-    return None
-
-
+_split = known_at_compile(1, what="split sizes")
+_axes_const = known_at_compile(1, what="axes")
 def _arg_last_index(v: NodeView) -> str | None:
     if v.attr("select_last_index", 0):
         return f"{v.op_type} select_last_index=1 not supported by Core ML"
@@ -260,10 +309,7 @@ def _cast_to(v: NodeView) -> str | None:
     return None
 
 
-def _cumsum_axis(v: NodeView) -> str | None:
-    if v.inputs[1].const is None:
-        return "CumSum axis (input 1) must be a constant for Core ML"
-    return None
+_cumsum_axis = known_at_compile(1, what="axis")
 
 
 def _e(op: str, dtypes=FLOAT, *constraints, since: int = 1, until: int | None = None) -> OpSupport:
@@ -316,18 +362,18 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     # shape and layout
     _e("Shape", ANY),
     _e("Size", ANY),
-    _e("Reshape", ANY),
+    _e("Reshape", ANY, known_at_compile(1, what="shape")),
     _e("Flatten", ANY),
     _e("Transpose", ANY),
     _e("Squeeze", ANY, _axes_const),
     _e("Unsqueeze", ANY, _axes_const),
     _e("Concat", ANY),
     _e("Split", ANY, _split),
-    _e("Slice", ANY, _slice_consts),
-    _e("Expand", ANY),
-    _e("Tile", ANY),
-    _e("ConstantOfShape", {T.INT64}),
-    _e("Range", NUMERIC - {T.FLOAT16}),
+    _e("Slice", ANY, known_at_compile(1, 2, 3, 4, what="starts/ends/axes/steps")),
+    _e("Expand", ANY, known_at_compile(1, what="shape")),
+    _e("Tile", ANY, known_at_compile(1, what="repeats")),
+    _e("ConstantOfShape", {T.INT64}, known_at_compile(0, what="shape")),
+    _e("Range", NUMERIC - {T.FLOAT16}, known_at_compile(0, 1, 2, what="start/limit/delta")),
     _e("Pad", ANY - {T.BOOL}, _pad_modes),
     _e("Resize", FLOAT, _resize, since=11),
     # indexing

@@ -73,6 +73,11 @@ VALUE_CASES = {
     "LayerNormalization": ("LayerNormalization", {"x": f32(2, 3, 4)}, {"axis": -1, "epsilon": 1e-3}, 17,
                            {"g": f32(4), "b": f32(4)}, 1),
     "MatMul-batched": ("MatMul", {"a": f32(2, 3, 4), "b": f32(4, 5)}, {}, 13, {}, 1),
+    "MatMul-1d-1d": ("MatMul", {"a": f32(4), "b": f32(4)}, {}, 13, {}, 1),
+    "MatMul-1d-3d": ("MatMul", {"a": f32(4), "b": f32(2, 4, 3)}, {}, 13, {}, 1),
+    "MatMul-3d-1d": ("MatMul", {"a": f32(2, 3, 4), "b": f32(4)}, {}, 13, {}, 1),
+    "Gemm-scalar-C": ("Gemm", {"a": f32(3, 4), "w": f32(4, 2), "c": np.array(0.5, np.float32)}, {"beta": 2.0}, 13,
+                      {}, 1),
     "Gemm-linear": ("Gemm", {"a": f32(3, 4)}, {"transB": 1, "alpha": 0.5, "beta": 2.0}, 13,
                     {"w": f32(5, 4), "c": f32(5)}, 1),
     "Gemm-transA-matrixC": ("Gemm", {"a": f32(4, 3), "w": f32(4, 5)}, {"transA": 1, "beta": 0.5}, 13,
@@ -186,7 +191,8 @@ def test_pooling_attributes(make_node_model, mil_lower) -> None:
                                                       "ceil_mode": 1, "count_include_pad": 1}, 19)
     outs, ops = mil_lower(model, {"x": x})
     op = _mil_op(ops, "avg_pool")
-    assert op.pad.val.tolist() == [1, 1, 0, 0] and op.ceil_mode.val
+    # ceil and floor agree on both axes here: plain floor pooling with the ONNX pads
+    assert op.pad.val.tolist() == [1, 1, 0, 0] and not op.ceil_mode.val
     assert op.exclude_padding_from_average.val is False or op.exclude_padding_from_average.val == 0
     assert op.kernel_sizes.val.tolist() == [3, 3] and op.strides.val.tolist() == [2, 2]
     model = make_node_model("MaxPool", {"x": x}, {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}, 12)
@@ -252,3 +258,43 @@ def test_gather_nd_indices_become_int32(make_node_model, mil_lower) -> None:
     op = _mil_op(ops, "gather_nd")
     assert op.indices.val.dtype == np.int32 and op.indices.val.tolist() == [[0, 2], [1, 0]]
     assert tuple(outs[0].shape) == (2, 4)
+
+
+@pytest.mark.parametrize("size, kernel, stride, pads", [
+    (4, 1, 2, (0, 0)),  # ceil adds a window that starts past the input: ONNX drops it
+    (5, 2, 2, (0, 0)),  # ceil adds a partial window
+    (6, 3, 2, (1, 1)),
+    (4, 3, 2, (1, 1)),
+    (7, 3, 3, (0, 1)),
+])
+def test_max_pool_ceil_mode_output_size_is_the_onnx_one(size, kernel, stride, pads, make_node_model, mil_lower,
+                                                        ort_reference) -> None:
+    x = f32(1, 2, size, size + 1)
+    attrs = {"kernel_shape": [kernel, kernel], "strides": [stride, stride], "pads": [pads[0], pads[0], pads[1], pads[1]],
+             "ceil_mode": 1}
+    model = make_node_model("MaxPool", {"x": x}, attrs, 19)
+    outs, ops = mil_lower(model, {"x": x})
+    op = _mil_op(ops, "max_pool")
+    assert not op.ceil_mode.val  # ceil mode is lowered as floor pooling with extra end padding
+    (want,) = ort_reference(model, {"x": x})
+    assert tuple(outs[0].shape) == want.shape
+
+
+def test_pool_output_size_follows_the_onnx_reference() -> None:
+    from unified.delegates.coreml.ops import pool_output_size
+
+    assert pool_output_size(4, 1, 2, 0, 0, True) == 2  # the third window would start at 4 = past the input
+    assert pool_output_size(5, 2, 2, 0, 0, True) == 3
+    assert pool_output_size(5, 2, 2, 0, 0, False) == 2
+    assert pool_output_size(6, 3, 2, 1, 1, True) == 4
+
+
+def test_conv_with_a_computed_bias_adds_it_after_the_conv(make_node_model, mil_lower) -> None:
+    x, b = f32(1, 2, 5, 5), f32(3)
+    model = make_node_model("Conv", {"x": x, "b": b}, {}, 13, 1, {"w": f32(3, 2, 3, 3)})
+    model.graph.node[0].input[:] = ["x", "w", "b"]
+    outs, ops = mil_lower(model, {"x": x, "b": b})
+    conv = _mil_op(ops, "conv")
+    assert conv.bias is None  # MIL conv takes constant biases only
+    assert [o.op_type for o in ops if o.op_type in ("expand_dims", "add")] == ["expand_dims", "add"]
+    assert tuple(outs[0].shape) == (1, 3, 3, 3)
