@@ -212,28 +212,37 @@ def _slice_params(cx: Converter, node, attrs, x: Value):
         axes = list(range(len(starts))) if a is None else a.tolist()
         steps = [1] * len(starts) if s is None else s.tolist()
     begin, end, stride = [0] * x.rank, list(x.shape), [1] * x.rank
+    to_front: set[int] = set()  # axes sliced backwards through index 0 (TFLite: an end_mask bit)
     for st, en, ax, sp in zip(starts, ends, axes, steps):
         ax %= x.rank
         dim = x.shape[ax]
-        if sp <= 0:
-            raise DelegateError("Slice with a non-positive step is not converted")
+        if sp == 0:
+            raise DelegateError("Slice with a zero step is invalid ONNX")
         st = st + dim if st < 0 else st
         en = en + dim if en < 0 else en
-        begin[ax], end[ax], stride[ax] = int(min(max(st, 0), dim)), int(min(max(en, 0), dim)), int(sp)
-    return begin, end, stride
+        if sp > 0:
+            begin[ax], end[ax] = int(min(max(st, 0), dim)), int(min(max(en, 0), dim))
+        else:  # ONNX clamps starts to [0, dim-1] and ends to [-1, dim-1] for negative steps
+            begin[ax], end[ax] = int(min(max(st, 0), dim - 1)), int(min(max(en, -1), dim - 1))
+            if end[ax] == -1:  # -1 would wrap to dim-1 in TFLite; the mask means "through index 0"
+                to_front.add(ax)
+                end[ax] = 0
+        stride[ax] = int(sp)
+    return begin, end, stride, to_front
 
 
 @register("Slice")
 def slice_op(cx: Converter, node, attrs) -> None:
     x = cx.inp(node, 0)
-    begin, end, stride = _slice_params(cx, node, attrs, x)
+    begin, end, stride, to_front = _slice_params(cx, node, attrs, x)
     lay = x.layout
+    end_mask = sum(1 << i for i, a in enumerate(lay) if a in to_front)
     xt = cx.tensor(x, lay, node.input[0])
     out = cx.define(node.output[0], lay)
     cx.b.op("STRIDED_SLICE", [xt, cx.b.const(cx.uid("begin"), np.asarray([begin[a] for a in lay], np.int32)),
                               cx.b.const(cx.uid("end"), np.asarray([end[a] for a in lay], np.int32)),
                               cx.b.const(cx.uid("strides"), np.asarray([stride[a] for a in lay], np.int32))],
-            [out.tensor], cx.b.options("StridedSliceOptions"))
+            [out.tensor], cx.b.options("StridedSliceOptions", endMask=end_mask))
 
 
 @register("Pad")

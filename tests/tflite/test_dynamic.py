@@ -198,3 +198,19 @@ def test_rank0_partition_input_stays_rank0(make_model) -> None:
     x = np.array([1.0, 2.0, 3.0], np.float32)
     np.testing.assert_allclose(exe.run({"x": x, "e": np.array(2.0, np.float32)})["y"], x ** 2)
     np.testing.assert_allclose(exe.run({"x": x, "e": np.float32(3.0)})["y"], x ** 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("starts, ends, axes, steps", [
+    ([-1], [np.iinfo(np.int64).min], [1], [-1]),  # reverse a dim (torch.flip)
+    ([5], [1], [3], [-2]),
+    ([3, -2], [0, -9], [1, 3], [-1, -1]),
+    ([100], [-100], [2], [-1]),
+])
+def test_slice_with_negative_steps_after_a_conv(make_model, tfl_check, starts, ends, axes, steps) -> None:
+    """Negative steps on an NHWC activation: STRIDED_SLICE with an end_mask where the slice runs through index 0."""
+    w = np.random.default_rng(3).normal(0, 0.3, (6, 3, 3, 3)).astype(np.float32)
+    consts = {"W": w, "s": np.array(starts, np.int64), "e": np.array(ends, np.int64),
+              "a": np.array(axes, np.int64), "p": np.array(steps, np.int64)}
+    nodes = [N("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), N("Slice", ["c", "s", "e", "a", "p"], ["y"])]
+    m = make_model(nodes, {"x": (np.float32, (1, 3, 8, 7))}, consts)
+    tfl_check(m, {"x": rand((1, 3, 8, 7))}, exact=False)
