@@ -199,12 +199,26 @@ def compile_one(
 
 
 def _checked(exe: Executable, model: onnx.ModelProto, p: Partition) -> Executable:
+    """Check what ``compile()``/``load()`` returned; an executable without
+    ``input_names``/``output_names`` gets the partition's (the core knows them).
+
+    Raises:
+        DelegateError: not an Executable, or I/O names other than the partition's.
+    """
     if not isinstance(exe, Executable):
         raise DelegateError(
             f"delegate '{p.delegate}' returned {type(exe).__name__} from compile(), expected an Executable"
         )
     want_in = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     want_out = [o.name for o in model.graph.output]
+    for attr, names in (("input_names", want_in), ("output_names", want_out)):
+        if getattr(exe, attr, None) is None:
+            try:
+                setattr(exe, attr, list(names))
+            except AttributeError as exc:
+                raise DelegateError(
+                    f"delegate '{p.delegate}': its executable has no {attr} and refuses one ({exc})"
+                ) from None
     if list(exe.input_names) != want_in or list(exe.output_names) != want_out:
         raise DelegateError(
             f"delegate '{p.delegate}' compiled partition {p.name} with inputs {list(exe.input_names)} / outputs "

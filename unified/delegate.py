@@ -144,7 +144,9 @@ class Executable(abc.ABC):
 
     Attributes:
         input_names / output_names: the partition's boundary values, in the
-            order of the partition model's graph inputs/outputs.
+            order of the partition model's graph inputs/outputs. Optional: the
+            core sets them from the partition when an executable leaves them
+            unset, so an executable needs only :meth:`run`.
     """
 
     input_names: list[str]

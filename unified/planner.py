@@ -20,6 +20,7 @@ producers whenever that keeps every partition convex.
 
 from __future__ import annotations
 
+import graphlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -351,15 +352,18 @@ def _partitions(graph: Graph, part_of, assign, is_fallback, backends) -> tuple[P
             if x not in lst:
                 lst.append(x)
     graph_outputs = [o.name for o in graph.outputs]
-    # topological order of partitions: Kahn's algorithm, ties by first node index
+    # topological order of partitions (graphlib), ties broken by first node index
     deps = {p: {produced_in[x] for x in reads.get(p, []) if x in produced_in} - {p} for p in members}
+    sorter = graphlib.TopologicalSorter(deps)
+    sorter.prepare()
     order: list[int] = []
-    done: set[int] = set()
-    while len(order) < len(members):
-        ready = [p for p in members if p not in done and deps[p] <= done]
+    ready: list[int] = []
+    while sorter.is_active():
+        ready.extend(sorter.get_ready())
         nxt = min(ready, key=lambda p: members[p][0])
+        ready.remove(nxt)
         order.append(nxt)
-        done.add(nxt)
+        sorter.done(nxt)
     result = []
     for p in order:
         ins = tuple(x for x in reads.get(p, []) if produced_in.get(x) != p and x not in graph.initializers)

@@ -301,3 +301,21 @@ def test_outputs_declared_without_shape_load_as_in_onnx_runtime(ort_reference):
     sess = InferenceSession(model, ["onnxruntime"])  # ... ONNX Runtime and unified run it
     assert not model.graph.output[0].type.tensor_type.HasField("shape")  # the caller's model is untouched
     run_both(sess, model, ort_reference, {"x": np.ones((2, 3), np.float32)})
+
+
+def test_an_executable_needs_only_run(ort_reference):
+    """The README's plugin example: an Executable with run() alone, no input/output names."""
+
+    class OnlyRun(Executable):
+        def run(self, inputs):
+            return {"y": -np.maximum(inputs["x"], 0)}
+
+    class Minimal(ToyDelegate):
+        def compile(self, partition, options):
+            return OnlyRun()
+
+    model = chain_model()
+    sess = InferenceSession(model, ["minimal"], SessionOptions(plugins=[ToyPlugin(Minimal("minimal"))], use_cache=False,
+                                                               strict=True))
+    assert sess.partitions[0].executable.input_names == ["x"] and sess.partitions[0].executable.output_names == ["y"]
+    run_both(sess, model, ort_reference, {"x": np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)})
