@@ -319,3 +319,15 @@ def test_an_executable_needs_only_run(ort_reference):
                                                                strict=True))
     assert sess.partitions[0].executable.input_names == ["x"] and sess.partitions[0].executable.output_names == ["y"]
     run_both(sess, model, ort_reference, {"x": np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)})
+
+
+def test_bundles_need_static_shapes_for_static_delegates(tmp_path, ort_reference):
+    from unified.bundle import compile_bundle
+
+    model = dynamic_reshape_model()
+    with pytest.raises(unified.BundleError, match=r"partition p0 on 'tflite' has symbolic input dims.*--free-dim"):
+        compile_bundle(model, tmp_path / "dynamic", ["tflite"], SessionOptions(use_cache=False, strict=True))
+    compile_bundle(model, tmp_path / "pinned", ["tflite"],
+                   SessionOptions(use_cache=False, strict=True, free_dimensions={"N": 3}))
+    sess = InferenceSession.from_bundle(tmp_path / "pinned")
+    run_both(sess, model, ort_reference, {"x": np.arange(12, dtype=np.float32).reshape(3, 4) - 6})
