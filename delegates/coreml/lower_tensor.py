@@ -391,6 +391,7 @@ def _pad(ctx: Ctx, n: Node):
         return ctx.mb.identity(x=x, **_name(ctx, n))
     mil_pad = [v for p in full[first:] for v in p]
     mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}[n.attr("mode", "constant")]
+    value = _np(ctx.mil_dtype(n.inputs[0]))(value)  # MIL wants constant_val in x's dtype
     return ctx.mb.pad(
         x=x, pad=np.array(mil_pad, dtype=np.int32), mode=mode, constant_val=value, **_name(ctx, n)
     )

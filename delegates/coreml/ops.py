@@ -52,6 +52,8 @@ def common_reason(node: NodeView) -> str | None:
             return f"value '{t.name}' has unknown rank; Core ML needs the rank at compile time"
         if len(t.shape) > MAX_RANK:
             return f"value '{t.name}' has rank {len(t.shape)}; Core ML tensors have rank <= {MAX_RANK}"
+        if 0 in t.shape:
+            return f"value '{t.name}' has shape {list(t.shape)}; Core ML tensors have no zero-size dims"
     return None
 
 
@@ -312,6 +314,19 @@ def _cast_to(v: NodeView) -> str | None:
 _cumsum_axis = known_at_compile(1, what="axis")
 
 
+def _dropout_inference(v: NodeView) -> str | None:
+    # Lowered as inference Dropout (the input unchanged); training mode draws a random mask.
+    if v.opset >= 12 and len(v.inputs) > 2 and v.inputs[2].name:
+        t = v.inputs[2]
+        if t.const is None:
+            return "Dropout training_mode (input 2) comes from tensor data; Core ML lowers inference Dropout only"
+        if bool(t.const.reshape(-1)[0]):
+            return "Dropout training_mode=True (random mask) not supported by Core ML"
+    if v.opset < 7 and not v.attr("is_test", 0):
+        return "Dropout is_test=0 (training) not supported by Core ML"
+    return None
+
+
 def _e(op: str, dtypes=FLOAT, *constraints, since: int = 1, until: int | None = None) -> OpSupport:
     return OpSupport(op, since=since, until=until, dtypes=frozenset(dtypes), constraints=tuple(constraints))
 
@@ -358,7 +373,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Where", {T.BOOL}),
     _e("Cast", ANY, _cast_to),
     _e("Identity", ANY),
-    _e("Dropout", FLOAT),
+    _e("Dropout", FLOAT, _dropout_inference),
     # shape and layout
     _e("Shape", ANY),
     _e("Size", ANY),
