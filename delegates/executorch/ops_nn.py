@@ -37,6 +37,14 @@ def _spatial_rank(node: NodeView) -> str | None:
     return None
 
 
+def _no_3d(node: NodeView) -> str | None:
+    """ExecuTorch 1.5's runtime has no 3-D pooling kernel (the program fails to
+    load: error 0x14) and its 3-D convolutions fail at execute (0x12)."""
+    if node.inputs[0].rank == 5:
+        return f"3-D {node.op_type} (rank-5 input) not handled: the ExecuTorch runtime has no kernel for it"
+    return None
+
+
 def conv(node: NodeView, x, w, b=None):
     nd = w.dim() - 2
     strides = list(node.attr("strides", [1] * nd))
@@ -312,21 +320,21 @@ _CONV_ATTRS = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads
 _POOL_ATTRS = frozenset({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"})
 
 LOWERINGS: tuple[Lowering, ...] = (
-    Lowering("Conv", conv, _CONV_ATTRS, constraints=(_spatial_rank, _conv_weight_rank)),
+    Lowering("Conv", conv, _CONV_ATTRS, constraints=(_spatial_rank, _no_3d, _conv_weight_rank)),
     Lowering(
         "ConvTranspose",
         conv_transpose,
         frozenset({"dilations", "group", "kernel_shape", "output_padding", "pads", "strides", "auto_pad"}),
-        constraints=(_spatial_rank, _conv_weight_rank, attr_in("auto_pad", ("NOTSET", "VALID"), "NOTSET")),
+        constraints=(_spatial_rank, _no_3d, _conv_weight_rank, attr_in("auto_pad", ("NOTSET", "VALID"), "NOTSET")),
     ),
     Lowering("Gemm", gemm, frozenset({"alpha", "beta", "transA", "transB"}), constraints=(_gemm_ranks,)),
     Lowering("MatMul", matmul),
-    Lowering("MaxPool", max_pool, _POOL_ATTRS | {"storage_order"}, constraints=(_spatial_rank, _pool_checks)),
+    Lowering("MaxPool", max_pool, _POOL_ATTRS | {"storage_order"}, constraints=(_spatial_rank, _no_3d, _pool_checks)),
     Lowering(
         "AveragePool",
         average_pool,
         _POOL_ATTRS | {"count_include_pad"},
-        constraints=(_spatial_rank, _pool_checks),
+        constraints=(_spatial_rank, _no_3d, _pool_checks),
     ),
     Lowering("GlobalAveragePool", global_average_pool),
     Lowering("GlobalMaxPool", global_max_pool),
