@@ -68,6 +68,7 @@ def _cached(name: str, args: tuple, build: Callable[[], onnx.ModelProto], cache_
 
 
 def _export(module, args: tuple, input_names: list[str], output_names: list[str], **kw) -> onnx.ModelProto:
+    _quiet_torch()
     import torch
 
     module.eval()
@@ -278,9 +279,32 @@ def _minilm_dir() -> Path:
 def minilm_sentence_transformer():
     """The sentence-transformers model itself (offline: HF_HUB_OFFLINE=1)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _quiet_torch()
     from sentence_transformers import SentenceTransformer
 
+    from unified.log import frameworks_verbose
+
+    if not frameworks_verbose():  # transformers' own switches: no "Loading weights" bars, errors only
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
     return SentenceTransformer(str(_minilm_dir()), device="cpu")
+
+
+def _quiet_torch() -> None:
+    """torch, torchao (imported by transformers) and the ONNX exporter log at ERROR only, unless asked."""
+    import warnings
+
+    from unified.log import frameworks_verbose, quiet_framework_loggers
+
+    quiet_framework_loggers(("torchao", "torch", "torch.onnx", "onnxscript"), {"TORCH_CPP_LOG_LEVEL": "ERROR"})
+    import torch  # noqa: F401 - torch sets up its loggers on import; quiet them again after
+
+    quiet_framework_loggers(("torch", "torch.utils._pytree"))
+    if not frameworks_verbose():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|transformers|copyreg)")
+
 
 
 def minilm_tokenize(sentences: list[str], seq: int | None = None, model=None) -> dict[str, np.ndarray]:

@@ -13,7 +13,6 @@ Run: ``python examples/minilm_demo.py [--runs N] [--delegates a,b]``.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -21,7 +20,6 @@ import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-logging.disable(logging.WARNING)  # torch/torchao import chatter; the demo prints what matters
 
 import numpy as np
 

@@ -19,7 +19,9 @@ import os
 import sys
 import time
 
-__all__ = ["logger", "frameworks_verbose", "configure_cli_logging", "apply_env_level", "ENV_LEVEL"]
+__all__ = [
+    "logger", "frameworks_verbose", "quiet_framework_loggers", "configure_cli_logging", "apply_env_level", "ENV_LEVEL",
+]
 
 ENV_LEVEL = "UNIFIED_LOG_LEVEL"
 """Environment variable: a ``logging`` level name (``DEBUG``, ``INFO``, ...) for the ``unified`` logger."""
@@ -37,6 +39,25 @@ def apply_env_level() -> None:
 def frameworks_verbose() -> bool:
     """Whether delegates should leave their frameworks' own logging on (``unified`` at DEBUG)."""
     return logger.isEnabledFor(logging.DEBUG)
+
+
+def quiet_framework_loggers(names: tuple[str, ...], env: dict[str, str] | None = None) -> None:
+    """Set the frameworks' own loggers to ERROR, unless :func:`frameworks_verbose`.
+
+    Args:
+        names: logger names, e.g. ``("torch", "torchao")``; a logger the
+            application already gave a level is left alone.
+        env: environment defaults to set (if unset) before the framework is
+            imported, e.g. ``{"TORCH_CPP_LOG_LEVEL": "ERROR"}``.
+    """
+    if frameworks_verbose():
+        return
+    for key, value in (env or {}).items():
+        os.environ.setdefault(key, value)
+    for name in names:
+        lg = logging.getLogger(name)
+        if lg.level == logging.NOTSET:
+            lg.setLevel(logging.ERROR)
 
 
 class _Elapsed(logging.Formatter):
