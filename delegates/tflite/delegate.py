@@ -216,6 +216,13 @@ class TFLiteDelegate(Delegate):
 
     The converter (``convert.py`` and ``ops_*.py``) writes the flatbuffer
     with LiteRT's own schema bindings; no TensorFlow, no converter process.
+
+    ``static_shapes``: a flatbuffer has fixed tensor shapes. ``supports()``
+    claims nodes with symbolic dims that become static once the model's input
+    dims are known (``support.common_checks``); the core compiles one
+    flatbuffer per concrete input-shape signature, with shape arithmetic
+    folded into initializers. A dynamic or negative dim that still reaches
+    the converter is a ``DelegateError``, never a flatbuffer LiteRT rejects.
     """
 
     name = "tflite"
