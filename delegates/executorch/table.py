@@ -121,7 +121,7 @@ class Lowering:
             since=self.since,
             until=self.until,
             dtypes=self.dtypes,
-            constraints=(self._check_attrs, self._check_outputs, _check_typed, self._check_host_inputs)
+            constraints=(self._check_attrs, self._check_outputs, _check_typed, _check_nonempty, self._check_host_inputs)
             + self.constraints,
         )
 
@@ -202,6 +202,15 @@ def _check_typed(node: NodeView) -> str | None:
     for t in node.inputs + node.outputs:
         if t.name and t.elem_type and t.elem_type not in TORCH_DTYPES:
             return f"value '{t.name}' has dtype {t.type_str}; the ExecuTorch lowering handles float, int32, int64, bool"
+    return None
+
+
+def _check_nonempty(node: NodeView) -> str | None:
+    """The ExecuTorch runtime refuses tensors with a 0 dim (``0 in strides``) as
+    program inputs, outputs and intermediates; constants are folded on the host."""
+    for t in node.inputs + node.outputs:
+        if t.name and t.const is None and t.shape is not None and any(d == 0 for d in t.shape):
+            return f"value '{t.name}' has a zero-size dim {_shape(t)}; the ExecuTorch runtime rejects empty tensors"
     return None
 
 
