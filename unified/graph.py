@@ -362,20 +362,25 @@ def _tensor_types(graph: onnx.GraphProto):
             yield vi.type.tensor_type
 
 
-def _negative_dims_dynamic(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``proto`` whose negative ``dim_value`` dims are unknown dims.
+def _anonymous(d: onnx.TensorShapeProto.Dimension) -> bool:
+    return (d.HasField("dim_value") and d.dim_value < 0) or (d.HasField("dim_param") and d.dim_param.strip() in ("", "?"))
 
-    Some exporters (Paddle) write ``dim_value: -1`` for a dynamic dim; ONNX
-    Runtime treats it as dynamic, so do we. ``proto`` itself is returned when
-    it has none.
+
+def _negative_dims_dynamic(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``proto`` whose negative and ``"?"`` dims are unknown dims.
+
+    Some exporters (Paddle) write ``dim_value: -1`` or ``dim_param: "?"`` for
+    each dynamic dim; ONNX Runtime treats both as dynamic and unrelated to each
+    other, so do we (two ``"?"`` dims are not one named dim that must match).
+    ``proto`` itself is returned when it has none.
     """
-    if not any(d.HasField("dim_value") and d.dim_value < 0 for t in _tensor_types(proto.graph) for d in t.shape.dim):
+    if not any(_anonymous(d) for t in _tensor_types(proto.graph) for d in t.shape.dim):
         return proto
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     for t in _tensor_types(out.graph):
         for d in t.shape.dim:
-            if d.HasField("dim_value") and d.dim_value < 0:
+            if _anonymous(d):
                 d.Clear()
     return out
 

@@ -331,3 +331,14 @@ def test_bundles_need_static_shapes_for_static_delegates(tmp_path, ort_reference
                    SessionOptions(use_cache=False, strict=True, free_dimensions={"N": 3}))
     sess = InferenceSession.from_bundle(tmp_path / "pinned")
     run_both(sess, model, ort_reference, {"x": np.arange(12, dtype=np.float32).reshape(3, 4) - 6})
+
+
+def test_question_mark_dims_are_unrelated_dynamic_dims(ort_reference):
+    """Paddle exports name every dynamic dim "?"; ONNX Runtime does not make them equal."""
+    model = chain_model()
+    for vi in (model.graph.input[0], model.graph.output[0]):
+        for d in vi.type.tensor_type.shape.dim:
+            d.dim_param = "?"
+    sess = InferenceSession(model, ["onnxruntime"])
+    assert sess.get_inputs()[0].shape == [None, None]
+    run_both(sess, model, ort_reference, {"x": np.linspace(-1, 1, 10, dtype=np.float32).reshape(2, 5)})
