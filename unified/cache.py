@@ -63,6 +63,7 @@ class CompileCache:
         return h.hexdigest()
 
     def path(self, key: str) -> Path:
+        """The directory of cache entry ``key`` (it may not exist)."""
         return self.root / f"v{CACHE_SCHEMA_VERSION}" / key[:2] / f"{key}.entry"
 
     def get(self, key: str) -> bytes | None:

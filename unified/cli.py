@@ -259,6 +259,7 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``unified`` argument parser: built-in commands plus those plugins contribute."""
     parser = argparse.ArgumentParser(prog="unified", description="One inference API over many hardware stacks.")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="debug lines, and the frameworks' own logging (or set UNIFIED_LOG_LEVEL=DEBUG)")

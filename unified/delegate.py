@@ -63,10 +63,12 @@ class Support:
 
     @classmethod
     def yes(cls) -> "Support":
+        """The node is claimed."""
         return _YES
 
     @classmethod
     def no(cls, reason: str) -> "Support":
+        """The node is declined, with the reason recorded in the plan."""
         return cls(False, reason)
 
     def __bool__(self) -> bool:
@@ -102,6 +104,7 @@ class OpSupport:
     constraints: tuple[Constraint, ...] = ()
 
     def check(self, node: NodeView) -> str | None:
+        """None when this entry takes ``node``, else the reason it does not (opset, dtype, constraint)."""
         if node.opset < self.since or (self.until is not None and node.opset > self.until):
             hi = "" if self.until is None else f"..{self.until}"
             return f"{node.op_type} at opset {node.opset} not handled (handled: opset {self.since}{hi})"

@@ -109,6 +109,7 @@ class TensorInfo:
 
     @property
     def rank(self) -> int | None:
+        """Number of dims, or None when unknown."""
         return None if self.shape is None else len(self.shape)
 
     @property
@@ -186,10 +187,12 @@ class NodeView:
     proto: onnx.NodeProto | None = field(default=None, compare=False, repr=False)
 
     def attr(self, name: str, default: Any = None) -> Any:
+        """Attribute ``name`` as a Python value, or ``default`` when the node does not set it."""
         return self.attributes.get(name, default)
 
     @property
     def has_subgraph(self) -> bool:
+        """The node has a graph attribute (If/Loop/Scan bodies)."""
         return any(isinstance(v, (onnx.GraphProto, list)) and _is_graph_list(v) for v in self.attributes.values())
 
     def signature(self) -> tuple:
@@ -542,9 +545,11 @@ class Graph:
         return views
 
     def input_infos(self) -> list[TensorInfo]:
+        """A :class:`TensorInfo` per model input (initializers excluded), in order."""
         return [self.tensor_info(i.name) for i in self.inputs]
 
     def output_infos(self) -> list[TensorInfo]:
+        """A :class:`TensorInfo` per model output, in order."""
         return [self.tensor_info(o.name) for o in self.outputs]
 
 

@@ -52,6 +52,7 @@ class Partition:
 
     @property
     def name(self) -> str:
+        """``"p<index>"``, the partition's label in messages and artifact names."""
         return f"p{self.index}"
 
 
@@ -87,6 +88,7 @@ class Plan:
 
     @property
     def fallback_nodes(self) -> list[str]:
+        """Names of the nodes that run on the fallback delegate."""
         return [n for p in self.partitions if p.fallback for n in p.nodes]
 
     def node_counts(self) -> dict[str, int]:
@@ -101,6 +103,7 @@ class Plan:
         return {n: p.delegate for p in self.partitions for n in p.nodes}
 
     def with_details(self, index: int, details: Mapping[str, Any]) -> "Plan":
+        """A copy whose partition ``index`` carries ``details`` (facts known after compiling)."""
         parts = list(self.partitions)
         parts[index] = replace(parts[index], details=dict(details))
         return replace(self, partitions=tuple(parts))
@@ -108,11 +111,13 @@ class Plan:
     # --- output ----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict with ``schema_version`` (see :meth:`from_dict`)."""
         d = asdict(self)
         d["schema_version"] = PLAN_SCHEMA_VERSION
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as JSON text."""
         return json.dumps(self.to_dict(), indent=indent, default=str)
 
     @classmethod
@@ -138,6 +143,7 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
+        """Rebuild a plan from :meth:`to_json` text; raises ``ModelError`` like :meth:`from_dict`."""
         return cls.from_dict(json.loads(text))
 
     def to_dot(self) -> str:

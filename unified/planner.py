@@ -47,6 +47,7 @@ class DelegateChoice:
 
     @property
     def name(self) -> str:
+        """The delegate's name."""
         return self.delegate.name
 
 

@@ -247,6 +247,7 @@ class InferenceSession:
         return [_node_arg(t) for t in self._inputs]
 
     def get_outputs(self) -> list[NodeArg]:
+        """The model's outputs, in order."""
         return [_node_arg(t) for t in self._outputs]
 
     def get_providers(self) -> list[str]:

@@ -197,6 +197,7 @@ class SpecializedExecutable(Executable):
 
     @property
     def details(self) -> Mapping[str, Any]:
+        """The details of the most recently compiled specialization (e.g. ops taken by XNNPACK)."""
         inner = [e for e, _ in self._lru.values() if e is not None]
         return dict(getattr(inner[-1], "details", None) or {}) if inner else {}
 
@@ -246,6 +247,11 @@ class SpecializedExecutable(Executable):
         return exe, spec
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on the executable compiled for these inputs' signature (compiling it on first sight).
+
+        Raises:
+            DelegateError: the delegate failed on this signature and there is no fallback.
+        """
         shapes = {n: inputs[n].shape for n in self._shaped}
         key = tuple(shapes[n] for n in self._shaped) + tuple(
             (inputs[n].dtype.str, inputs[n].tobytes()) for n in self._derived
@@ -268,6 +274,7 @@ class SpecializedExecutable(Executable):
         return out
 
     def serialize(self) -> bytes:
+        """The artifact of the only specialization (bundles); NotImplementedError otherwise."""
         if len(self._lru) != 1:
             raise NotImplementedError
         exe, spec = next(iter(self._lru.values()))
@@ -277,5 +284,6 @@ class SpecializedExecutable(Executable):
 
     @property
     def artifact_suffix(self) -> str:
+        """Suffix of :meth:`serialize`'s bytes, from the delegate's executable."""
         exe = next(iter(self._lru.values()))[0] if self._lru else None
         return exe.artifact_suffix if exe is not None else ".bin"
