@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from unified.delegate import Availability, CompileOptions, Delegate, Executable, Support
+from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Executable, Support
 from unified.errors import DelegateError
 from unified.graph import NodeView, TensorInfo
 from unified.delegates.ort_rewrites import rewrite_align_corners_resize
@@ -70,6 +70,11 @@ class OnnxRuntimeDelegate(Delegate):
 
     name = "onnxruntime"
     default_priority = 100
+    options = (
+        DelegateOption("num_threads", (int,), None, "intra-op threads (None: ORT's default, one per core)"),
+        DelegateOption("optimization_level", (str,), "all", "ORT graph optimizations",
+                       ("disable", "basic", "extended", "all")),
+    )
     cacheable = False  # compiling is loading; caching the ONNX bytes buys nothing
     handles_non_tensor_values = True  # sequences and optionals are probed like tensors
 

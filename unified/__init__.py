@@ -6,7 +6,7 @@ partitions, and an :class:`InferenceSession` runs them in order.
 """
 
 from unified.backend import Backend, BackendInfo
-from unified.delegate import Availability, CompileOptions, Delegate, Executable, OpSupport, Support
+from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Executable, OpSupport, Support
 from unified.errors import (
     BundleError,
     CacheError,
@@ -46,6 +46,7 @@ __all__ = [
     "Support",
     "OpSupport",
     "CompileOptions",
+    "DelegateOption",
     "NodeView",
     "TensorInfo",
     "Backend",

@@ -12,7 +12,7 @@ from unified.errors import DelegateUnavailableError
 from unified.planner import DelegateChoice
 from unified.plugins import PluginRegistry
 
-__all__ = ["DelegateSpec", "resolve_delegates", "resolve_delegate"]
+__all__ = ["DelegateSpec", "resolve_delegates", "resolve_delegate", "check_options"]
 
 DelegateSpec = str | tuple[str, Mapping[str, Any]]
 
@@ -49,7 +49,34 @@ def resolve_delegate(reg: PluginRegistry, name: str, opts: Mapping[str, Any], *,
         raise DelegateUnavailableError(
             f"delegate '{name}' has no backend '{backend}' here; available: {', '.join(backends) or 'none'}"
         )
+    check_options(delegate, opts)
     return DelegateChoice(delegate, backend, opts)
+
+
+def check_options(delegate, opts: Mapping[str, Any]) -> None:
+    """Check ``opts`` against the delegate's declared :attr:`~unified.Delegate.options`.
+
+    Raises:
+        DelegateUnavailableError: an unknown option (the message lists the
+            accepted ones) or a value of the wrong type or outside its choices.
+        DelegateError: the delegate's own :meth:`~unified.Delegate.check_options` refused a value.
+    """
+    declared = getattr(delegate, "options", None)
+    if declared is None:
+        return
+    known = {o.name: o for o in declared}
+    for key, value in opts.items():
+        option = known.get(key)
+        if option is None:
+            accepted = "; ".join(o.describe() for o in declared) or "none besides backend"
+            raise DelegateUnavailableError(
+                f"delegate '{delegate.name}' has no option {key!r}; its options are: backend, {accepted}"
+                if declared else f"delegate '{delegate.name}' has no option {key!r}; it takes none besides backend"
+            )
+        problem = option.check(value)
+        if problem:
+            raise DelegateUnavailableError(f"option {key!r} of delegate '{delegate.name}' {problem}")
+    delegate.check_options(dict(opts))
 
 
 def resolve_delegates(

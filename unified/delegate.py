@@ -27,6 +27,7 @@ import onnx
 from unified.graph import NodeView
 
 __all__ = [
+    "DelegateOption",
     "Availability",
     "Support",
     "CompileOptions",
@@ -127,6 +128,45 @@ def _dtype_name(elem_type: int) -> str:
 
 
 @dataclass(frozen=True)
+class DelegateOption:
+    """One option a delegate accepts in ``delegates=[(name, {option: value})]``.
+
+    Declared as data on the delegate class (:attr:`Delegate.options`) so that
+    options are checked when the session is created, before planning, and
+    documented in one place.
+
+    Attributes:
+        name: the option key.
+        types: accepted Python types (``bool`` is never taken for ``int``).
+        default: the value used when it is not given (documentation only;
+            the delegate applies it).
+        doc: one line for ``unified devices`` and error messages.
+        choices: the accepted values, when finite.
+    """
+
+    name: str
+    types: tuple[type, ...] = (str,)
+    default: Any = None
+    doc: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    def check(self, value: Any) -> str | None:
+        """None when ``value`` is acceptable, else what is wrong with it."""
+        ok_type = isinstance(value, self.types) and not (isinstance(value, bool) and bool not in self.types)
+        if not ok_type:
+            names = " or ".join(t.__name__ for t in self.types)
+            return f"must be {names}, got {type(value).__name__} {value!r}"
+        if self.choices is not None and value not in self.choices:
+            return f"is {value!r}; expected one of {', '.join(repr(c) for c in self.choices)}"
+        return None
+
+    def describe(self) -> str:
+        """``"num_threads (int, default 1): intra-op threads"``."""
+        kind = "/".join(t.__name__ for t in self.types)
+        return f"{self.name} ({kind}, default {self.default!r}): {self.doc}" if self.doc else f"{self.name} ({kind})"
+
+
+@dataclass(frozen=True)
 class CompileOptions:
     """What a delegate is told when compiling one partition.
 
@@ -199,6 +239,10 @@ class Delegate(abc.ABC):
         handles_non_tensor_values: the delegate may be asked about nodes that
             read or write sequence/optional/map values; when False (default)
             the planner declines such nodes for it, with a reason.
+        options: the options the delegate accepts (:class:`DelegateOption`),
+            checked when a session is created; an unknown name or a wrong
+            type is an error naming the option and the accepted ones. None
+            (the default) leaves a delegate's options unchecked by the core.
         static_shapes: the delegate compiles static shapes only (TFLite,
             ExecuTorch, Core ML). Its ``supports()`` still sees symbolic dims
             (str or None) and claims a node when it could lower it once every
@@ -221,6 +265,7 @@ class Delegate(abc.ABC):
     max_ir_version: ClassVar[int | None] = None
     handles_non_tensor_values: ClassVar[bool] = False
     static_shapes: ClassVar[bool] = False
+    options: ClassVar[tuple[DelegateOption, ...] | None] = None
 
     @abc.abstractmethod
     def availability(self) -> Availability:
@@ -233,6 +278,17 @@ class Delegate(abc.ABC):
     @abc.abstractmethod
     def backends(self) -> list[str]:
         """Backend names usable here; the first is the default."""
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Check option *values* that need more than :attr:`options` declares
+        (e.g. that a named hardware preset exists), when a session is created.
+
+        Args:
+            options: the delegate's options, without ``backend``.
+
+        Raises:
+            DelegateError: naming the option and what is accepted.
+        """
 
     def supports(self, node: NodeView) -> Support:
         """Claim or decline one node, using :attr:`op_support`.

@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 
 from unified.backends.npu_sim.hardware import DTYPES, load_hardware
-from unified.delegate import Availability, CompileOptions, Delegate, Executable
+from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Executable
 from unified.delegates.reference.executable import ReferenceExecutable
 from unified.delegates.reference.kernels import KERNELS
 from unified.delegates.reference.support import OP_SUPPORT
@@ -40,14 +40,15 @@ from unified.hookspecs import hookimpl
 
 __all__ = ["ReferenceDelegate", "ReferenceExecutable", "KERNELS", "OP_SUPPORT"]
 
-_OPTIONS = ("hw", "dtype")
-
-
 class ReferenceDelegate(Delegate):
     """NumPy kernels with the ``npu-sim`` accelerator's arithmetic and costs."""
 
     name = "reference"
     default_priority = None  # a simulator: opt-in only
+    options = (
+        DelegateOption("hw", (str,), "scalesim-32", "hardware preset name (scalesim-32, ethos-u65, edgetpu) or a TOML file"),
+        DelegateOption("dtype", (str,), None, "compute precision (default: the preset's first)", tuple(DTYPES)),
+    )
     op_support = OP_SUPPORT
     cacheable = False  # compiling is cheap; the artifact is the partition itself
 
@@ -57,27 +58,29 @@ class ReferenceDelegate(Delegate):
     def backends(self) -> list[str]:
         return ["npu-sim"]
 
-    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
-        """Build the kernel schedule for one partition.
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """The hardware exists and computes in the dtype asked for (before planning).
 
         Raises:
-            DelegateError: an unknown option, or an unknown hardware or dtype
-                (the message lists the valid choices).
+            DelegateError: an unknown hardware, or a dtype it does not compute in.
         """
-        opts: Mapping[str, Any] = dict(options.options)
-        unknown = sorted(set(opts) - set(_OPTIONS))
-        if unknown:
-            raise DelegateError(f"unknown reference option(s) {unknown}; known: {', '.join(_OPTIONS)}")
+        self._hardware(options)
+
+    @staticmethod
+    def _hardware(opts: Mapping[str, Any]):
         try:
             hw = load_hardware(opts.get("hw", "scalesim-32"))
             dtype = opts.get("dtype") or ("fp32" if "fp32" in hw.dtypes else hw.dtypes[0])
-            if dtype not in DTYPES:
-                raise DelegateError(f"reference option dtype={dtype!r}; expected one of {list(DTYPES)}")
             hw.dtype(dtype)
         except DelegateError:
             raise
         except Exception as exc:  # HardwareConfigError: a UnifiedError, re-raised as the delegate's error
-            raise DelegateError(f"reference delegate, partition {options.partition_name}: {exc}") from None
+            raise DelegateError(f"reference delegate: {exc}") from None
+        return hw, dtype
+
+    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
+        """Build the kernel schedule for one partition (options were checked by :meth:`check_options`)."""
+        hw, dtype = self._hardware(options.options)
         return ReferenceExecutable(partition, hw, dtype)
 
     def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> Executable:

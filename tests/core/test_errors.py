@@ -128,5 +128,5 @@ def test_unknown_and_bad_delegate_entries():
         InferenceSession(add_model(), delegates=[3])
     with pytest.raises(DelegateUnavailableError, match="has no backend 'tpu' here; available: cpu"):
         InferenceSession(add_model(), delegates=[("onnxruntime", {"backend": "tpu"})])
-    with pytest.raises(UnifiedError, match=r"unknown onnxruntime option\(s\) \['bogus'\]"):
+    with pytest.raises(UnifiedError, match=r"delegate 'onnxruntime' has no option 'bogus'; its options are: backend, num_threads"):
         InferenceSession(add_model(), delegates=[("onnxruntime", {"bogus": 1})], options=SessionOptions(use_cache=False))

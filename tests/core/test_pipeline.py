@@ -342,3 +342,23 @@ def test_question_mark_dims_are_unrelated_dynamic_dims(ort_reference):
     sess = InferenceSession(model, ["onnxruntime"])
     assert sess.get_inputs()[0].shape == [None, None]
     run_both(sess, model, ort_reference, {"x": np.linspace(-1, 1, 10, dtype=np.float32).reshape(2, 5)})
+
+
+def test_a_misspelled_delegate_option_fails_at_session_creation_before_planning(monkeypatch):
+    import unified.pipeline
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("planned despite a bad option")
+
+    monkeypatch.setattr(unified.pipeline, "make_plan", forbidden)
+    with pytest.raises(unified.DelegateUnavailableError) as info:
+        InferenceSession(chain_model(), [("onnxruntime", {"num_thread": 2})])
+    assert str(info.value).startswith("delegate 'onnxruntime' has no option 'num_thread'; its options are: backend, "
+                                      "num_threads (int, default None)")
+    with pytest.raises(unified.DelegateUnavailableError,
+                       match=r"option 'optimization_level' of delegate 'onnxruntime' is 'max'; expected one of "
+                             r"'disable', 'basic', 'extended', 'all'"):
+        InferenceSession(chain_model(), [("onnxruntime", {"optimization_level": "max"})])
+    with pytest.raises(unified.DelegateUnavailableError,
+                       match=r"option 'num_threads' of delegate 'onnxruntime' must be int, got str '2'"):
+        InferenceSession(chain_model(), [("onnxruntime", {"num_threads": "2"})])

@@ -97,8 +97,8 @@ def test_stats_follow_the_input_shape(options):
 @pytest.mark.parametrize(
     "opts, message",
     [
-        ({"speed": 3}, "unknown reference option(s) ['speed']; known: hw, dtype"),
-        ({"dtype": "int4"}, "reference option dtype='int4'; expected one of ['int8', 'fp16', 'fp32']"),
+        ({"speed": 3}, "delegate 'reference' has no option 'speed'; its options are: backend, hw (str"),
+        ({"dtype": "int4"}, "option 'dtype' of delegate 'reference' is 'int4'; expected one of 'int8', 'fp16', 'fp32'"),
         ({"hw": "edgetpu", "dtype": "fp32"}, "hardware 'edgetpu' does not compute in fp32; it supports ['int8']"),
         ({"hw": "tpu-v9"}, "unknown hardware 'tpu-v9': not a preset (edgetpu, ethos-u65, scalesim-32) and not a .toml file"),
     ],
