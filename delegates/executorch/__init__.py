@@ -75,6 +75,7 @@ class ExecuTorchDelegate(Delegate):
     """
 
     name = "executorch"
+    cacheable = True  # the .pte is the artifact; load() rebuilds the program from it
     default_priority = 30
     static_shapes = True
     op_support: tuple[OpSupport, ...] = tuple(entry.support for entry in LOWERINGS)

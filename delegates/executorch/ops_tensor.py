@@ -2,10 +2,9 @@
 Concat, Split, Slice, Squeeze, Unsqueeze, Pad, Gather, GatherND, Expand, Tile,
 Shape, ConstantOfShape, Range, Identity, Dropout.
 
-Shape-producing ops run on host values (see ``table``): ``Shape`` returns a
-NumPy array whose dynamic entries are ``torch.SymInt``, and the ops that
-consume shapes read them as Python values while tracing, so a partition with
-dynamic dims exports with ``torch.export.Dim`` instead of data-dependent ops.
+Shape-producing ops run on host values (see ``table``): ``Shape`` of a
+(static) tensor is a NumPy array, and the ops that consume shapes read them
+as Python values while tracing, so no data-dependent op is exported.
 Semantics: the ONNX operator spec (https://onnx.ai/onnx/operators/).
 """
 

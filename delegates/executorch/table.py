@@ -10,10 +10,12 @@ translator cannot disagree about what is handled.
 
 Values flowing through the translator are either ``torch.Tensor`` (traced
 into the exported program) or NumPy arrays ("host values": constants, and
-shape arithmetic such as ``Shape -> Gather -> Concat``). Host arrays of
-``dtype=object`` hold ``torch.SymInt`` elements for the dynamic dims of a
-partition exported with ``torch.export.Dim``; NumPy's object arithmetic
-applies to them element by element, so shape computations stay symbolic.
+shape arithmetic such as ``Shape -> Gather -> Concat``). Partitions reach
+``compile()`` with static shapes (the delegate has ``static_shapes``), so
+host values are plain numbers. The ``dtype=object`` branches (host arrays of
+``torch.SymInt``, from the former ``torch.export.Dim`` export of dynamic
+dims) no longer occur; they are kept only until a clean-up removes them
+with tests, and are inert.
 """
 
 from __future__ import annotations
