@@ -233,7 +233,11 @@ class Delegate(abc.ABC):
         default_priority: position in the default delegate list (lower first);
             None keeps it out of the default list (opt-in only).
         op_support: the op-support table; :meth:`supports` consults it.
-        cacheable: compiled artifacts are worth storing in the compile cache.
+        cacheable: compiled artifacts are worth storing in the compile cache
+            (and bundles): the executables implement ``serialize()`` and the
+            delegate implements :meth:`load`; a cacheable delegate without
+            ``load()`` is refused at registration (a cache hit would silently
+            recompile). Default False.
         max_ir_version: the highest ONNX IR version the delegate's framework
             reads; partitions are written with at most this IR version.
         handles_non_tensor_values: the delegate may be asked about nodes that
@@ -261,7 +265,7 @@ class Delegate(abc.ABC):
     name: ClassVar[str] = ""
     default_priority: ClassVar[int | None] = None
     op_support: ClassVar[tuple[OpSupport, ...]] = ()
-    cacheable: ClassVar[bool] = True
+    cacheable: ClassVar[bool] = False
     max_ir_version: ClassVar[int | None] = None
     handles_non_tensor_values: ClassVar[bool] = False
     static_shapes: ClassVar[bool] = False

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["fold_constants"]
+__all__ = ["fold_constants", "referenced"]
 
 _MAX_ELEMENTS = 1 << 16
 _NON_DETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -88,7 +88,7 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
     if folded:
         del g.node[:]
         g.node.extend(keep)
-        used = _referenced(g) | outputs
+        used = referenced(g) | outputs
         kept = [t for t in g.initializer if t.name in used]
         del g.initializer[:]
         g.initializer.extend(kept)
@@ -128,17 +128,17 @@ def _small_enough(node: onnx.NodeProto, known, types) -> bool:
     return bool(0 <= n <= _MAX_ELEMENTS)
 
 
-def _referenced(graph: onnx.GraphProto) -> set[str]:
+def referenced(graph: onnx.GraphProto) -> set[str]:
     """Every value name read by a node of ``graph`` or of its subgraphs (outer-scope reads included)."""
     names: set[str] = set()
     for n in graph.node:
         names.update(n.input)
         for a in n.attribute:
             if a.type == onnx.AttributeProto.GRAPH:
-                names |= _referenced(a.g)
+                names |= referenced(a.g)
             elif a.type == onnx.AttributeProto.GRAPHS:
                 for sg in a.graphs:
-                    names |= _referenced(sg)
+                    names |= referenced(sg)
     return names
 
 

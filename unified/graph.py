@@ -12,6 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -84,7 +85,10 @@ class TensorInfo:
             every input dim is fixed (False for data-dependent shapes, e.g. the
             output of ``NonZero``, or a ``Reshape`` to a shape read from data).
             Both flags come from a trial specialization at load time
-            (:meth:`Graph.specialization_trial`).
+            (:meth:`Graph.specialization_trial`), which also gives the rank
+            (dims None) of a value whose rank inference at load lost.
+        consumed: some node reads the value, or it is a model output (False
+            for an unused optional output such as Dropout's mask).
     """
 
     name: str
@@ -96,6 +100,7 @@ class TensorInfo:
     type_proto: onnx.TypeProto | None = field(default=None, compare=False, repr=False)
     shape_derived: bool = field(default=False, compare=False)
     static_when_specialized: bool = field(default=False, compare=False)
+    consumed: bool = field(default=True, compare=False)
 
     @property
     def is_typed(self) -> bool:
@@ -502,15 +507,27 @@ class Graph:
             const = numpy_helper.to_array(init)
         derived, static = self.specialization_trial
         known = init is not None or const is not None or (shape is not None and all(isinstance(d, int) for d in shape))
+        if shape is None and name in static:  # inference at load lost the rank; the trial found it
+            shape = (None,) * static[name]
         return TensorInfo(
             name, elem, shape, const, init is not None, type_proto=tp,
             shape_derived=name in derived,
             static_when_specialized=known or name in static,
+            consumed=name in self._consumed,
         )
 
     @cached_property
-    def specialization_trial(self) -> tuple[frozenset[str], frozenset[str]]:
-        """``(shape_derived, static_when_specialized)`` value names.
+    def _consumed(self) -> frozenset[str]:
+        """Value names some node reads (subgraphs' outer-scope reads included) or the model outputs."""
+        names = {o.name for o in self.outputs}
+        for n in self.nodes:
+            names.update(n.input)
+            names.update(implicit_inputs(n))
+        return frozenset(names)
+
+    @cached_property
+    def specialization_trial(self) -> tuple[frozenset[str], Mapping[str, int]]:
+        """``(shape_derived names, {static-when-specialized name: rank})``.
 
         Every symbolic input dim is fixed to :data:`TRIAL_DIM` (64) on a copy
         of the model, shapes are inferred again and constants folded
@@ -623,7 +640,7 @@ TRIAL_DIM = 64
 usual CNN strides 2..32)."""
 
 
-def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], frozenset[str]]:
+def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], Mapping[str, int]]:
     trial = onnx.ModelProto()
     trial.CopyFrom(model)
     g = trial.graph
@@ -649,17 +666,18 @@ def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], froze
                 trial = _infer_shapes(trial)
             trial = fold_constants(trial, _infer_shapes, max_rounds=32, fold_outputs=True, record=folded)
     except Exception:  # the trial is advisory: no facts rather than no model
-        return frozenset(), frozenset()
+        return frozenset(), MappingProxyType({})
     g = trial.graph
     derived = frozenset(folded)
     static = {
-        vi.name
+        vi.name: len(vi.type.tensor_type.shape.dim)
         for vi in list(g.input) + list(g.value_info) + list(g.output)
         if vi.type.HasField("tensor_type")
         and vi.type.tensor_type.HasField("shape")
         and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)
     }
-    return derived, frozenset(static | derived)
+    static.update({t.name: len(t.dims) for t in g.initializer if t.name in derived})
+    return derived, MappingProxyType(static)
 
 
 def _numel(dims) -> int:

@@ -81,7 +81,8 @@ def _static_shapes_rule(delegate: Delegate, node: NodeView) -> Support | None:
     """
     if node.outputs and all(t.shape_derived for t in node.outputs if t.name) and not node.has_subgraph:
         return _FOLDS
-    for t in node.inputs + node.outputs:
+    read_outputs = tuple(t for t in node.outputs if t.consumed)  # an unread one (Dropout's mask) is dropped
+    for t in node.inputs + read_outputs:
         if t.name and t.kind == "tensor" and not t.static_when_specialized:
             return Support.no(
                 f"'{t.name}' has a data-dependent shape (unknown until run time, even with fixed input dims); "

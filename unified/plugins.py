@@ -128,6 +128,9 @@ class PluginRegistry:
                             BrokenPlugin(label, f"{hook_name}() returned {item!r}, expected a named {base.__name__}")
                         )
                         ok = False
+                    elif base is Delegate and _contract_problem(item):
+                        self.broken.append(BrokenPlugin(label, _contract_problem(item)))
+                        ok = False
                     elif item.name in target:
                         self.broken.append(
                             BrokenPlugin(label, f"{base.__name__.lower()} name '{item.name}' is already taken")
@@ -199,6 +202,16 @@ class PluginRegistry:
             if av.ok and av.executes:
                 names.append(name)
         return sorted(names, key=lambda n: (self.delegates[n].default_priority, n))
+
+
+def _contract_problem(delegate: Delegate) -> str:
+    """What a delegate's class breaks of the contract checked at registration ("" when nothing)."""
+    if delegate.cacheable and type(delegate).load is Delegate.load:
+        return (
+            f"delegate '{delegate.name}' is cacheable but does not implement Delegate.load(), so every compile-cache "
+            "hit would recompile; implement load(artifact, partition, options) or set cacheable = False"
+        )
+    return ""
 
 
 def _exc(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ from onnx import numpy_helper
 
 from unified.delegate import Executable
 from unified.errors import DelegateError, UnifiedError
-from unified.fold import fold_constants
+from unified.fold import fold_constants, referenced
 
 __all__ = ["specialize", "Specialization", "SpecializedExecutable", "shape_text"]
 
@@ -101,6 +101,7 @@ def specialize(
         if vi.type.HasField("tensor_type") and vi.name in shapes:
             tt = vi.type.tensor_type
             tt.ClearField("shape")
+            tt.shape.SetInParent()  # a rank-0 input keeps an (empty) shape, not an unknown rank
             for d in shapes[vi.name]:
                 tt.shape.dim.add().dim_value = int(d)
         g.input.append(vi)
@@ -131,11 +132,18 @@ def specialize(
 
 
 def _require_static(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> None:
+    """Every value some node reads, and every output, has a static shape (an
+    unread optional output, such as Dropout's mask, is not looked at).
+
+    Raises:
+        DelegateError: naming the first value whose shape is not static.
+    """
     g = model.graph
     types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    read = referenced(g) | {o.name for o in g.output}
     for n in g.node:
         for name in list(n.output):
-            if not name:
+            if not name or name not in read:
                 continue
             tp = types.get(name)
             if tp is None or not tp.HasField("tensor_type"):

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import onnx
 
-from unified.delegate import Availability, CompileOptions, Delegate, Executable
+from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Executable
 from unified.errors import DelegateError
 
 from .support import OP_SUPPORT
@@ -230,6 +230,15 @@ class TFLiteDelegate(Delegate):
     op_support = OP_SUPPORT
     cacheable = True
     static_shapes = True
+    options = (DelegateOption("num_threads", (int,), None, "interpreter threads, >= 1 (None: LiteRT's default)"),)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """``num_threads`` is at least 1 (checked when the session is created).
+
+        Raises:
+            DelegateError: a bad ``num_threads``.
+        """
+        _num_threads(options)
 
     def availability(self) -> Availability:
         try:

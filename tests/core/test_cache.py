@@ -18,6 +18,8 @@ from .toy_delegate import ToyDelegate, ToyExecutable, ToyPlugin
 class CachingToy(ToyDelegate):
     """Toy delegate whose artifact is the partition bytes; counts compiles and loads."""
 
+    cacheable = True
+
     def __init__(self):
         super().__init__("caching_toy")
         self.loads = 0

@@ -160,3 +160,14 @@ def test_raising_run_is_a_delegate_error_naming_the_partition():
     sess = flaky_session("run")
     with pytest.raises(DelegateError, match=r"delegate 'flaky' failed running partition p0 .*MemoryError: device out of memory"):
         sess.run(None, {"x": np.zeros(4, np.float32)})
+
+
+def test_a_cacheable_delegate_without_load_is_refused_at_registration():
+    from .toy_delegate import ToyDelegate
+
+    class SerializesOnly(ToyDelegate):
+        cacheable = True  # its executables serialize(), but it never says how to load them
+
+    with pytest.raises(unified.PluginError, match=r"delegate 'half' is cacheable but does not implement "
+                                                  r"Delegate.load\(\), so every compile-cache hit would recompile"):
+        InferenceSession(relu_model(), ["half"], SessionOptions(plugins=[ToyPlugin(SerializesOnly("half"))]))

@@ -129,7 +129,9 @@ def test_supports_claims_the_cnn_and_gives_reasons(coreml) -> None:
 
 
 @pytest.mark.parametrize("op, attrs, reason", [
-    ("MaxPool", {"kernel_shape": [2, 2], "pads": [0, 0, 1, 1], "ceil_mode": 1}, "asymmetric pads"),
+    ("AveragePool", {"kernel_shape": [2, 2], "strides": [3, 3], "ceil_mode": 1, "count_include_pad": 1},
+     "adds a partial window"),
+    ("MaxPool", {"kernel_shape": [2, 2], "ceil_mode": 1, "auto_pad": "SAME_UPPER"}, "auto_pad=SAME_UPPER"),
     ("MaxPool", {"kernel_shape": [2, 2], "dilations": [2, 2]}, "dilations"),
     ("ArgMax", {"select_last_index": 1}, "select_last_index=1"),
     ("Resize", {"mode": "cubic"}, "mode='cubic'"),

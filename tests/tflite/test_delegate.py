@@ -87,8 +87,9 @@ def test_num_threads_option_and_unknown_option(make_model, options) -> None:
     one = InferenceSession(m, delegates=[("tflite", {"num_threads": 1})], options=options).run(None, x)[0]
     two = InferenceSession(m, delegates=[("tflite", {"num_threads": 2})], options=options).run(None, x)[0]
     np.testing.assert_allclose(one, two, rtol=1e-6, atol=1e-6)
-    options.strict = True  # not strict, a compile() error is a fallback with the reason in the plan
-    with pytest.raises(DelegateError, match=r"unknown tflite option\(s\) \['threads'\]; known: num_threads"):
+    # options are checked when the session is created, strict or not (never a silent fallback)
+    with pytest.raises(DelegateError, match=r"delegate 'tflite' has no option 'threads'; its options are: backend, "
+                                            r"num_threads \(int"):
         InferenceSession(m, delegates=[("tflite", {"threads": 2})], options=options)
     with pytest.raises(DelegateError, match=r"num_threads=0; expected an integer >= 1"):
         InferenceSession(m, delegates=[("tflite", {"num_threads": 0})], options=options)
