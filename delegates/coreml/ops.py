@@ -52,7 +52,7 @@ def common_reason(node: NodeView) -> str | None:
             return f"value '{t.name}' has unknown rank; Core ML needs the rank at compile time"
         if len(t.shape) > MAX_RANK:
             return f"value '{t.name}' has rank {len(t.shape)}; Core ML tensors have rank <= {MAX_RANK}"
-        if 0 in t.shape:
+        if 0 in t.shape and t.const is None and not t.is_initializer:  # empty constants: omitted roi/scales
             return f"value '{t.name}' has shape {list(t.shape)}; Core ML tensors have no zero-size dims"
     return None
 

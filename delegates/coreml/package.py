@@ -42,12 +42,23 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def zip_package(package: str | os.PathLike) -> bytes:
-    """The ``.mlpackage`` directory as deterministic zip bytes (entries under ``model.mlpackage/``)."""
+    """The ``.mlpackage`` directory as deterministic zip bytes (entries under ``model.mlpackage/``).
+
+    Files, plus empty directories as directory entries: the Manifest lists the
+    ``weights`` item even when a program has no weight blob, and the package
+    does not load without it.
+    """
     root = Path(package)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        for path in sorted(root.rglob("*")):
             rel = path.relative_to(root).as_posix()
+            if path.is_dir():
+                if not any(path.iterdir()):  # an empty item directory (e.g. ``weights`` of a weightless
+                    info = zipfile.ZipInfo(f"{PACKAGE_NAME}/{rel}/", date_time=_EPOCH)  # model) is in the Manifest
+                    info.external_attr = (0o40755 << 16) | 0x10
+                    zf.writestr(info, b"")
+                continue
             info = zipfile.ZipInfo(f"{PACKAGE_NAME}/{rel}", date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_STORED
