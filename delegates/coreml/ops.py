@@ -234,17 +234,34 @@ def _pad_modes(v: NodeView) -> str | None:
 
 
 def _resize(v: NodeView) -> str | None:
+    # The lowering reads the output size from the (specialized) static shapes; the scale that ONNX
+    # uses for the coordinate transform must then equal out/in exactly.
     x, y = v.inputs[0], v.outputs[0]
-    if x.rank != 4 or not x.is_static or not y.is_static:
-        return "Resize needs a static 4-D (N, C, H, W) input and output shape on Core ML"
-    if x.shape[:2] != y.shape[:2]:
-        return "Resize of the batch or channel axis not supported by Core ML"
+    if x.rank != 4:
+        return "Resize needs a 4-D (N, C, H, W) input on Core ML"
+    scales = None
+    if v.opset >= 11 and len(v.inputs) > 2 and v.inputs[2].name and v.inputs[2].const is not None:
+        scales = [float(s) for s in v.inputs[2].const.reshape(-1)] or None
+    if x.is_static and y.is_static:
+        if x.shape[:2] != y.shape[:2]:
+            return "Resize of the batch or channel axis not supported by Core ML"
+        sh, sw = y.shape[2] / x.shape[2], y.shape[3] / x.shape[3]
+        if scales is not None and (scales[2] != sh or scales[3] != sw):
+            return (f"Resize scales {scales[2:]} differ from output/input sizes ({sh:g}, {sw:g}); Core ML "
+                    "resamples by the sizes")
+    elif scales is not None and len(scales) == 4:
+        if scales[:2] != [1.0, 1.0]:
+            return "Resize of the batch or channel axis not supported by Core ML"
+        if any(s != int(s) for s in scales[2:]):
+            return "Resize with symbolic spatial dims needs integer scales on Core ML"
+        sh, sw = scales[2], scales[3]
+    else:
+        return "Resize needs static input/output shapes or constant integer scales on Core ML"
     mode = v.attr("mode", "nearest")
     coord = v.attr("coordinate_transformation_mode", "half_pixel")
     if v.attr("antialias", 0):
         return "Resize antialias=1 not supported by Core ML"
     if mode == "nearest":
-        sh, sw = y.shape[2] / x.shape[2], y.shape[3] / x.shape[3]
         if sh != int(sh) or sw != int(sw) or sh < 1 or sw < 1:
             return f"Resize nearest needs integer upscale factors on Core ML (got {sh:g}, {sw:g})"
         if coord == "align_corners" or coord == "tf_crop_and_resize":

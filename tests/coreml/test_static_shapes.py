@@ -188,3 +188,20 @@ def test_verify_program_refuses_a_wrong_rank_or_type() -> None:
         verify_program(prog, [IoSpec("y", "y", T.FLOAT, "FLOAT32", ())], [0])
     with pytest.raises(DelegateError, match="is fp32 in the MIL program, expected int32"):
         verify_program(prog, [IoSpec("y", "y", T.INT64, "INT32", (2,))], [1])
+
+
+@pytest.mark.parametrize("scales, ok", [([1, 1, 2, 2], True), ([1, 1, 1.5, 1.5], False), ([1, 2, 2, 2], False)])
+def test_resize_with_symbolic_dims_needs_constant_integer_scales(scales, ok, coreml) -> None:
+    m = model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="n", mode="nearest")],
+              [("x", T.FLOAT, ["batch", 8, "h", "w"])], [("y", T.FLOAT, None)],
+              {"scales": np.array(scales, np.float32)}, opset=13)
+    answer = coreml.supports(views(m)["n"])
+    assert answer.ok is ok, answer.reason
+
+
+def test_resize_scales_must_match_the_static_sizes(coreml) -> None:
+    # in 5 * 0.6 = 3: ONNX maps coordinates with the scale 0.6 (float32), Core ML with 3/5
+    m = model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="n", mode="linear")],
+              [("x", T.FLOAT, [1, 2, 5, 5])], [("y", T.FLOAT, [1, 2, 3, 3])],
+              {"scales": np.array([1, 1, 0.6, 0.6], np.float32)}, opset=13)
+    assert "differ from output/input sizes" in coreml.supports(views(m)["n"]).reason
