@@ -20,6 +20,21 @@ and an ``InferenceSession`` that would execute a coreml partition raises
 ``DelegateUnavailableError`` naming that reason; it never runs the partition on
 another delegate instead.
 
+Shapes: the delegate declares ``static_shapes``. ``supports()`` sees symbolic
+dims and claims what it could lower once every dim is known; a value the
+lowering reads as a number (Reshape/Expand shape, Slice starts, axes, Range
+bounds, ...) must be a constant or shape-derived (``TensorInfo.shape_derived``),
+never tensor data. The core hands ``compile()`` partitions with static shapes
+(specialized per input shape signature). A partition that still has symbolic
+dims (``compile()`` called directly) becomes a flexible-shape ML Program with
+the ``dim_ranges`` bounds -- kept because one ``.mlpackage`` with ranges is how
+Core ML itself serves several shapes.
+
+Quiet: coremltools' import and conversion print nothing (its loggers, the ones
+of torch/torchao it imports, its pass-pipeline progress bar and warnings are
+switched off at their source, see :mod:`.quiet`) unless the ``unified`` logger
+is at DEBUG.
+
 Backends (Core ML compute units): ``ane`` (``CPU_AND_NE``), ``gpu``
 (``CPU_AND_GPU``), ``cpu`` (``CPU_ONLY``).
 
@@ -31,7 +46,8 @@ Options (``delegates=[("coreml", {...})]``):
         ``"iOS16"`` (macOS 13); ``"iOS15"`` .. ``"iOS18"``, ``"macOS12"`` ..
         ``"macOS15"``.
     dim_ranges: symbolic dim name -> ``[lower, upper]`` for the flexible input
-        shape (default ``[1, 512]``; ML Programs need a finite upper bound).
+        shape (default ``[1, 512]``; ML Programs need a finite upper bound);
+        only used for a partition that reaches ``compile()`` with symbolic dims.
 """
 
 from __future__ import annotations
