@@ -6,8 +6,8 @@ another delegate), to ``.mlpackage`` files whose spec loads with
 The expected signature is read from the ONNX model here, independently of the
 delegate: Core ML names are the ONNX names with characters outside
 ``[A-Za-z0-9_]`` replaced by ``_`` (coremltools' sanitizer rule), float32 stays
-FLOAT32, int64 becomes INT32, fixed dims stay, symbolic dims get the default
-range 1..512.
+FLOAT32, int64 becomes INT32, fixed dims stay (MiniLM's symbolic dims are
+pinned first: the delegate compiles static shapes).
 """
 
 from __future__ import annotations
@@ -38,10 +38,14 @@ def _available_gib() -> float:
         return float("inf")
 
 
-def _compile_strict(model: onnx.ModelProto):
-    """Plan with coreml alone and strict (no fallback), compile; nothing executes."""
+def _compile_strict(model: onnx.ModelProto, free_dimensions: dict[str, int] | None = None):
+    """Plan with coreml alone and strict (no fallback), compile; nothing executes.
+
+    coreml compiles static shapes (``static_shapes``): symbolic dims are pinned
+    with ``free_dimensions`` first, as a session specializes them at run time.
+    """
     coreml = registry().get("coreml")
-    graph = Graph(model)
+    graph = Graph(model, free_dimensions)
     plan = make_plan(graph, [DelegateChoice(coreml, "ane", {})], None, strict=True)
     assert plan.node_counts() == {"coreml": len(graph.nodes)}
     (compiled,) = compile_plan(graph, plan, {"coreml": coreml}, {"coreml": {}}, None)
@@ -97,6 +101,7 @@ def test_minilm_compiles_to_a_verified_mlpackage(tmp_path) -> None:
         model = nets.minilm()
     except Exception as exc:  # the offline weights package or sentence-transformers is missing
         pytest.skip(f"MiniLM export unavailable here: {type(exc).__name__}: {exc}")
-    graph, compiled = _compile_strict(model)
+    dims = {d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim if d.dim_param}
+    graph, compiled = _compile_strict(model, {d: 16 if "seq" in d else 1 for d in dims})
     assert sorted(i.name for i in graph.inputs) == ["attention_mask", "input_ids", "token_type_ids"]
     _check_signature(graph, compiled.model, compiled.executable.serialize(), tmp_path)
