@@ -286,8 +286,10 @@ def _layer_norm_params(v: NodeView) -> str | None:
 
 
 def _conv_transpose(v: NodeView) -> str | None:
-    if not all(isinstance(d, int) for d in (v.inputs[0].shape or ())[1:]):
-        return "ConvTranspose needs static channel and spatial dims on Core ML"
+    # The lowering computes the output shape from the spatial dims: static once specialized
+    # (static_shapes), unless the shape itself depends on data.
+    if not v.inputs[0].static_when_specialized:
+        return "ConvTranspose needs static channel and spatial dims on Core ML (they depend on data here)"
     return None
 
 

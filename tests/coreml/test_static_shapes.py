@@ -205,3 +205,11 @@ def test_resize_scales_must_match_the_static_sizes(coreml) -> None:
               [("x", T.FLOAT, [1, 2, 5, 5])], [("y", T.FLOAT, [1, 2, 3, 3])],
               {"scales": np.array([1, 1, 0.6, 0.6], np.float32)}, opset=13)
     assert "differ from output/input sizes" in coreml.supports(views(m)["n"]).reason
+
+
+def test_conv_transpose_with_symbolic_spatial_dims_is_claimed(coreml) -> None:
+    # the output shape is computed from the spatial dims, which specialization makes static
+    m = model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="n", strides=[2, 2])],
+              [("x", T.FLOAT, ["batch", 4, "h", "w"])], [("y", T.FLOAT, None)],
+              {"w": np.zeros((4, 2, 2, 2), np.float32)})
+    assert coreml.supports(views(m)["n"]).ok
