@@ -136,7 +136,8 @@ def _specialized(graph, delegate, model, opts, p, cache, fallback, capacity):
         (lambda: fallback(p)) if fallback is not None else None,
         f"partition {p.name} on '{p.delegate}'",
     )
-    if not p.specialized:
+    deferred = p.specialized or any(not t.is_static or t.shape_derived for t in infos.values() if t.kind == "tensor")
+    if not deferred:  # every input shape is known now: compile at once, so a failure re-plans
         try:
             exe.prepare({x: tuple(t.shape) for x, t in infos.items()})
         except PartitionCompileError:
