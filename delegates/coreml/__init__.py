@@ -65,7 +65,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import onnx
 
-from unified.delegate import Availability, CompileOptions, Delegate, Executable, Support
+from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Executable, Support
 from unified.errors import DelegateError, DelegateUnavailableError
 from unified.graph import NodeView
 from unified.hookspecs import hookimpl
@@ -191,6 +191,21 @@ class CoreMLDelegate(Delegate):
     op_support = OP_SUPPORT
     cacheable = True
     static_shapes = True
+    options = (
+        DelegateOption("compute_precision", (str,), "fp16 (fp32 on backend cpu)", "ML Program precision",
+                       ("fp16", "fp32")),
+        DelegateOption("minimum_deployment_target", (str,), "iOS16", "oldest OS the package runs on", _TARGETS),
+        DelegateOption("dim_ranges", (dict,), None, "{dim name: [lower, upper]} for flexible inputs, used only "
+                       "when compile() is called directly with symbolic dims"),
+    )
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """``dim_ranges`` maps dim names to ``[lower, upper]`` pairs (checked when the session is created).
+
+        Raises:
+            DelegateError: a malformed ``dim_ranges``.
+        """
+        self._settings(CompileOptions(backend=next(iter(COMPUTE_UNITS)), options=dict(options)))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("coremltools") is None:
