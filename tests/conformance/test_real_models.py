@@ -153,6 +153,7 @@ def test_default_session_matches_onnxruntime(name: str, variant: str, cache: Pat
 # --- (b) one delegate, fallback on ----------------------------------------------------
 
 
+@pytest.mark.corpus
 @pytest.mark.slow
 @pytest.mark.parametrize("delegate", DELEGATES)
 @pytest.mark.parametrize("name, variant", CASES, ids=IDS)
@@ -169,6 +170,7 @@ def test_delegate_with_fallback_matches_onnxruntime(name: str, variant: str, del
 # --- (c) one delegate, strict -----------------------------------------------------------
 
 
+@pytest.mark.corpus
 @pytest.mark.slow
 @pytest.mark.parametrize("delegate", DELEGATES)
 @pytest.mark.parametrize("name, variant", CASES, ids=IDS)

