@@ -62,18 +62,16 @@ def check_options(delegate, opts: Mapping[str, Any]) -> None:
         DelegateError: the delegate's own :meth:`~unified.Delegate.check_options` refused a value.
     """
     declared = getattr(delegate, "options", None)
-    if declared is None:
-        return
-    known = {o.name: o for o in declared}
+    known = {o.name: o for o in declared or ()}
     for key, value in opts.items():
         option = known.get(key)
-        if option is None:
+        if option is None and declared is not None:
             accepted = "; ".join(o.describe() for o in declared) or "none besides backend"
             raise DelegateUnavailableError(
                 f"delegate '{delegate.name}' has no option {key!r}; its options are: backend, {accepted}"
                 if declared else f"delegate '{delegate.name}' has no option {key!r}; it takes none besides backend"
             )
-        problem = option.check(value)
+        problem = option.check(value) if option is not None else None
         if problem:
             raise DelegateUnavailableError(f"option {key!r} of delegate '{delegate.name}' {problem}")
     delegate.check_options(dict(opts))

@@ -75,6 +75,7 @@ class ExecuTorchDelegate(Delegate):
     """
 
     name = "executorch"
+    options = ()  # none besides backend: dims are pinned with SessionOptions.free_dimensions or specialized at run
     cacheable = True  # the .pte is the artifact; load() rebuilds the program from it
     default_priority = 30
     static_shapes = True
