@@ -19,11 +19,13 @@ creation, which is why ORT runs such models at full speed).
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["fold_constants", "referenced"]
+__all__ = ["fold_constants", "pin_and_fold", "referenced"]
 
 _MAX_ELEMENTS = 1 << 16
 _NON_DETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -180,3 +182,63 @@ def fold_constants(
             break
         model = infer(model)
     return model
+
+
+def pin_and_fold(
+    model: onnx.ModelProto,
+    shapes: Mapping[str, Sequence[int]],
+    infer,
+    values: Mapping[str, np.ndarray] | None = None,
+    record: set[str] | None = None,
+    reinfer: bool = True,
+) -> onnx.ModelProto:
+    """A copy of ``model`` with fixed input dims, some inputs baked in, shapes
+    re-inferred and every constant computation folded (outputs included).
+
+    This is specialization (``unified.specialize``) and the load-time trial of
+    it (``Graph.specialization_trial``): the same steps, so the trial predicts
+    what a specialization folds.
+
+    Args:
+        model: not modified.
+        shapes: input name -> concrete dims (inputs not named keep theirs).
+        infer: ``ModelProto -> ModelProto`` shape inference.
+        values: input name -> value, made an initializer (the input goes).
+        record: receives the name of every value folded.
+        reinfer: drop the inferred shapes and infer again first (False when
+            no dim changed, to save a pass on a large static model).
+
+    Returns:
+        The folded model, IR version at least 4 (initializers need not be
+        listed as inputs), inputs limited to those fed at run time.
+    """
+    values = dict(values or {})
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    out.ir_version = max(out.ir_version, 4)
+    g = out.graph
+    initialized = {t.name for t in g.initializer}
+    inputs = list(g.input)
+    del g.input[:]
+    for vi in inputs:
+        if vi.name in values:
+            g.initializer.append(numpy_helper.from_array(np.asarray(values[vi.name]), vi.name))
+            continue
+        if vi.name in initialized:
+            continue
+        if vi.type.HasField("tensor_type") and vi.name in shapes:
+            tt = vi.type.tensor_type
+            tt.ClearField("shape")
+            tt.shape.SetInParent()  # a rank-0 input keeps an (empty) shape, not an unknown rank
+            for d in shapes[vi.name]:
+                tt.shape.dim.add().dim_value = int(d)
+        g.input.append(vi)
+    if reinfer:
+        for vi in g.output:
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+                for d in vi.type.tensor_type.shape.dim:
+                    if not d.HasField("dim_value"):
+                        d.Clear()
+        del g.value_info[:]
+        out = infer(out)
+    return fold_constants(out, infer, max_rounds=32, fold_outputs=True, record=record)

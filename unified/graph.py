@@ -21,7 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from unified.errors import InputError, ModelError, UnifiedError
-from unified.fold import fold_constants
+from unified.fold import fold_constants, pin_and_fold
 
 __all__ = [
     "TensorInfo",
@@ -641,30 +641,20 @@ usual CNN strides 2..32)."""
 
 
 def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], Mapping[str, int]]:
-    trial = onnx.ModelProto()
-    trial.CopyFrom(model)
-    g = trial.graph
-    symbolic = False
-    for vi in g.input:
-        if vi.type.HasField("tensor_type"):
-            for d in vi.type.tensor_type.shape.dim:
-                if not d.HasField("dim_value"):
-                    d.dim_value = TRIAL_DIM
-                    symbolic = True
-    if symbolic:  # else the loaded model's inferred shapes already are the trial's
-        for vi in g.output:
-            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-                for d in vi.type.tensor_type.shape.dim:
-                    if not d.HasField("dim_value"):
-                        d.Clear()
-        del g.value_info[:]
+    shapes = {
+        vi.name: [d.dim_value if d.HasField("dim_value") else TRIAL_DIM for d in vi.type.tensor_type.shape.dim]
+        for vi in model.graph.input
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")
+    }
+    symbolic = any(
+        not d.HasField("dim_value") for vi in model.graph.input for d in vi.type.tensor_type.shape.dim
+    )
     folded: set[str] = set()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if symbolic:
-                trial = _infer_shapes(trial)
-            trial = fold_constants(trial, _infer_shapes, max_rounds=32, fold_outputs=True, record=folded)
+            # a static model's inferred shapes already are the trial's: no second inference pass
+            trial = pin_and_fold(model, shapes, _infer_shapes, record=folded, reinfer=symbolic)
     except Exception:  # the trial is advisory: no facts rather than no model
         return frozenset(), MappingProxyType({})
     g = trial.graph

@@ -28,7 +28,7 @@ from onnx import numpy_helper
 
 from unified.delegate import Executable
 from unified.errors import DelegateError, UnifiedError
-from unified.fold import fold_constants, referenced
+from unified.fold import pin_and_fold, referenced
 
 __all__ = ["specialize", "Specialization", "SpecializedExecutable", "shape_text"]
 
@@ -84,37 +84,10 @@ def specialize(
         DelegateError: a value's shape is still not static after folding (a
             data-dependent shape), or shape inference rejects the shapes.
     """
-    values = dict(values or {})
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = out.graph
-    inputs = list(g.input)
-    del g.input[:]
-    out.ir_version = max(out.ir_version, 4)  # initializers need not be listed as inputs (IR < 4 did that)
-    initialized = {t.name for t in g.initializer}
-    for vi in inputs:
-        if vi.name in initialized and vi.name not in values:
-            continue
-        if vi.name in values:
-            g.initializer.append(numpy_helper.from_array(np.asarray(values[vi.name]), vi.name))
-            continue
-        if vi.type.HasField("tensor_type") and vi.name in shapes:
-            tt = vi.type.tensor_type
-            tt.ClearField("shape")
-            tt.shape.SetInParent()  # a rank-0 input keeps an (empty) shape, not an unknown rank
-            for d in shapes[vi.name]:
-                tt.shape.dim.add().dim_value = int(d)
-        g.input.append(vi)
-    for vi in g.output:
-        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
-            for d in vi.type.tensor_type.shape.dim:
-                if not d.HasField("dim_value"):
-                    d.Clear()
-    del g.value_info[:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            out = fold_constants(_infer(out), _infer, max_rounds=32, fold_outputs=True)
+            out = pin_and_fold(model, shapes, _infer, values)
         except Exception as exc:
             raise DelegateError(
                 f"shape inference rejected input shapes {shape_text(shapes)}: {' '.join(str(exc).split())[:300]}"
