@@ -70,6 +70,21 @@ class _Elapsed(logging.Formatter):
         return f"[{time.perf_counter() - self.start:7.2f}s] {prefix}{record.getMessage()}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (test capture replaces it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_cli_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Stage lines on stderr for the command line.
 
@@ -86,7 +101,7 @@ def configure_cli_logging(verbose: int = 0, quiet: bool = False) -> None:
     for h in list(logger.handlers):
         if getattr(h, "_unified_cli", False):
             logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Elapsed())
     handler._unified_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

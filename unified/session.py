@@ -230,7 +230,9 @@ class InferenceSession:
         for i, c in enumerate(self._compiled):
             release = tuple(x for x in c.partition.inputs if last_use.get(x) == i and x not in keep)
             self._steps.append(_Step(c.executable, tuple(c.partition.inputs), release, _expectations(c.model)))
-        self._single = self._steps[0] if len(self._steps) == 1 and not self._constants else None
+        # one partition reading exactly the model's inputs: the feed goes to it as it is
+        only = self._steps[0] if len(self._steps) == 1 and not self._constants else None
+        self._single = only if only is not None and set(only.inputs) == set(self._input_names) else None
         self._profile = [
             PartitionProfile(c.partition.index, c.partition.delegate, c.partition.backend, c.compile_seconds, c.cache_hit)
             for c in self._compiled
@@ -473,7 +475,7 @@ def _structured_check(t: TensorInfo):
                 raise InputError(f"input {where} has dtype {arr.dtype}, expected {want} ({type_string(tp)})")
             if tp.tensor_type.HasField("shape") and arr.ndim != len(tp.tensor_type.shape.dim):
                 raise InputError(f"input {where} has rank {arr.ndim}, expected {len(tp.tensor_type.shape.dim)}")
-            return np.ascontiguousarray(arr)
+            return np.require(arr, requirements="C")  # not ascontiguousarray: it makes a 0-d array 1-d
         return value
 
     def check(value: Any, dims: dict) -> Any:

@@ -115,8 +115,9 @@ class TFLiteExecutable(Executable):
     artifact_suffix = ".tflite"
 
     def __init__(self, flatbuffer: bytes, input_names: list[str], output_names: list[str],
-                 num_threads: int | None, details: Mapping[str, Any]):
+                 num_threads: int | None, details: Mapping[str, Any], scalar_outputs: frozenset[str] = frozenset()):
         interpreter_cls, _, _ = _runtime()
+        self._scalars = scalar_outputs  # rank-0 ONNX outputs TFLite may hold as shape [1]
         self._bytes = flatbuffer
         self.input_names = list(input_names)
         self.output_names = list(output_names)
@@ -144,7 +145,11 @@ class TFLiteExecutable(Executable):
             for name, idx, want in zip(self.input_names, self._in, self._in_dtypes):
                 it.set_tensor(idx, _as_input(name, inputs[name], want))  # copies into the interpreter's buffer
             it.invoke()
-            return {name: it.get_tensor(idx) for name, idx in zip(self.output_names, self._out)}  # copies
+            out = {name: it.get_tensor(idx) for name, idx in zip(self.output_names, self._out)}  # copies
+        for name in self._scalars:
+            if out[name].shape == (1,):
+                out[name] = out[name].reshape(())
+        return out
 
     def serialize(self) -> bytes:
         """The ``.tflite`` flatbuffer (open it in Netron, or ship it to a phone)."""
@@ -187,6 +192,14 @@ def _num_threads(options: Mapping[str, Any]) -> int | None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise DelegateError(f"tflite option num_threads={n!r}; expected an integer >= 1")
     return n
+
+
+def _scalar_outputs(partition: onnx.ModelProto) -> frozenset[str]:
+    """Outputs the ONNX partition declares rank 0."""
+    return frozenset(
+        o.name for o in partition.graph.output
+        if o.type.tensor_type.HasField("shape") and not o.type.tensor_type.shape.dim
+    )
 
 
 def _io_names(partition: onnx.ModelProto) -> tuple[list[str], list[str]]:
@@ -265,11 +278,12 @@ class TFLiteDelegate(Delegate):
             "transposes": result.op_counts.get("TRANSPOSE", 0),
             "flatbuffer_bytes": len(result.flatbuffer),
         }
-        return TFLiteExecutable(result.flatbuffer, ins, outs, threads, details)
+        return TFLiteExecutable(result.flatbuffer, ins, outs, threads, details, _scalar_outputs(partition))
 
     def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> TFLiteExecutable:
         """Rebuild the interpreter from a cached ``.tflite`` artifact (no conversion)."""
         ins, outs = _io_names(partition)
         counts = _op_counts(artifact)
         details = {"tflite_ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0), "flatbuffer_bytes": len(artifact)}
-        return TFLiteExecutable(bytes(artifact), ins, outs, _num_threads(options.options), details)
+        return TFLiteExecutable(bytes(artifact), ins, outs, _num_threads(options.options), details,
+                                _scalar_outputs(partition))

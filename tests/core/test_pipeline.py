@@ -362,3 +362,12 @@ def test_a_misspelled_delegate_option_fails_at_session_creation_before_planning(
     with pytest.raises(unified.DelegateUnavailableError,
                        match=r"option 'num_threads' of delegate 'onnxruntime' must be int, got str '2'"):
         InferenceSession(chain_model(), [("onnxruntime", {"num_threads": "2"})])
+
+
+def test_a_model_input_no_node_reads_is_accepted_and_ignored(ort_reference):
+    """ONNX allows unused graph inputs (CastLike's expanded test reads `like` for its type only)."""
+    model = chain_model()
+    model.graph.input.append(helper.make_tensor_value_info("unused", F, [1]))
+    sess = InferenceSession(model, ["onnxruntime"])
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(sess.run(None, {"x": x, "unused": np.zeros(1, np.float32)})[0], -np.maximum(x, 0))

@@ -31,12 +31,14 @@ def _check(model, feeds, options, ort_reference):
     sess = InferenceSession(model, delegates=["executorch"], options=options)
     assert {p.delegate for p in sess.plan.partitions} == {"executorch"}
     assert sum(len(p.nodes) for p in sess.plan.partitions) == len(sess.model.graph.node)
-    for p in sess.plan.partitions:
-        assert p.details["xnnpack_ops"] > 0
     got = sess.run(None, feeds)
+    for c in sess.partitions:  # a partition specialized at run has its details once it ran
+        assert c.executable.details["xnnpack_ops"] > 0
     for out, g, r in zip(sess.get_outputs(), got, ort_reference(model, feeds)):
         assert g.shape == r.shape, out.name
-        np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-4, err_msg=out.name)
+        # re-drawn weights give logits up to ~6e4: float32 summation order alone moves them by
+        # ~1e-7 of that scale, so the absolute tolerance follows the output's scale
+        np.testing.assert_allclose(g, r, rtol=1e-3, atol=max(1e-4, 1e-6 * float(np.abs(r).max())), err_msg=out.name)
     return sess
 
 
