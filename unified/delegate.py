@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from unified.graph import NodeView
+from unified.onnx.dtypes import dtype_name
 
 __all__ = [
     "DelegateOption",
@@ -35,6 +36,7 @@ __all__ = [
     "Delegate",
     "OpSupport",
     "Constraint",
+    "attr_in",
 ]
 
 
@@ -82,6 +84,27 @@ Constraint = Callable[[NodeView], "str | None"]
 """A constraint check: returns None when the node is fine, else the reason."""
 
 
+def attr_in(name: str, allowed: Iterable[Any], default: Any = None) -> Constraint:
+    """Constraint: attribute ``name`` (``default`` when the node omits it)
+    takes one of ``allowed``. List values compare as lists.
+
+    The reason names the op, the attribute, its value and what is supported,
+    e.g. ``"Conv auto_pad='SAME_LOWER' not supported (supported: 'NOTSET', 'VALID')"``.
+    """
+    allowed = tuple(allowed)
+
+    def check(node: NodeView) -> str | None:
+        value = node.attr(name, default)
+        if isinstance(value, tuple):
+            value = list(value)
+        if value not in allowed:
+            shown = ", ".join(repr(a) for a in allowed)
+            return f"{node.op_type} {name}={value!r} not supported (supported: {shown})"
+        return None
+
+    return check
+
+
 @dataclass(frozen=True)
 class OpSupport:
     """One entry of a delegate's op-support table.
@@ -112,19 +135,13 @@ class OpSupport:
         if self.dtypes:
             first = next((t for t in node.inputs if t.name), None)
             if first is not None and first.elem_type not in self.dtypes:
-                names = ", ".join(sorted(_dtype_name(d) for d in self.dtypes))
-                return f"{node.op_type} input dtype {_dtype_name(first.elem_type)} not supported (supported: {names})"
+                names = ", ".join(sorted(dtype_name(d) for d in self.dtypes))
+                return f"{node.op_type} input dtype {dtype_name(first.elem_type)} not supported (supported: {names})"
         for c in self.constraints:
             reason = c(node)
             if reason:
                 return reason
         return None
-
-
-def _dtype_name(elem_type: int) -> str:
-    if not elem_type:
-        return "unknown"
-    return onnx.helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
 
 
 @dataclass(frozen=True)

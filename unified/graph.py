@@ -21,7 +21,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from unified.errors import InputError, ModelError, UnifiedError
-from unified.fold import fold_constants, pin_and_fold
+from unified.onnx.attributes import decode_attributes
+from unified.onnx.dtypes import dtype_name
+from unified.onnx.dtypes import to_numpy as onnx_dtype_to_numpy
+from unified.onnx.fold import fold_constants, pin_and_fold
 
 __all__ = [
     "TensorInfo",
@@ -44,20 +47,6 @@ ModelLike = str | os.PathLike | bytes | onnx.ModelProto
 # Initializers at most this many elements are exposed as constants on NodeView
 # (shape tensors, axes, scales); larger ones (weights) only by dtype and shape.
 _CONST_ELEMENTS_MAX = 1 << 16
-
-
-def onnx_dtype_to_numpy(elem_type: int) -> np.dtype | None:
-    """Map an ONNX ``TensorProto.DataType`` to a NumPy dtype.
-
-    Returns None for UNDEFINED or types with no NumPy equivalent here
-    (e.g. float8 without ml_dtypes).
-    """
-    if elem_type == onnx.TensorProto.UNDEFINED:
-        return None
-    try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -129,11 +118,7 @@ class TensorInfo:
             return type_string(self.type_proto)
         if not self.elem_type:
             return "tensor(undefined)"
-        return f"tensor({_elem_name(self.elem_type)})"
-
-
-def _elem_name(elem_type: int) -> str:
-    return helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
+        return f"tensor({dtype_name(self.elem_type)})"
 
 
 _KINDS = {
@@ -149,15 +134,15 @@ def type_string(tp: onnx.TypeProto) -> str:
     """ONNX Runtime style name of any ONNX type, e.g. ``optional(seq(tensor(float)))``."""
     which = tp.WhichOneof("value")
     if which == "tensor_type":
-        return f"tensor({_elem_name(tp.tensor_type.elem_type) if tp.tensor_type.elem_type else 'undefined'})"
+        return f"tensor({dtype_name(tp.tensor_type.elem_type) if tp.tensor_type.elem_type else 'undefined'})"
     if which == "sparse_tensor_type":
-        return f"sparse_tensor({_elem_name(tp.sparse_tensor_type.elem_type)})"
+        return f"sparse_tensor({dtype_name(tp.sparse_tensor_type.elem_type)})"
     if which == "sequence_type":
         return f"seq({type_string(tp.sequence_type.elem_type)})"
     if which == "optional_type":
         return f"optional({type_string(tp.optional_type.elem_type)})"
     if which == "map_type":
-        return f"map({_elem_name(tp.map_type.key_type)},{type_string(tp.map_type.value_type)})"
+        return f"map({dtype_name(tp.map_type.key_type)},{type_string(tp.map_type.value_type)})"
     return "undefined"
 
 
@@ -328,7 +313,7 @@ def load_model(model: ModelLike, free_dimensions: Mapping[str, int] | None = Non
         free_dimensions: symbolic dim name -> value, fixed before shape
             inference (ONNX Runtime's free-dimension overrides); the shape
             computations that become constant are then folded
-            (``unified.fold``), so delegates that need static shapes see them.
+            (``unified.onnx.fold``), so delegates that need static shapes see them.
 
     Returns:
         A new ``ModelProto`` with inferred ``value_info`` for intermediate values.
@@ -531,7 +516,7 @@ class Graph:
 
         Every symbolic input dim is fixed to :data:`TRIAL_DIM` (64) on a copy
         of the model, shapes are inferred again and constants folded
-        (``unified.fold``) -- what the session does to a partition of a
+        (``unified.onnx.fold``) -- what the session does to a partition of a
         ``static_shapes`` delegate at its first run. Values that folded to
         constants are *shape-derived*; values whose shape became static are
         *static when specialized*. The flags are structural: they hold for any
@@ -544,7 +529,7 @@ class Graph:
         views = []
         for i, n in enumerate(self.nodes):
             domain = "" if n.domain == "ai.onnx" else n.domain
-            attrs = _attributes(n, self.node_names[i])
+            attrs = decode_attributes(n, self.node_names[i])
             views.append(
                 NodeView(
                     name=self.node_names[i],
@@ -568,31 +553,6 @@ class Graph:
     def output_infos(self) -> list[TensorInfo]:
         """A :class:`TensorInfo` per model output, in order."""
         return [self.tensor_info(o.name) for o in self.outputs]
-
-
-def _attributes(node: onnx.NodeProto, name: str) -> dict[str, Any]:
-    """Attribute name -> Python value (strings decoded, tensors as arrays).
-
-    Raises:
-        ModelError: an attribute that cannot be decoded (not UTF-8, a corrupt tensor).
-    """
-    out: dict[str, Any] = {}
-    for a in node.attribute:
-        try:
-            v = helper.get_attribute_value(a)
-            if isinstance(v, bytes):
-                v = v.decode()
-            elif isinstance(v, list) and v and isinstance(v[0], bytes):
-                v = [x.decode() for x in v]
-            elif isinstance(v, onnx.TensorProto):
-                v = numpy_helper.to_array(v)
-        except Exception as exc:
-            raise ModelError(
-                f"attribute '{a.name}' of node '{name}' ({node.op_type}) cannot be decoded "
-                f"({type(exc).__name__}: {exc}); the model is corrupt"
-            ) from None
-        out[a.name] = v
-    return out
 
 
 _CONSTANT_ATTRS = {

@@ -15,6 +15,7 @@ from unified.compiler import CompiledPartition
 
 from unified.errors import DelegateError, InputError, UnifiedError
 from unified.graph import Graph, ModelLike, TensorInfo, onnx_dtype_to_numpy, type_string
+from unified.onnx.topology import last_uses
 from unified.pipeline import compile_model
 from unified.plan import Plan
 from unified.plugins import registry
@@ -221,15 +222,11 @@ class InferenceSession:
             for name in self._output_names
             if name not in produced and name in g.initializers
         }
-        last_use: dict[str, int] = {}
-        for i, c in enumerate(self._compiled):
-            for x in c.partition.inputs:
-                last_use[x] = i
-        keep = set(self._output_names)
-        self._steps = []
-        for i, c in enumerate(self._compiled):
-            release = tuple(x for x in c.partition.inputs if last_use.get(x) == i and x not in keep)
-            self._steps.append(_Step(c.executable, tuple(c.partition.inputs), release, _expectations(c.model)))
+        release = last_uses([c.partition.inputs for c in self._compiled], keep=self._output_names)
+        self._steps = [
+            _Step(c.executable, tuple(c.partition.inputs), tuple(free), _expectations(c.model))
+            for c, free in zip(self._compiled, release)
+        ]
         # one partition reading exactly the model's inputs: the feed goes to it as it is
         only = self._steps[0] if len(self._steps) == 1 and not self._constants else None
         self._single = only if only is not None and set(only.inputs) == set(self._input_names) else None

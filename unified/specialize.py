@@ -6,7 +6,7 @@ a partition's inputs (their shapes, plus the values of the small
 shape-derived integer inputs computed by other partitions), :func:`specialize`
 writes a copy of the partition with those dims fixed and those values as
 initializers, re-runs ONNX shape inference and folds the shape computations
-that have become constants (``unified.fold``) -- what ONNX Runtime's constant
+that have become constants (``unified.onnx.fold``) -- what ONNX Runtime's constant
 folding does for free dimensions, done per signature.
 
 :class:`SpecializedExecutable` is what the session runs for such a
@@ -28,7 +28,7 @@ from onnx import numpy_helper
 
 from unified.delegate import Executable
 from unified.errors import DelegateError, UnifiedError
-from unified.fold import pin_and_fold, referenced
+from unified.onnx.fold import pin_and_fold, referenced
 
 __all__ = ["specialize", "Specialization", "SpecializedExecutable", "shape_text"]
 

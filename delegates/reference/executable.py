@@ -38,6 +38,7 @@ from unified.backends.npu_sim.workload import OpDesc, op_cost
 from unified.delegate import Executable
 from unified.delegates.reference.conv import conv, conv_transpose
 from unified.delegates.reference.kernels import KERNELS
+from unified.onnx.topology import last_uses
 
 __all__ = ["ReferenceExecutable"]
 
@@ -253,17 +254,7 @@ class ReferenceExecutable(Executable):
         return kept[::-1]
 
     def _release_plan(self) -> list[list[str]]:
-        last: dict[str, int] = {}
-        for i, s in enumerate(self._steps):
-            for x in s.inputs:
-                if x and x not in self.constants:
-                    last[x] = i
-        keep = set(self.output_names)
-        plan: list[list[str]] = [[] for _ in self._steps]
-        for name, i in last.items():
-            if name not in keep:
-                plan[i].append(name)
-        return plan
+        return last_uses([s.inputs for s in self._steps], keep=set(self.output_names) | set(self.constants))
 
     # --- running -------------------------------------------------------------
 

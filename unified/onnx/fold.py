@@ -25,19 +25,78 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["fold_constants", "pin_and_fold", "referenced"]
+from unified.onnx.values import static_shape
+
+__all__ = ["evaluate_node", "has_subgraph", "NON_DETERMINISTIC", "fold_constants", "pin_and_fold", "referenced"]
 
 _MAX_ELEMENTS = 1 << 16
-_NON_DETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+NON_DETERMINISTIC = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
+"""Ops never folded even with constant inputs: their output is random."""
 
 
-def _static_shape(tp: onnx.TypeProto | None) -> tuple[int, ...] | None:
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
-        return None
-    dims = tp.tensor_type.shape.dim
-    if any(not d.HasField("dim_value") for d in dims):
-        return None
-    return tuple(d.dim_value for d in dims)
+def has_subgraph(node: onnx.NodeProto) -> bool:
+    """The node carries a graph attribute (If / Loop / Scan bodies)."""
+    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+
+
+def evaluate_node(
+    node: onnx.NodeProto, args: Sequence[np.ndarray | None], opsets: Sequence[onnx.OperatorSetIdProto]
+) -> list[np.ndarray]:
+    """Run one node on constant inputs with ONNX's reference implementation.
+
+    This is the constant folding of every delegate and of the session's
+    specialization: ``onnx.reference.ReferenceEvaluator`` is the ONNX
+    project's executable spec. ``DequantizeLinear`` is computed here with NumPy
+    (``y = (x - zero_point) * scale``, ONNX operator spec), because the
+    reference lacks some of its opsets.
+
+    Args:
+        node: the node (not modified; its input names may repeat).
+        args: one array per input slot, None for an omitted optional input.
+        opsets: the model's ``opset_import``.
+
+    Returns:
+        One array per non-empty output name, in order.
+
+    Raises:
+        Exception: whatever the reference evaluator raises for an op or
+            attribute it cannot evaluate; callers keep such a node.
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    if node.op_type == "DequantizeLinear" and node.domain in ("", "ai.onnx"):
+        return [_dequantize(node, list(args))]
+    names = [f"i{k}" if a is not None else "" for k, a in enumerate(args)]
+    proto = onnx.NodeProto()
+    proto.CopyFrom(node)
+    del proto.input[:]
+    proto.input.extend(names)
+    del proto.output[:]
+    proto.output.extend(f"o{k}" if o else "" for k, o in enumerate(node.output))
+    graph = helper.make_graph(
+        [proto],
+        "fold",
+        [],
+        [helper.make_empty_tensor_value_info(o) for o in proto.output if o],
+        initializer=[numpy_helper.from_array(np.asarray(a), n) for n, a in zip(names, args) if n],
+    )
+    model = helper.make_model(graph, opset_imports=list(opsets), ir_version=10)
+    return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, {})]
+
+
+def _dequantize(node: onnx.NodeProto, ins: list) -> np.ndarray:
+    """DequantizeLinear, per-tensor or per-axis: ``(x - zero_point) * scale`` (float32 scale)."""
+    x, scale = ins[0], np.asarray(ins[1])
+    out_dtype = scale.dtype
+    zp = ins[2] if len(ins) > 2 and ins[2] is not None else np.zeros_like(scale, dtype=x.dtype)
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    if scale.size > 1:
+        shape = [1] * x.ndim
+        shape[axis % x.ndim] = scale.size
+        scale, zp = scale.reshape(shape), np.asarray(zp).reshape(shape)
+    return ((x.astype(np.int64) - np.asarray(zp).astype(np.int64)).astype(np.float32) * scale).astype(out_dtype)
 
 
 def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[str] | None = None) -> int:
@@ -45,8 +104,6 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
 
     With ``fold_outputs``, nodes producing graph outputs fold too (the output
     then names an initializer)."""
-    from onnx.reference import ReferenceEvaluator
-
     g = model.graph
     types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output)}
     known: dict[str, np.ndarray] = {
@@ -62,7 +119,7 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
             keep.append(n)
             continue
         if n.op_type in ("Shape", "Size") and n.input:
-            shape = init_dims.get(n.input[0]) or _static_shape(types.get(n.input[0]))
+            shape = init_dims.get(n.input[0]) or static_shape(types.get(n.input[0]))
             if shape is not None:
                 if n.op_type == "Size":
                     value = [np.array(int(np.prod(shape, dtype=np.int64)), np.int64)]
@@ -71,12 +128,12 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
                     start, end = attrs.get("start", 0), attrs.get("end", len(shape))
                     value = [np.array(shape[slice(start, end)], np.int64)]
         elif (
-            n.op_type not in _NON_DETERMINISTIC
+            n.op_type not in NON_DETERMINISTIC
             and all(not x or x in known for x in n.input)
-            and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute)
+            and not has_subgraph(n)
             and _small_enough(n, known, types)
         ):
-            value = _evaluate(n, known, opsets, ReferenceEvaluator)
+            value = _evaluate(n, known, opsets)
         if value is None or any(v.size > _MAX_ELEMENTS for v in value):
             keep.append(n)
             continue
@@ -107,7 +164,7 @@ _EXPANDING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample"
 
 def _small_enough(node: onnx.NodeProto, known, types) -> bool:
     """Whether evaluating ``node`` certainly yields at most ``_MAX_ELEMENTS`` per output."""
-    shapes = [_static_shape(types.get(o)) for o in node.output if o]
+    shapes = [static_shape(types.get(o)) for o in node.output if o]
     if shapes and all(s is not None for s in shapes):
         return all(int(np.prod(s, dtype=np.int64)) <= _MAX_ELEMENTS for s in shapes)
     if node.op_type not in _EXPANDING:
@@ -144,20 +201,11 @@ def referenced(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
-def _evaluate(node: onnx.NodeProto, known, opsets, evaluator_cls) -> list[np.ndarray] | None:
-    ins = [x for x in node.input if x]
-    graph = helper.make_graph(
-        [node],
-        "fold",
-        [],
-        [helper.make_empty_tensor_value_info(o) for o in node.output if o],
-        initializer=[numpy_helper.from_array(np.asarray(known[x]), x) for x in dict.fromkeys(ins)],
-    )
+def _evaluate(node: onnx.NodeProto, known, opsets) -> list[np.ndarray] | None:
     try:
-        out = evaluator_cls(helper.make_model(graph, opset_imports=opsets)).run(None, {})
+        return evaluate_node(node, [known[x] if x else None for x in node.input], opsets)
     except Exception:  # an op the reference cannot evaluate stays a node
         return None
-    return [np.asarray(v) for v in out]
 
 
 def fold_constants(
