@@ -1,5 +1,6 @@
 """Every public definition of ``unified`` (each module's ``__all__``, and the
-public methods and properties of exported classes) has a docstring."""
+public methods and properties of exported classes) has a docstring; so does
+every public definition of each delegate's ``delegate.py``."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ import pkgutil
 import unified
 
 
+def _modules():
+    for info in pkgutil.walk_packages(unified.__path__, prefix="unified."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            yield importlib.import_module(info.name)
+    delegates = importlib.import_module("unified.delegates")
+    for info in pkgutil.iter_modules(delegates.__path__):
+        if info.ispkg and not info.name.startswith("_"):  # every delegate package has a delegate.py
+            yield importlib.import_module(f"unified.delegates.{info.name}.delegate")
+
+
 def _public_definitions():
-    for info in pkgutil.iter_modules(unified.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"unified.{info.name}")
+    for module in _modules():
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
             if not (inspect.isclass(obj) or inspect.isfunction(obj)) or obj.__module__ != module.__name__:

@@ -39,8 +39,8 @@ def from_numpy(dtype: np.dtype | type | str) -> int:
     """
     try:
         return int(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"NumPy dtype {dtype!r} has no ONNX element type ({exc})") from None
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"NumPy dtype {dtype!r} has no ONNX element type") from None
 
 
 def dtype_name(elem_type: int, unknown: str = "unknown") -> str:

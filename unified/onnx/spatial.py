@@ -103,8 +103,8 @@ def conv_transpose_pads(
     or ``auto_pad`` SAME_* (``out = in * stride``) the pads follow from the
     wanted output: total ``stride * (in - 1) + output_padding + ((kernel - 1) *
     dilation + 1) - out``, split with the odd element at the end for
-    SAME_UPPER (and for explicit ``output_shape``), at the beginning for
-    SAME_LOWER -- what ONNX Runtime computes.
+    SAME_UPPER and at the beginning otherwise (SAME_LOWER, or NOTSET with
+    ``output_shape``), as the spec says and ONNX Runtime computes.
 
     Returns:
         ``(begins, ends, out_sizes)``.
@@ -123,7 +123,7 @@ def conv_transpose_pads(
         for i in range(n):
             total = full[i] - outs[i]
             small, big = total // 2, total - total // 2
-            b, e = (big, small) if auto == "SAME_LOWER" else (small, big)
+            b, e = (small, big) if auto == "SAME_UPPER" else (big, small)
             begins.append(b)
             ends.append(e)
         return begins, ends, outs
