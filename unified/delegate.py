@@ -311,11 +311,22 @@ class Delegate(abc.ABC):
             DelegateError: naming the option and what is accepted.
         """
 
-    def supports(self, node: NodeView) -> Support:
+    def supports(
+        self, node: NodeView, backend: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> Support:
         """Claim or decline one node, using :attr:`op_support`.
 
         Override to add checks that need more than the table; keep every
-        refusal explained.
+        refusal explained. The planner passes the backend and options the
+        session chose for this delegate (one answer per node and choice, like
+        ONNX Runtime binding one execution-provider instance per option set),
+        so a delegate can decline a node for one backend only. An override
+        may also take just ``node``.
+
+        Args:
+            node: the node, with the inferred types and shapes of its values.
+            backend: the chosen backend (one of :meth:`backends`).
+            options: the delegate's options, validated (without ``backend``).
         """
         entries = self._op_table().get((node.domain, node.op_type))
         if not entries:

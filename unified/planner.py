@@ -21,6 +21,7 @@ producers whenever that keeps every partition convex.
 from __future__ import annotations
 
 import graphlib
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -51,7 +52,20 @@ class DelegateChoice:
         return self.delegate.name
 
 
-def _ask(delegate: Delegate, node: NodeView) -> Support:
+def _takes_target(delegate: Delegate) -> bool:
+    """Whether ``delegate.supports`` accepts ``backend=`` and ``options=``
+    (a plugin written against the one-argument form still works)."""
+    try:
+        params = inspect.signature(delegate.supports).parameters
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return True
+    return "backend" in params and "options" in params
+
+
+def _ask(choice: DelegateChoice, node: NodeView) -> Support:
+    delegate = choice.delegate
     if not delegate.handles_non_tensor_values:
         other = [t.name for t in node.inputs + node.outputs + node.implicit_inputs if t.name and t.kind != "tensor"]
         if other:
@@ -61,7 +75,10 @@ def _ask(delegate: Delegate, node: NodeView) -> Support:
         if static is not None:
             return static
     try:
-        answer = delegate.supports(node)
+        if _takes_target(delegate):
+            answer = delegate.supports(node, backend=choice.backend, options=choice.options)
+        else:
+            answer = delegate.supports(node)
     except Exception as exc:  # a plugin's bug must not crash planning
         return Support.no(f"supports() raised {type(exc).__name__}: {exc}")
     if not isinstance(answer, Support):
@@ -143,7 +160,7 @@ def make_plan(
     def ask(c: DelegateChoice, i: int) -> Support:
         key = (c.name, i)
         if key not in cache:
-            cache[key] = _ask(c.delegate, views[i])
+            cache[key] = _ask(c, views[i])
         return cache[key]
 
     excluded = dict(excluded or {})

@@ -244,3 +244,31 @@ def test_plan_as_graphviz_dot():
     # boundary tensors become edges: x -> p0, a -> p1 and a -> p2, b -> p2, p2 -> output
     for edge in ('in_0 -> p0 [label="x"]', 'p0 -> p1 [label="a"]', 'p0 -> p2 [label="a"]', 'p1 -> p2 [label="b"]', "p2 -> out_0"):
         assert edge in dot
+
+
+class _TwoBackendToy(ToyDelegate):
+    """Runs Neg on backend "exact" only; takes the ``backend=``/``options=`` form of supports()."""
+
+    def backends(self):
+        return ["fast", "exact"]
+
+    def supports(self, node, backend=None, options=None):
+        self.asked.append((backend, dict(options or {})))
+        if node.op_type == "Neg" and backend != "exact":
+            return unified.Support.no(f"Neg not on backend {backend!r} (only on 'exact')")
+        return super().supports(node)
+
+
+@pytest.mark.parametrize("backend,neg_on_toy", [("fast", False), ("exact", True)])
+def test_supports_sees_the_chosen_backend_and_can_decline_for_one_backend(backend, neg_on_toy, ort_reference):
+    toy = _TwoBackendToy("toy2")
+    toy.asked = []
+    model = make_model([node("Relu", ["x"], "a"), node("Neg", ["a"], "y")])
+    sess = session(model, toy, delegates=[("toy2", {"backend": backend})])
+    placed = {n: p.delegate for p in sess.plan.partitions for n in p.nodes}
+    assert placed["a"] == "toy2"
+    assert (placed["y"] == "toy2") is neg_on_toy
+    if not neg_on_toy:
+        assert "only on 'exact'" in str(sess.plan.rejections)
+    assert {b for b, _ in toy.asked} == {backend}
+    assert_matches_ort(sess, model, ort_reference)
