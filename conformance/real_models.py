@@ -1,8 +1,8 @@
 """The real-model corpus: ONNX models that ship inside public PyPI wheels.
 
 Each :class:`RealModel` (one table of ``data/real_models.toml``) names a
-pinned wheel (``magika==1.0.3``), the member path of the ``.onnx`` inside it, the file's sha256, what the model covers
-(dynamic batch / spatial / sequence dims, int64 shape arithmetic, ``If``,
+pinned wheel (``magika==1.0.3``), the member path of the ``.onnx`` inside it,
+the file's sha256, what the model covers (dynamic batch / spatial / sequence dims, int64 shape arithmetic, ``If``,
 ``LSTM``, several outputs, inputs declared with ``dim_value: -1``) and its
 input *variants*: realistic inputs built the way the wheel's own Python code
 builds them (the byte features of a real file for magika, a photograph
