@@ -2,12 +2,13 @@
 
 Each :class:`RealModel` (one table of ``data/real_models.toml``) names a
 pinned wheel (``magika==1.0.3``), the member path of the ``.onnx`` inside it,
-the file's sha256, what the model covers (dynamic batch / spatial / sequence dims, int64 shape arithmetic, ``If``,
-``LSTM``, several outputs, inputs declared with ``dim_value: -1``) and its
-input *variants*: realistic inputs built the way the wheel's own Python code
-builds them (the byte features of a real file for magika, a photograph
-letterboxed as nudenet does, rendered text pages and lines for the OCR and
-layout models, a voiced waveform for the VAD), not only noise.
+the file's sha256, what the model covers (dynamic batch / spatial / sequence
+dims, int64 shape arithmetic, ``If``, ``LSTM``, several outputs, inputs
+declared with ``dim_value: -1``) and its input *variants*: realistic inputs
+built the way the wheel's own Python code builds them (the byte features of a
+real file for magika, a photograph letterboxed as nudenet does, rendered text
+pages and lines for the OCR and layout models, a voiced waveform for the VAD),
+not only noise.
 
 :func:`fetch` returns the cached file ``<cache>/models/real/<name>.onnx``
 (``~/.cache/unified`` unless ``XDG_CACHE_HOME`` says otherwise, the root of
