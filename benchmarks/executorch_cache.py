@@ -29,6 +29,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from _versus_ort import print_rows
+
 
 def _model(name: str) -> onnx.ModelProto:
     from unified.conformance import nets, zoo
@@ -84,14 +86,11 @@ def main() -> None:
             opts = {"dims": {"batch": 1, "seq": 128}} if name == "minilm" else {}
             first, second = measure(_model(name), os.path.join(tmp, name), opts)
             rows.append((name, first, second))
-    if args.markdown:
-        print("| model | first session s | second session (warm cache) s | speed-up |")
-        print("|---|---|---|---|")
-    for name, first, second in rows:
-        if args.markdown:
-            print(f"| {name} | {first:.2f} | {second:.3f} | {first / second:.0f}x |")
-        else:
-            print(f"{name:16s} first {first:7.2f} s  second {second:7.3f} s  speed-up {first / second:.0f}x")
+    print_rows(
+        rows, args.markdown, ("model", "first session s", "second session (warm cache) s", "speed-up"),
+        lambda row: (row[0], f"{row[1]:.2f}", f"{row[2]:.3f}", f"{row[1] / row[2]:.0f}x"),
+        lambda row: f"{row[0]:16s} first {row[1]:7.2f} s  second {row[2]:7.3f} s  speed-up {row[1] / row[2]:.0f}x",
+    )
 
 
 if __name__ == "__main__":

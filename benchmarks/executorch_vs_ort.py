@@ -24,11 +24,10 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 
 import onnx
 
-from _versus_ort import models, ort_session
+from _versus_ort import alternate, models, ort_session, print_rows
 
 
 def measure(model: onnx.ModelProto, runs: int, warmup: int = 5, threads: int | None = None) -> dict:
@@ -45,17 +44,7 @@ def measure(model: onnx.ModelProto, runs: int, warmup: int = 5, threads: int | N
         et = InferenceSession(model, delegates=["executorch"], options=SessionOptions(strict=True, cache_dir=cache))
         threads = portable_lib._threadpool_get_thread_count()
         ort = ort_session(model, threads)
-        for _ in range(warmup):
-            et.run(None, feeds)
-            ort.run(None, feeds)
-        t_et, t_ort = [], []
-        for _ in range(runs):
-            start = time.perf_counter()
-            et.run(None, feeds)
-            t_et.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            ort.run(None, feeds)
-            t_ort.append(time.perf_counter() - start)
+        t_et, t_ort = alternate(lambda: et.run(None, feeds), lambda: ort.run(None, feeds), runs, warmup)
     a, b = statistics.median(t_et), statistics.median(t_ort)
     return {"executorch": a, "onnxruntime": b, "ratio": a / b, "threads": threads, **et.plan.partitions[0].details}
 
@@ -74,17 +63,16 @@ def main() -> None:
           f"{onnxruntime.__version__}, executorch {version('executorch')}, {args.runs} alternating runs")
     rows = [(name, measure(model, args.runs, threads=t or None)) for name, model in models().items()
             for t in args.threads]
-    if args.markdown:
-        print("| model | threads | executorch ms | onnxruntime ms | executorch / ORT | xnnpack_ops | portable_ops |")
-        print("|---|---|---|---|---|---|---|")
-    for name, r in rows:
-        if args.markdown:
-            print(f"| {name} | {r['threads']} | {r['executorch'] * 1e3:.2f} | {r['onnxruntime'] * 1e3:.2f} | "
-                  f"{r['ratio']:.2f}x | {r['xnnpack_ops']} | {r['portable_ops']} |")
-        else:
-            print(f"{name:16s} threads={r['threads']}  executorch {r['executorch'] * 1e3:8.2f} ms  onnxruntime "
-                  f"{r['onnxruntime'] * 1e3:8.2f} ms  ratio {r['ratio']:.2f}x  "
-                  f"xnnpack_ops {r['xnnpack_ops']}  portable_ops {r['portable_ops']}")
+    header = ("model", "threads", "executorch ms", "onnxruntime ms", "executorch / ORT", "xnnpack_ops", "portable_ops")
+    print_rows(
+        rows, args.markdown, header,
+        lambda row: (row[0], row[1]["threads"], f"{row[1]['executorch'] * 1e3:.2f}",
+                     f"{row[1]['onnxruntime'] * 1e3:.2f}", f"{row[1]['ratio']:.2f}x", row[1]["xnnpack_ops"],
+                     row[1]["portable_ops"]),
+        lambda row: (f"{row[0]:16s} threads={row[1]['threads']}  executorch {row[1]['executorch'] * 1e3:8.2f} ms  "
+                     f"onnxruntime {row[1]['onnxruntime'] * 1e3:8.2f} ms  ratio {row[1]['ratio']:.2f}x  "
+                     f"xnnpack_ops {row[1]['xnnpack_ops']}  portable_ops {row[1]['portable_ops']}"),
+    )
 
 
 if __name__ == "__main__":

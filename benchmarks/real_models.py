@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import onnx
 
-from _versus_ort import ort_session
+from _versus_ort import alternate, ort_session
 
 
 def _first_line(exc: BaseException) -> str:
@@ -60,17 +60,7 @@ def measure(name: str, variant: str, runs: int, threads: int, cache: str, warmup
             row["plan"] = sess.plan.node_counts()
             row["partitions"] = len(sess.plan.partitions)
             got = sess.run(None, feeds)
-            for _ in range(warmup - 1):
-                sess.run(None, feeds)
-                ort.run(None, feeds)
-            t_uni, t_ort = [], []
-            for _ in range(runs):
-                start = time.perf_counter()
-                sess.run(None, feeds)
-                t_uni.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                ort.run(None, feeds)
-                t_ort.append(time.perf_counter() - start)
+            t_uni, t_ort = alternate(lambda: sess.run(None, feeds), lambda: ort.run(None, feeds), runs, warmup - 1)
         rel = max(float(np.max(np.abs(np.asarray(g, np.float64) - e))) / max(float(np.max(np.abs(e))), 1e-30)
                   for g, e in zip(got, expected, strict=True))
     except Exception as exc:  # a benchmark records the failure and goes on

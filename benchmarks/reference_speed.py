@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     from unified.backends.npu_sim.workload import descs_from_model
     from unified.conformance import zoo
 
+    from _versus_ort import alternate  # imports numpy: after the thread variables
+
     path = str(zoo.light_model_path("resnet50"))
     # --- cost model -------------------------------------------------------------
     simulate_model(path)  # warm imports
@@ -73,17 +75,7 @@ def main(argv=None) -> int:
     direct = ort.InferenceSession(ort_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     opts = unified.SessionOptions(use_cache=False, strict=True)
     sess = unified.InferenceSession(model, [("reference", {"dtype": "fp32"})], opts)
-    for _ in range(2):
-        direct.run(None, feeds)
-        sess.run(None, feeds)
-    t_ref, t_ort = [], []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        sess.run(None, feeds)
-        t_ref.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        direct.run(None, feeds)
-        t_ort.append(time.perf_counter() - start)
+    t_ref, t_ort = alternate(lambda: sess.run(None, feeds), lambda: direct.run(None, feeds), args.runs, warmup=2)
     ratios = np.array(t_ref) / np.array(t_ort)
     figures = {
         "threads": args.threads,

@@ -20,11 +20,10 @@ import argparse
 import platform
 import statistics
 import tempfile
-import time
 
 import onnx
 
-from _versus_ort import models, ort_session
+from _versus_ort import alternate, models, ort_session, print_rows
 
 
 def measure(model: onnx.ModelProto, threads: int, runs: int, warmup: int = 5) -> dict[str, float]:
@@ -38,17 +37,7 @@ def measure(model: onnx.ModelProto, threads: int, runs: int, warmup: int = 5) ->
                                options=SessionOptions(strict=True, cache_dir=cache))
         ort = ort_session(model, threads)
         transposes = sum(c.executable.details.get("transposes", 0) for c in tfl.partitions)
-        for _ in range(warmup):
-            tfl.run(None, feeds)
-            ort.run(None, feeds)
-        t_tfl, t_ort = [], []
-        for _ in range(runs):
-            start = time.perf_counter()
-            tfl.run(None, feeds)
-            t_tfl.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            ort.run(None, feeds)
-            t_ort.append(time.perf_counter() - start)
+        t_tfl, t_ort = alternate(lambda: tfl.run(None, feeds), lambda: ort.run(None, feeds), runs, warmup)
     a, b = statistics.median(t_tfl), statistics.median(t_ort)
     return {"tflite": a, "onnxruntime": b, "ratio": a / b, "transposes": transposes}
 
@@ -69,16 +58,14 @@ def main() -> None:
         for threads in args.threads:
             r = measure(model, threads, args.runs)
             rows.append((name, threads, r))
-    if args.markdown:
-        print("| model | threads | tflite ms | onnxruntime ms | tflite / ORT | TRANSPOSE ops |")
-        print("|---|---|---|---|---|---|")
-    for name, threads, r in rows:
-        if args.markdown:
-            print(f"| {name} | {threads} | {r['tflite'] * 1e3:.2f} | {r['onnxruntime'] * 1e3:.2f} | "
-                  f"{r['ratio']:.2f}x | {r['transposes']} |")
-        else:
-            print(f"{name:16s} threads={threads}  tflite {r['tflite'] * 1e3:8.2f} ms  onnxruntime "
-                  f"{r['onnxruntime'] * 1e3:8.2f} ms  ratio {r['ratio']:.2f}x  transposes {r['transposes']}")
+    print_rows(
+        rows, args.markdown, ("model", "threads", "tflite ms", "onnxruntime ms", "tflite / ORT", "TRANSPOSE ops"),
+        lambda row: (row[0], row[1], f"{row[2]['tflite'] * 1e3:.2f}", f"{row[2]['onnxruntime'] * 1e3:.2f}",
+                     f"{row[2]['ratio']:.2f}x", row[2]["transposes"]),
+        lambda row: (f"{row[0]:16s} threads={row[1]}  tflite {row[2]['tflite'] * 1e3:8.2f} ms  onnxruntime "
+                     f"{row[2]['onnxruntime'] * 1e3:8.2f} ms  ratio {row[2]['ratio']:.2f}x  "
+                     f"transposes {row[2]['transposes']}"),
+    )
 
 
 if __name__ == "__main__":

@@ -12,13 +12,21 @@ Heavy parts (onnx's node-test generators, torch nets) load only when a
 source is listed; ``import unified.conformance`` stays cheap.
 """
 
-from unified.conformance.cases import Case, CaseData, CaseSource, ConformanceError, StaticCase, oracle_outputs
+from unified.conformance.cases import (
+    Case,
+    CaseData,
+    CaseSource,
+    ConformanceError,
+    StaticCase,
+    gather_cases,
+    oracle_outputs,
+)
 from unified.conformance.compare import OutputStats, Tolerance, compare_outputs
 from unified.conformance.diff import diff_reports
-from unified.conformance.execute import STATUSES, CaseResult, execute_case
-from unified.conformance.report import Report, load_report
-from unified.conformance.reports import write_reports
-from unified.conformance.runner import gather_cases, run_conformance
+from unified.conformance.execute import execute_case
+from unified.conformance.report import STATUSES, CaseResult, Report, load_report
+from unified.conformance.render import write_reports
+from unified.conformance.runner import run_conformance
 
 __all__ = [
     # cases

@@ -10,7 +10,8 @@ directly by default, ``onnx.reference.ReferenceEvaluator`` as an option.
 
 Sources are :class:`CaseSource` collections contributed through the
 ``unified_conformance_cases`` hook; :func:`collect_sources` gathers them from
-the plugin registry.
+the plugin registry, :func:`select_cases` filters them by name, and
+:func:`gather_cases` does both (the CLI and the pytest plugin call it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import onnx
 
 from unified.conformance.compare import Tolerance
 from unified.errors import UnifiedError
+from unified.records import record_dict
 
 __all__ = [
     "Case",
@@ -35,6 +37,8 @@ __all__ = [
     "oracle_outputs",
     "collect_sources",
     "select_cases",
+    "gather_cases",
+    "selection_options",
     "dtype_name",
     "ConformanceError",
 ]
@@ -138,20 +142,12 @@ class Case:
         return self.id.split("/", 1)[-1]
 
     def tags_dict(self) -> dict[str, Any]:
-        """JSON-safe description (everything but the loader)."""
-        return {
-            "source": self.source,
-            "op": self.op,
-            "domain": self.domain,
-            "opset": self.opset,
-            "dtype": self.dtype,
-            "dtypes": list(self.dtypes),
-            "group": self.group or (self.op or self.name),
-            "tolerance": None if self.tolerance is None else self.tolerance.to_dict(),
-            "oracle": self.oracle,
-            "tags": list(self.tags),
-            "compare_values": self.compare_values,
-        }
+        """JSON-safe description (everything but the id, loader and timeout)."""
+        return record_dict(
+            self, skip=("id", "loader", "timeout"),
+            dtypes=list(self.dtypes), group=self.group or (self.op or self.name),
+            tolerance=None if self.tolerance is None else self.tolerance.to_dict(), tags=list(self.tags),
+        )
 
 
 @dataclass(frozen=True)
@@ -231,6 +227,69 @@ def select_cases(cases: Sequence[Case], pattern: str | None) -> list[Case]:
                 out.append(c)
                 break
     return out
+
+
+def gather_cases(
+    sources: Sequence[str] | None = None,
+    pattern: str | None = None,
+    plugins: Iterable[Any] = (),
+    fast: bool = False,
+) -> tuple[list[str], list[Case]]:
+    """List the cases of ``sources`` (all when None) matching ``pattern``.
+
+    Args:
+        sources: source names (see :func:`collect_sources`); None: all.
+        pattern: see :func:`select_cases`; None keeps every case.
+        plugins: extra plugin objects or import specs to register first.
+        fast: keep only each source's fast subset plus the committed cases
+            that cover every op x delegate pair of the last full run
+            (``unified.conformance.fast``), for CI.
+
+    Returns:
+        (source names, cases), cases in source order.
+
+    Raises:
+        ConformanceError: unknown source, or duplicate case ids.
+    """
+    from unified.conformance.fast import fast_case_ids
+
+    found = collect_sources(sources, plugins)
+    cases: list[Case] = []
+    claimed_once = fast_case_ids() if fast else frozenset()
+    for src in found.values():
+        listed = list(src.cases())
+        if fast and src.fast is not None:
+            own = {c.id for c in src.fast(listed)}
+            listed = [c for c in listed if c.id in own or c.id in claimed_once]
+        cases.extend(listed)
+    seen: set[str] = set()
+    for c in cases:
+        if c.id in seen:
+            raise ConformanceError(f"duplicate conformance case id {c.id!r}; case ids must be unique")
+        seen.add(c.id)
+    return list(found), select_cases(cases, pattern)
+
+
+def selection_options(default_sources: str | None = None) -> dict[str, dict[str, Any]]:
+    """The options that choose the cases (the ``sources``, ``fast`` and
+    ``plugins`` of :func:`gather_cases`), one set for every front end:
+    ``unified conformance run|list`` adds them as ``--NAME``, the pytest
+    plugin as ``--unified-NAME``.
+
+    Args:
+        default_sources: the comma-separated sources used when none are
+            given; None: every source.
+
+    Returns:
+        Option name -> ``argparse`` keywords (pytest's ``addoption`` takes the same).
+    """
+    return {
+        "sources": {"default": default_sources, "metavar": "A,B",
+                    "help": f"comma-separated sources (default: {default_sources or 'all'}), e.g. onnx-node,ops,models"},
+        "fast": {"action": "store_true", "help": "only each source's fast subset (what CI runs)"},
+        "plugin": {"action": "append", "default": [], "metavar": "SPEC",
+                   "help": "extra plugin to load: package.module[:attr] or path/to/file.py[:attr] (repeatable)"},
+    }
 
 
 # --- oracles -----------------------------------------------------------------

@@ -29,12 +29,12 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", help="comma-separated sources (default: all), e.g. onnx-node,ops,models")
+    from unified.conformance.cases import selection_options
+
     p.add_argument("-k", dest="pattern", metavar="PATTERN",
                    help="only cases whose id, op or model matches (substring, or glob with * ? [])")
-    p.add_argument("--fast", action="store_true", help="only each source's fast subset (what CI runs)")
-    p.add_argument("--plugin", action="append", default=[], metavar="SPEC",
-                   help="extra plugin to load: package.module[:attr] or path/to/file.py[:attr] (repeatable)")
+    for name, kw in selection_options().items():
+        p.add_argument(f"--{name}", **kw)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +79,9 @@ def _fast_subset(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from unified.conformance.reports import summary_table, write_reports
-    from unified.conformance.runner import DEFAULT_TIMEOUT, gather_cases, run_conformance
+    from unified.conformance.render import summary_table, write_reports
+    from unified.conformance.cases import gather_cases
+    from unified.conformance.runner import DEFAULT_TIMEOUT, run_conformance
 
     sources, cases = gather_cases(_split(args.sources), args.pattern, args.plugin, fast=args.fast)
     delegates = _split(args.delegates)
@@ -110,7 +111,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from unified.conformance.runner import gather_cases
+    from unified.conformance.cases import gather_cases
 
     _, cases = gather_cases(_split(args.sources), args.pattern, args.plugin, fast=args.fast)
     for c in cases:

@@ -22,84 +22,21 @@ planner and compiler, exactly as an ``InferenceSession`` reaches it.
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from unified.conformance.cases import Case, ConformanceError, oracle_outputs
 from unified.conformance.compare import Tolerance, compare_outputs
+from unified.conformance.report import CaseResult
 from unified.compiler import PartitionCompileError
 from unified.errors import DelegateUnavailableError, ModelError, UnsupportedError
 from unified.plugins import PluginRegistry
 
-__all__ = ["CaseResult", "STATUSES", "execute_case", "delegate_tolerances"]
-
-STATUSES = ("pass", "fail", "error", "unsupported", "skipped", "compiled")
-"""Every status a (delegate, case) pair can end in, in report order."""
-
-
-@dataclass
-class CaseResult:
-    """The outcome of one delegate on one case.
-
-    Attributes:
-        case: the case id.
-        delegate: the delegate name.
-        status: one of :data:`STATUSES`.
-        reason: why (decline reason, error message, failing output), "" for a pass.
-        phase: the step that decided it: ``availability``, ``case``,
-            ``load``, ``plan``, ``compile``, ``oracle``, ``run``,
-            ``compare``, ``worker`` (crash or time limit).
-        seconds: wall time of the whole chain in the worker, seconds.
-        outputs: per output (and data set), :meth:`OutputStats.to_dict`.
-        partitions: number of partitions the delegate's claim was cut into.
-    """
-
-    case: str
-    delegate: str
-    status: str
-    reason: str = ""
-    phase: str = ""
-    seconds: float = 0.0
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    partitions: int = 0
-
-    @property
-    def claimed(self) -> bool:
-        """The delegate claimed the whole case graph (or crashed deciding).
-
-        An ``error`` always counts as claimed: a delegate that crashes the
-        worker, even in ``supports()``, made a claim it could not keep.
-        """
-        return self.status in ("pass", "fail", "error", "compiled") or self.phase == "oracle"
-
-    @property
-    def false_claim(self) -> bool:
-        """Claimed, then wrong numbers or an error."""
-        return self.status in ("fail", "error")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "case": self.case,
-            "delegate": self.delegate,
-            "status": self.status,
-            "reason": self.reason,
-            "phase": self.phase,
-            "seconds": round(self.seconds, 4),
-            "partitions": self.partitions,
-            "outputs": self.outputs,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CaseResult":
-        return cls(
-            d["case"], d["delegate"], d["status"], d.get("reason", ""), d.get("phase", ""),
-            float(d.get("seconds", 0.0)), list(d.get("outputs", [])), int(d.get("partitions", 0)),
-        )
-
+__all__ = ["execute_case", "delegate_tolerances"]
 
 def delegate_tolerances(delegate: Any, overrides: Mapping[str, Any] | None = None) -> dict[str, Tolerance]:
     """A delegate's tolerance overrides per output dtype.
@@ -163,8 +100,6 @@ def execute_case(
         return done("skipped", "case", f"the case could not be built: {_short(exc)}")
 
     from unified.graph import Graph
-    from unified.pipeline import compile_model
-    from unified.session import SessionOptions
 
     try:
         graph = Graph(data.model)
@@ -172,12 +107,28 @@ def execute_case(
         return done("unsupported", "load", f"unified cannot load the case model: {_first_lines(exc)}")
     if not graph.nodes:
         return done("unsupported", "load", "the graph has no nodes once unified folds Constant nodes into initializers")
+    built = _compile(registry, delegate_name, graph, delegate_options, done)
+    if isinstance(built, CaseResult):
+        return built
+    nparts = len(built.plan.partitions)
+    if not av.executes:
+        why = av.reason or "the delegate cannot execute on this host"
+        return done("compiled", "compile", f"compiled; numerics skipped: {why}", partitions=nparts)
+    tolerances = delegate_tolerances(delegate, tolerance_overrides)
+    return _check_numerics(case, data, built, tolerances, functools.partial(done, partitions=nparts))
+
+
+def _compile(registry: PluginRegistry, delegate_name: str, graph, delegate_options, done) -> Any:
+    """Plan and compile ``graph`` on the delegate alone, strict: the
+    ``CompiledModel``, or the :class:`CaseResult` ``done`` makes of a failure."""
+    from unified.pipeline import compile_model
+    from unified.session import SessionOptions
 
     # the same load -> plan -> compile road as a session, strict, on this delegate alone
     options = SessionOptions(strict=True, fallback=None, use_cache=False)
     try:
-        built = compile_model(graph, [(delegate_name, dict(delegate_options or {}))], options, reg=registry,
-                              execute=False)
+        return compile_model(graph, [(delegate_name, dict(delegate_options or {}))], options, reg=registry,
+                             execute=False)
     except UnsupportedError as exc:
         return done("unsupported", "plan", _decline_reason(str(exc), delegate_name))
     except DelegateUnavailableError as exc:
@@ -186,36 +137,35 @@ def execute_case(
         return done("error", "compile", _short(exc), partitions=exc.partition.index + 1)
     except Exception as exc:
         return done("error", "compile", _short(exc))
-    plan, compiled = built.plan, built.partitions
-    nparts = len(plan.partitions)
-    if not av.executes:
-        why = av.reason or "the delegate cannot execute on this host"
-        return done("compiled", "compile", f"compiled; numerics skipped: {why}", partitions=nparts)
 
+
+def _check_numerics(case: Case, data, built, tolerances: Mapping[str, Tolerance], done) -> CaseResult:
+    """Run every data set of ``data`` through the compiled model and compare
+    with the given or oracle outputs; ``done`` makes the result."""
+    graph = built.graph
     output_names = [o.name for o in graph.outputs]
     stats: list[dict[str, Any]] = []
     failing: list[str] = []
-    tol_d = delegate_tolerances(delegate, tolerance_overrides)
     for k, (inputs, expected) in enumerate(data.data_sets):
         if expected is None:
             try:
                 expected = oracle_outputs(data.model, inputs, case.oracle)
             except ConformanceError as exc:
-                return done("skipped", "oracle", str(exc), partitions=nparts)
+                return done("skipped", "oracle", str(exc))
         try:
-            actual = _run(graph, plan, compiled, inputs, output_names)
+            actual = _run(graph, built.plan, built.partitions, inputs, output_names)
         except Exception as exc:
-            return done("error", "run", _short(exc) + _where(exc), partitions=nparts)
+            return done("error", "run", _short(exc) + _where(exc))
         prefix = f"#{k} " if len(data.data_sets) > 1 else ""
-        for s in compare_outputs(output_names, list(expected), actual, case.tolerance, tol_d, case.compare_values):
+        for s in compare_outputs(output_names, list(expected), actual, case.tolerance, tolerances, case.compare_values):
             d = s.to_dict()
             d["name"] = prefix + d["name"]
             stats.append(d)
             if not s.passed:
                 failing.append(_fail_text(d))
     if failing:
-        return done("fail", "compare", "; ".join(failing)[:800], outputs=stats, partitions=nparts)
-    return done("pass", "compare", outputs=stats, partitions=nparts)
+        return done("fail", "compare", "; ".join(failing)[:800], outputs=stats)
+    return done("pass", "compare", outputs=stats)
 
 
 def _decline_reason(message: str, delegate: str) -> str:

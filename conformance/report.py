@@ -1,8 +1,8 @@
-"""The conformance report: every result, and the numbers that matter.
+"""The conformance report's data: every result, and the numbers that matter.
 
-:class:`Report` is what a run produces and what ``report.json`` holds
-(schema :data:`SCHEMA`, version :data:`SCHEMA_VERSION`). Per delegate
-(:meth:`Report.summary`):
+A :class:`CaseResult` is one delegate on one case; a :class:`Report` is what
+a run produces and what ``report.json`` holds (schema :data:`SCHEMA`, version
+:data:`SCHEMA_VERSION`). Per delegate (:meth:`Report.summary`):
 
 * cases, claimed, passed, failed, errors, unsupported, skipped, compiled;
 * **false claims**: claimed, then ``fail`` or ``error`` (the suite's first
@@ -23,12 +23,70 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from unified.conformance.cases import ConformanceError
-from unified.conformance.execute import STATUSES, CaseResult
+from unified.records import record_dict
 
-__all__ = ["Report", "DelegateSummary", "SCHEMA", "SCHEMA_VERSION", "load_report", "host_info"]
+__all__ = ["CaseResult", "STATUSES", "Report", "DelegateSummary", "SCHEMA", "SCHEMA_VERSION", "load_report",
+           "host_info"]
 
 SCHEMA = "unified.conformance.report"
 SCHEMA_VERSION = 1
+
+
+STATUSES = ("pass", "fail", "error", "unsupported", "skipped", "compiled")
+"""Every status a (delegate, case) pair can end in, in report order."""
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one delegate on one case.
+
+    Attributes:
+        case: the case id.
+        delegate: the delegate name.
+        status: one of :data:`STATUSES`.
+        reason: why (decline reason, error message, failing output), "" for a pass.
+        phase: the step that decided it: ``availability``, ``case``,
+            ``load``, ``plan``, ``compile``, ``oracle``, ``run``,
+            ``compare``, ``worker`` (crash or time limit).
+        seconds: wall time of the whole chain in the worker, seconds.
+        partitions: number of partitions the delegate's claim was cut into.
+        outputs: per output (and data set), :meth:`OutputStats.to_dict`.
+    """
+
+    case: str
+    delegate: str
+    status: str
+    reason: str = ""
+    phase: str = ""
+    seconds: float = 0.0
+    partitions: int = 0
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def claimed(self) -> bool:
+        """The delegate claimed the whole case graph (or crashed deciding).
+
+        An ``error`` always counts as claimed: a delegate that crashes the
+        worker, even in ``supports()``, made a claim it could not keep.
+        """
+        return self.status in ("pass", "fail", "error", "compiled") or self.phase == "oracle"
+
+    @property
+    def false_claim(self) -> bool:
+        """Claimed, then wrong numbers or an error."""
+        return self.status in ("fail", "error")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every field (``seconds`` rounded to 0.1 ms)."""
+        return record_dict(self, seconds=round(self.seconds, 4))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CaseResult":
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            d["case"], d["delegate"], d["status"], d.get("reason", ""), d.get("phase", ""),
+            float(d.get("seconds", 0.0)), int(d.get("partitions", 0)), list(d.get("outputs", [])),
+        )
 
 
 def host_info() -> dict[str, Any]:

@@ -14,52 +14,15 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from unified.conformance.cases import Case, ConformanceError, collect_sources, select_cases
-from unified.conformance.execute import CaseResult, execute_case
-from unified.conformance.fast import fast_case_ids
-from unified.conformance.report import Report, host_info
+from unified.conformance.cases import Case, ConformanceError
+from unified.conformance.execute import execute_case
+from unified.conformance.report import CaseResult, Report, host_info
 from unified.conformance.workers import WorkerPool, load_registry, plugin_spec
 
-__all__ = ["run_conformance", "gather_cases", "DEFAULT_TIMEOUT"]
+__all__ = ["run_conformance", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 60.0
 """Default per-case time limit, seconds (a case may set its own)."""
-
-
-def gather_cases(
-    sources: Sequence[str] | None = None,
-    pattern: str | None = None,
-    plugins: Iterable[Any] = (),
-    fast: bool = False,
-) -> tuple[list[str], list[Case]]:
-    """List the cases of ``sources`` (all when None) matching ``pattern``.
-
-    Args:
-        fast: keep only each source's fast subset plus the committed cases
-            that cover every op x delegate pair of the last full run
-            (``unified.conformance.fast``), for CI.
-
-    Returns:
-        (source names, cases), cases in source order.
-
-    Raises:
-        ConformanceError: unknown source, or duplicate case ids.
-    """
-    found = collect_sources(sources, plugins)
-    cases: list[Case] = []
-    claimed_once = fast_case_ids() if fast else frozenset()
-    for src in found.values():
-        listed = list(src.cases())
-        if fast and src.fast is not None:
-            own = {c.id for c in src.fast(listed)}
-            listed = [c for c in listed if c.id in own or c.id in claimed_once]
-        cases.extend(listed)
-    seen: set[str] = set()
-    for c in cases:
-        if c.id in seen:
-            raise ConformanceError(f"duplicate conformance case id {c.id!r}; case ids must be unique")
-        seen.add(c.id)
-    return list(found), select_cases(cases, pattern)
 
 
 def run_conformance(
@@ -106,20 +69,8 @@ def run_conformance(
     specs = [plugin_spec(p) for p in plugins]
     reg = load_registry(specs)
     names = list(delegates) if delegates else list(reg.delegates)
-    unknown = [n for n in names if n not in reg.delegates]
-    if unknown:
-        known = ", ".join(sorted(reg.delegates)) or "none"
-        broken = "; ".join(f"{b.name}: {b.reason}" for b in reg.broken if b.name in unknown)
-        raise ConformanceError(
-            f"unknown delegate(s) {unknown}; registered: {known}" + (f" (broken plugins: {broken})" if broken else "")
-        )
-    info: dict[str, dict[str, Any]] = {}
-    runnable = []
-    for n in names:
-        av = reg.availability(n)
-        info[n] = {"available": av.ok, "executes": av.executes, "reason": av.reason, "version": av.version}
-        if av.ok:
-            runnable.append(n)
+    info = _delegate_info(reg, names)
+    runnable = [n for n in names if info[n]["available"]]
     report = Report(
         cases={c.id: c.tags_dict() for c in cases},
         delegates=info,
@@ -137,27 +88,54 @@ def run_conformance(
             results.extend(CaseResult(c.id, n, "skipped", why, "availability") for c in cases)
     # heavy cases (own, longer time limits) first, so they overlap the light ones
     tasks = [(d, c) for c in sorted(cases, key=lambda c: -(c.timeout or 0)) for d in runnable]
-    total = len(tasks)
-    report_progress = _progress(progress, total)
-
-    def collect(result: CaseResult) -> None:
-        results.append(result)
-        report_progress(result)
-
-    try:
-        if tasks and isolate:
-            jobs = jobs or os.cpu_count() or 1
-            WorkerPool(max(1, min(jobs, total)), specs, timeout).run(tasks, collect, tolerances, delegate_options)
-        else:
-            for d, c in tasks:
-                collect(execute_case(reg, d, c, (tolerances or {}).get(d), (delegate_options or {}).get(d)))
-    finally:
-        report_progress(None)
+    if tasks and isolate:
+        jobs = jobs or os.cpu_count() or 1
+    _execute(tasks, reg, specs, jobs if isolate else None, timeout, tolerances, delegate_options, progress,
+             results.append)
     results.sort(key=lambda r: order.get((r.delegate, r.case), 0))
     report.results = results
     report.options["jobs"] = jobs
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def _delegate_info(reg, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per delegate: available, executes, reason, version (the report's ``delegates``).
+
+    Raises:
+        ConformanceError: a name the registry does not hold (lists the registered ones).
+    """
+    unknown = [n for n in names if n not in reg.delegates]
+    if unknown:
+        known = ", ".join(sorted(reg.delegates)) or "none"
+        broken = "; ".join(f"{b.name}: {b.reason}" for b in reg.broken if b.name in unknown)
+        raise ConformanceError(
+            f"unknown delegate(s) {unknown}; registered: {known}" + (f" (broken plugins: {broken})" if broken else "")
+        )
+    info: dict[str, dict[str, Any]] = {}
+    for n in names:
+        av = reg.availability(n)
+        info[n] = {"available": av.ok, "executes": av.executes, "reason": av.reason, "version": av.version}
+    return info
+
+
+def _execute(tasks, reg, specs, jobs, timeout, tolerances, delegate_options, progress, collect) -> None:
+    """Run every ``(delegate, case)`` task, in ``jobs`` worker processes (None:
+    in this process), feeding each result to ``collect`` and the progress display."""
+    report_progress = _progress(progress, len(tasks))
+
+    def on_result(result: CaseResult) -> None:
+        collect(result)
+        report_progress(result)
+
+    try:
+        if tasks and jobs:
+            WorkerPool(max(1, min(jobs, len(tasks))), specs, timeout).run(tasks, on_result, tolerances, delegate_options)
+        else:
+            for d, c in tasks:
+                on_result(execute_case(reg, d, c, (tolerances or {}).get(d), (delegate_options or {}).get(d)))
+    finally:
+        report_progress(None)
 
 
 def _unified_version() -> str:

@@ -27,7 +27,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from unified.conformance.cases import Case, ConformanceError
-from unified.conformance.execute import CaseResult, execute_case
+from unified.conformance.execute import execute_case
+from unified.conformance.report import CaseResult
 from unified.errors import PluginError
 from unified.plugins import PluginRegistry
 

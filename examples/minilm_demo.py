@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
+from tabulate import tabulate
 
 import unified
 from unified.log import configure_cli_logging, logger
@@ -95,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== summary (max error is against sentence-transformers' torch output)")
     header = ("delegate", "nodes on it", "latency ms", "max |error|", "status")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print(tabulate(rows, header, tablefmt="simple", disable_numparse=True))
 
     if embeddings is not None:
         print("\n== cosine similarity of the sentence embeddings")

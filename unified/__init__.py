@@ -5,6 +5,7 @@ nodes it can run, cuts the graph into partitions, each delegate compiles its
 partitions, and an :class:`InferenceSession` runs them in order.
 """
 
+from unified import errors as _errors
 from unified.backend import Backend, BackendInfo
 from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Executable, OpSupport, Support
 from unified.errors import (
@@ -56,16 +57,8 @@ __all__ = [
     "registry",
     "get_delegate",
     "list_delegates",
-    # errors and warnings
-    "UnifiedError",
-    "ModelError",
-    "InputError",
-    "UnsupportedError",
-    "DelegateError",
-    "DelegateUnavailableError",
-    "PluginError",
-    "CacheError",
-    "BundleError",
+    # errors (the hierarchy, in unified.errors' order) and warnings
+    *_errors.__all__,
     "FallbackWarning",
     "ShapeInferenceWarning",
 ]

@@ -114,6 +114,42 @@ def compile_bundle(
     _prepare_dir(out, overwrite)
     reg = registry().extended(options.plugins)
     planned = plan_model(model, delegates, options, reg=reg, execute=False, warn=False)
+    _check_bundleable(planned)
+    built = compile_model(planned, delegates, options, reg=reg, execute=False)
+    files, parts = _partition_files(built.partitions)
+    graph, plan = built.graph, built.plan
+    manifest = {
+        "format": _FORMAT,
+        "schema_version": BUNDLE_SCHEMA_VERSION,
+        "unified_version": unified.__version__,
+        "onnx_version": onnx.__version__,
+        "model": {
+            "name": graph.model.graph.name,
+            "inputs": [_signature(t) for t in graph.input_infos()],
+            "outputs": [_signature(t) for t in graph.output_infos()],
+        },
+        "delegates": {
+            name: {"framework_version": c.delegate.version(), "options": dict(c.options or {})}
+            for name, c in built.used.items()
+            if name in {p.delegate for p in plan.partitions}
+        },
+        "plan": json.loads(plan.to_json()),
+        "partitions": parts,
+        "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in sorted(files.items())},
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return manifest
+
+
+def _check_bundleable(planned) -> None:
+    """Refuse, before compiling, a plan a bundle cannot hold.
+
+    Raises:
+        BundleError: an output no partition produces, a delegate without
+            ``Delegate.load``, or a partition specialized at run time.
+    """
     graph, plan = planned.graph, planned.plan
     produced = {o for p in plan.partitions for o in p.outputs} | set(plan.inputs)
     missing = [o.name for o in graph.outputs if o.name not in produced]
@@ -133,8 +169,18 @@ def compile_bundle(
                 f"partition {p.name} on '{p.delegate}' has symbolic input dims, and '{p.delegate}' compiles static "
                 "shapes only; fix them with free_dimensions (--free-dim NAME=VALUE) to bundle it"
             )
-    built = compile_model(graph, delegates, options, reg=reg, execute=False)
-    plan, compiled = built.plan, built.partitions
+
+
+def _partition_files(compiled) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """Each compiled partition's ONNX file and artifact.
+
+    Returns:
+        (file name -> bytes, the manifest's ``partitions`` entries).
+
+    Raises:
+        BundleError: a delegate cannot serialize, or a partition computes
+            outputs as constants.
+    """
     files: dict[str, bytes] = {}
     parts = []
     for c in compiled:
@@ -164,30 +210,7 @@ def compile_bundle(
             "index": p.index, "delegate": p.delegate, "backend": p.backend,
             "partition_file": partition_file, "artifact_file": artifact_file, "artifact_suffix": suffix,
         })
-    plan_out = plan
-    manifest = {
-        "format": _FORMAT,
-        "schema_version": BUNDLE_SCHEMA_VERSION,
-        "unified_version": unified.__version__,
-        "onnx_version": onnx.__version__,
-        "model": {
-            "name": graph.model.graph.name,
-            "inputs": [_signature(t) for t in graph.input_infos()],
-            "outputs": [_signature(t) for t in graph.output_infos()],
-        },
-        "delegates": {
-            name: {"framework_version": c.delegate.version(), "options": dict(c.options or {})}
-            for name, c in built.used.items()
-            if name in {p.delegate for p in plan.partitions}
-        },
-        "plan": json.loads(plan_out.to_json()),
-        "partitions": parts,
-        "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in sorted(files.items())},
-    }
-    for name, data in files.items():
-        (out / name).write_bytes(data)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    return manifest
+    return files, parts
 
 
 def _prepare_dir(out: Path, overwrite: bool) -> None:

@@ -113,11 +113,10 @@ def _cmd_devices(args) -> int:
 
 
 def _table(rows) -> None:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for k, r in enumerate(rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    """Print ``rows`` (the first is the header) as a plain text table."""
+    from tabulate import tabulate
+
+    print(tabulate(rows[1:], rows[0], tablefmt="simple", disable_numparse=True))
 
 
 def _warnings_to_log(caught) -> None:

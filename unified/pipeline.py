@@ -142,19 +142,22 @@ def _mark_specialized(graph: Graph, plan: Plan, statics: set[str]) -> Plan:
 
 
 def compile_model(
-    model: ModelLike | Graph,
+    model: ModelLike | Graph | PlannedModel,
     delegates: Sequence[DelegateSpec] | None = None,
     options: "SessionOptions | None" = None,
     *,
-    reg: PluginRegistry | None = None,
     execute: bool = True,
+    reg: PluginRegistry | None = None,
 ) -> CompiledModel:
     """Load, plan and compile; re-plan around partitions a delegate fails to compile.
 
     Args:
-        model, delegates, options, reg, execute: see :func:`plan_model`
+        model: as :func:`plan_model`'s, or what :func:`plan_model` returned
+            for the same arguments and ``warn=False``: its plan is tried
+            first, so a caller that inspects the plan first plans once.
+        delegates, options, reg, execute: see :func:`plan_model`
             (``options`` also gives the cache, progress callback and
-            ``specializations``).
+            ``specializations``); a re-plan uses them.
 
     Returns:
         The :class:`CompiledModel`.
@@ -171,17 +174,19 @@ def compile_model(
     excluded: dict[tuple[str, int], str] = {}
     failures: list[tuple[str, str, str]] = []
     reuse: dict[Any, CompiledPartition] = {}
-    graph = model if isinstance(model, Graph) else None
+    planned = model if isinstance(model, PlannedModel) else None
+    graph = planned.graph if planned is not None else model if isinstance(model, Graph) else None
     failed: PartitionCompileError | None = None
     while True:
-        try:
-            planned = plan_model(
-                graph or model, delegates, options, reg=reg, execute=execute, warn=False, excluded=excluded
-            )
-        except UnsupportedError as exc:
-            if failed is None:
-                raise
-            raise failed from exc  # nobody else can take what the delegate failed to compile
+        if planned is None:
+            try:
+                planned = plan_model(
+                    graph or model, delegates, options, reg=reg, execute=execute, warn=False, excluded=excluded
+                )
+            except UnsupportedError as exc:
+                if failed is None:
+                    raise
+                raise failed from exc  # nobody else can take what the delegate failed to compile
         graph = planned.graph
         used = planned.used
         rescue = None if options.strict else used.get(options.fallback or "")
@@ -210,15 +215,21 @@ def compile_model(
             first_line = exc.reason.splitlines()[0][:300]
             for name in p.nodes:
                 excluded[(p.delegate, index[name])] = f"compile failed: {first_line}"
-    plan = planned.plan
-    for c in compiled:
-        details = getattr(c.executable, "details", None)
-        if details:
-            plan = plan.with_details(c.partition.index, details)
+            planned = None
+    plan = _with_details(planned.plan, compiled)
     message = fallback_message(plan, [c.name for c in planned.choices], failures)
     if message:
         warnings.warn(message, FallbackWarning, stacklevel=3)
     return CompiledModel(graph, plan, planned.choices, planned.fallback, compiled, failures)
+
+
+def _with_details(plan: Plan, compiled: Sequence[CompiledPartition]) -> Plan:
+    """``plan`` with each executable's ``details`` (delegate-reported facts) on its partition."""
+    for c in compiled:
+        details = getattr(c.executable, "details", None)
+        if details:
+            plan = plan.with_details(c.partition.index, details)
+    return plan
 
 
 def _fallback_compiler(graph: Graph, fallback: DelegateChoice, cache):

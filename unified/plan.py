@@ -173,7 +173,9 @@ class Plan:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        rows = [("#", "delegate", "backend", "nodes", "ops", "inputs", "outputs")]
+        from tabulate import tabulate
+
+        rows = []
         for p in self.partitions:
             ops = Counter(p.op_types)
             op_text = ", ".join(f"{k}×{v}" if v > 1 else k for k, v in ops.most_common(6))
@@ -190,9 +192,8 @@ class Plan:
                     _short(p.outputs),
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        head = ("#", "delegate", "backend", "nodes", "ops", "inputs", "outputs")
+        lines = tabulate(rows, head, tablefmt="simple", disable_numparse=True).splitlines()
         total = sum(len(p.nodes) for p in self.partitions)
         counts = ", ".join(f"{k}: {v}" for k, v in self.node_counts().items())
         lines.append(f"{len(self.partitions)} partition(s), {total} node(s) ({counts})")

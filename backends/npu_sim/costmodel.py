@@ -192,25 +192,28 @@ def _ceil_div(a: float, b: float) -> int:
 
 
 def _finish(
-    *,
     name: str,
     op_type: str,
     unit: str,
-    gemm: str,
-    macs: int,
-    vector_ops: int,
-    compute: int,
-    mapping: float,
-    reads: int,
-    writes: int,
-    compulsory: int,
-    sram_reads: int,
-    sram_writes: int,
-    exposed_bytes: int,
-    peak: float,
     hw: HardwareConfig,
     dt: DataType,
+    *,
+    gemm: str = "",
+    macs: int = 0,
+    vector_ops: int = 0,
+    compute: int = 0,
+    mapping: float = 0.0,
+    reads: int = 0,
+    writes: int = 0,
+    compulsory: int = 0,
+    sram_reads: int = 0,
+    sram_writes: int = 0,
+    exposed_bytes: int = 0,
+    peak: float = 0.0,
 ) -> OpCost:
+    """The :class:`OpCost` of one op from its work and traffic: latency
+    (roofline-overlapped compute and DRAM, plus the exposed pipeline fill),
+    energy and the roofline numbers. The defaults are those of a free op."""
     bw = hw.dram_bytes_per_cycle
     traffic = reads + writes
     if math.isinf(bw) or traffic == 0:
@@ -230,29 +233,45 @@ def _finish(
     intensity = ops / traffic if traffic else 0.0
     attainable = peak if math.isinf(bw) or not traffic else min(peak, intensity * bw)
     return OpCost(
-        name=name,
-        op_type=op_type,
-        unit=unit,
-        gemm=gemm,
-        macs=macs,
-        vector_ops=vector_ops,
-        compute_cycles=compute,
-        stall_cycles=latency - compute,
-        cycles=latency,
-        utilization=macs / (latency * hw.pes) if latency and macs else 0.0,
-        mapping_efficiency=mapping,
-        dram_read_bytes=reads,
-        dram_write_bytes=writes,
-        compulsory_bytes=compulsory,
-        fits=traffic == compulsory,
-        sram_read_bytes=sram_reads,
-        sram_write_bytes=sram_writes,
-        energy_pj=energy,
-        ops=ops,
-        intensity=intensity,
-        peak_ops_per_cycle=peak,
-        attainable_ops_per_cycle=attainable,
+        name=name, op_type=op_type, unit=unit, gemm=gemm, macs=macs, vector_ops=vector_ops,
+        compute_cycles=compute, stall_cycles=latency - compute, cycles=latency,
+        utilization=macs / (latency * hw.pes) if latency and macs else 0.0, mapping_efficiency=mapping,
+        dram_read_bytes=reads, dram_write_bytes=writes, compulsory_bytes=compulsory, fits=traffic == compulsory,
+        sram_read_bytes=sram_reads, sram_write_bytes=sram_writes, energy_pj=energy,
+        ops=ops, intensity=intensity, peak_ops_per_cycle=peak, attainable_ops_per_cycle=attainable,
     )
+
+
+def _array_passes(
+    g: Gemm, hw: HardwareConfig, dt: DataType, i_b: float, f_b: float
+) -> tuple[int, int, float, int, int]:
+    """Per-group DRAM passes and SRAM accesses of ``g`` under ``hw.dataflow``
+    (the rules are in :func:`array_cost`'s docstring).
+
+    Returns:
+        ``(ifmap passes, filter passes, partial-sum spill bytes, SRAM read
+        bytes, SRAM write bytes)``, all per group.
+    """
+    r, c, w, acc = hw.rows, hw.cols, dt.bytes, dt.acc_bytes
+    psum = g.m * g.n * acc
+    m_tiles, n_tiles, k_tiles = -(-g.m // r), -(-g.n // c), -(-g.k // r)
+    i_fit, f_fit = i_b <= hw.ifmap_sram_bytes, f_b <= hw.filter_sram_bytes
+    if hw.dataflow == "os":
+        i_pass = 1 if i_fit else n_tiles
+        f_pass = 1 if f_fit or g.k * c * w <= hw.filter_sram_bytes / 2 else m_tiles
+        return i_pass, f_pass, 0.0, g.m * g.k * n_tiles * w + g.k * g.n * m_tiles * w, g.m * g.n * w
+    if hw.dataflow == "ws":
+        i_pass, f_pass = (1 if i_fit else n_tiles), 1
+        tile = g.m * min(g.n, c) * acc
+        sram_r = g.m * g.k * n_tiles * w + g.k * g.n * w
+    else:  # is
+        m_tiles = -(-g.m // c)
+        i_pass, f_pass = 1, (1 if f_fit else m_tiles)
+        tile = min(g.m, c) * g.n * acc
+        sram_r = g.m * g.k * w + g.k * g.n * m_tiles * w
+    held = psum <= hw.ofmap_sram_bytes or tile <= hw.ofmap_sram_bytes / 2
+    spill = 0.0 if held else 2 * (k_tiles - 1) * psum
+    return i_pass, f_pass, spill, sram_r + (k_tiles - 1) * psum, k_tiles * psum
 
 
 def array_cost(
@@ -296,61 +315,24 @@ def array_cost(
       filter ``F`` once if it fits, else once per M tile; partial sums as WS
       with one ``C x N`` tile.
     """
-    r, c, df = hw.rows, hw.cols, hw.dataflow
-    w, acc = dt.bytes, dt.acc_bytes
-    comp = gemm_cycles(g, r, c, df)
+    w = dt.bytes
+    comp = gemm_cycles(g, hw.rows, hw.cols, hw.dataflow)
     G = g.groups
     i_b = (ifmap_bytes if ifmap_bytes is not None else G * g.m * g.k * w) / G
     f_b = (filter_bytes if filter_bytes is not None else G * g.k * g.n * w) / G
     o_b = (ofmap_bytes if ofmap_bytes is not None else G * g.m * g.n * w) / G
-    psum = g.m * g.n * acc
-    m_tiles, n_tiles, k_tiles = -(-g.m // r), -(-g.n // c), -(-g.k // r)
-    i_fit, f_fit = i_b <= hw.ifmap_sram_bytes, f_b <= hw.filter_sram_bytes
-    spill = 0.0
-    if df == "os":
-        i_pass = 1 if i_fit else n_tiles
-        f_pass = 1 if f_fit or g.k * c * w <= hw.filter_sram_bytes / 2 else m_tiles
-        sram_r = g.m * g.k * n_tiles * w + g.k * g.n * m_tiles * w
-        sram_w = g.m * g.n * w
-    else:
-        if df == "ws":
-            i_pass, f_pass = (1 if i_fit else n_tiles), 1
-            tile = g.m * min(g.n, c) * acc
-            sram_r = g.m * g.k * n_tiles * w + g.k * g.n * w
-        else:  # is
-            m_tiles = -(-g.m // c)
-            i_pass, f_pass = 1, (1 if f_fit else m_tiles)
-            tile = min(g.m, c) * g.n * acc
-            sram_r = g.m * g.k * w + g.k * g.n * m_tiles * w
-        held = psum <= hw.ofmap_sram_bytes or tile <= hw.ofmap_sram_bytes / 2
-        if not held:
-            spill = 2 * (k_tiles - 1) * psum
-        sram_r += (k_tiles - 1) * psum
-        sram_w = k_tiles * psum
+    i_pass, f_pass, spill, sram_r, sram_w = _array_passes(g, hw, dt, i_b, f_b)
     reads = G * (i_b * i_pass + f_b * f_pass + spill / 2)
     writes = G * (o_b + spill / 2)
-    compulsory = G * (i_b + f_b + o_b)
     # DRAM fills are SRAM writes; DRAM write-backs are SRAM reads
-    sram_w_total = G * sram_w + reads
-    sram_r_total = G * sram_r + writes
     return _finish(
-        name=name,
-        op_type=op_type,
-        unit="array",
-        gemm=str(g),
-        macs=g.macs,
-        vector_ops=extra_vector_ops,
+        name, op_type, "array", hw, dt,
+        gemm=str(g), macs=g.macs, vector_ops=extra_vector_ops,
         compute=max(comp.cycles, _ceil_div(extra_vector_ops, hw.vector_lanes)),
         mapping=comp.mapping_efficiency,
-        reads=int(round(reads)),
-        writes=int(round(writes)),
-        compulsory=int(round(compulsory)),
-        sram_reads=int(round(sram_r_total)),
-        sram_writes=int(round(sram_w_total)),
-        exposed_bytes=(r + c) * w + c * w,
-        peak=2.0 * hw.pes,
-        hw=hw,
-        dt=dt,
+        reads=int(round(reads)), writes=int(round(writes)), compulsory=int(round(G * (i_b + f_b + o_b))),
+        sram_reads=int(round(G * sram_r + writes)), sram_writes=int(round(G * sram_w + reads)),
+        exposed_bytes=(hw.rows + hw.cols) * w + hw.cols * w, peak=2.0 * hw.pes,
     )
 
 
@@ -370,46 +352,15 @@ def vector_cost(
         read_bytes / write_bytes: its inputs and outputs (compulsory traffic:
             a vector op streams each operand once).
     """
-    compute = _ceil_div(element_ops, hw.vector_lanes)
     return _finish(
-        name=name,
-        op_type=op_type,
-        unit="vector",
-        gemm="",
-        macs=0,
-        vector_ops=element_ops,
-        compute=compute,
-        mapping=0.0,
-        reads=read_bytes,
-        writes=write_bytes,
-        compulsory=read_bytes + write_bytes,
-        sram_reads=read_bytes + write_bytes,
-        sram_writes=read_bytes + write_bytes,
-        exposed_bytes=hw.vector_lanes * 2 * dt.bytes,
-        peak=float(hw.vector_lanes),
-        hw=hw,
-        dt=dt,
+        name, op_type, "vector", hw, dt,
+        vector_ops=element_ops, compute=_ceil_div(element_ops, hw.vector_lanes),
+        reads=read_bytes, writes=write_bytes, compulsory=read_bytes + write_bytes,
+        sram_reads=read_bytes + write_bytes, sram_writes=read_bytes + write_bytes,
+        exposed_bytes=hw.vector_lanes * 2 * dt.bytes, peak=float(hw.vector_lanes),
     )
 
 
 def free_cost(name: str, op_type: str, hw: HardwareConfig, dt: DataType) -> OpCost:
     """A layout-only op (Reshape, Flatten, Squeeze, ...): no cycles, no traffic."""
-    return _finish(
-        name=name,
-        op_type=op_type,
-        unit="none",
-        gemm="",
-        macs=0,
-        vector_ops=0,
-        compute=0,
-        mapping=0.0,
-        reads=0,
-        writes=0,
-        compulsory=0,
-        sram_reads=0,
-        sram_writes=0,
-        exposed_bytes=0,
-        peak=0.0,
-        hw=hw,
-        dt=dt,
-    )
+    return _finish(name, op_type, "none", hw, dt)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from unified.backends.npu_sim.costmodel import OpCost
 from unified.backends.npu_sim.hardware import HardwareConfig
 
@@ -102,7 +104,7 @@ class SimulationReport:
         """Human-readable per-op table and totals (cycles, stalls,
         utilization %, DRAM KiB, energy µJ)."""
         head = ("op", "type", "GEMM MxNxK", "cycles", "stalls", "util %", "DRAM KiB", "energy uJ")
-        rows = [head]
+        rows = []
         busy = [o for o in self.ops if o.unit != "none"]  # layout-only ops cost nothing (they are in the CSV)
         shown = busy if max_rows is None else busy[:max_rows]
         for o in shown:
@@ -118,12 +120,8 @@ class SimulationReport:
                     f"{o.energy_pj * 1e-6:,.3f}",
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = []
-        for k, r in enumerate(rows):
-            lines.append("  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
-            if k == 0:
-                lines.append("  ".join("-" * w for w in widths))
+        align = ("left",) * 3 + ("right",) * (len(head) - 3)
+        lines = tabulate(rows, head, tablefmt="simple", disable_numparse=True, colalign=align).splitlines()
         hidden = len(self.ops) - len(shown)
         if hidden:
             lines.append(f"... {hidden} more ops not shown ({len(self.ops) - len(busy)} layout-only, no cost); see the CSV")

@@ -7,7 +7,7 @@ import json
 from unified.conformance.execute import CaseResult
 from unified.conformance.fast import derive_fast_cases, fast_case_ids, write_fast_cases
 from unified.conformance.report import Report
-from unified.conformance.runner import gather_cases
+from unified.conformance.cases import gather_cases
 
 
 def _report() -> Report:

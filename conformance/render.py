@@ -1,4 +1,5 @@
-"""Report writers: ``report.json``, ``junit.xml``, ``summary.md``, ``report.html``.
+"""Rendering a :class:`Report`: ``junit.xml``, ``summary.md``, ``report.html``,
+the terminal table; :func:`write_reports` writes them with ``report.json``.
 
 * ``report.json`` — :meth:`Report.to_dict` (schema ``unified.conformance.report``,
   versioned), every result with its error statistics.
@@ -8,17 +9,33 @@
   systems (GitLab, Jenkins, GitHub test reporters) read the JUnit format.
 * ``summary.md`` — the per-delegate table and the false-claim list, to paste
   into a pull request.
-* ``report.html`` — see ``unified.conformance.html``.
+* ``report.html`` — one self-contained file, no network.
+
+  The page is ``templates/report.html`` (CSS and JavaScript inline) with the
+  report's JSON embedded in a ``<script type="application/json">`` element; the
+  script draws the per-delegate table and the op x delegate matrix from it
+  (cell = passed / claimed cases, colored: all pass, a false claim, compiled
+  only, not claimed, skipped), with filters (text, source, dtype, only rows
+  with false claims) and per-case details (reason, error statistics) on click.
+  Each matrix cell carries ``data-pass``, ``data-claimed`` and ``data-false``
+  attributes, which the tests read from a headless browser.
+
+  No template engine is needed: the template has one placeholder.
 """
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+from importlib import resources
 from pathlib import Path
 
 from unified.conformance.report import Report
 
-__all__ = ["write_reports", "write_junit", "summary_markdown", "summary_table", "REPORT_FILES"]
+__all__ = [
+    "write_reports", "write_junit", "summary_markdown", "summary_table", "render_html", "write_html",
+    "REPORT_FILES", "PLACEHOLDER",
+]
 
 REPORT_FILES = ("report.json", "junit.xml", "summary.md", "report.html")
 
@@ -29,8 +46,6 @@ def write_reports(report: Report, out_dir: str | Path) -> dict[str, Path]:
     Returns:
         File name -> path.
     """
-    from unified.conformance.html import write_html
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -157,3 +172,28 @@ def summary_markdown(report: Report, max_false_claims: int = 40) -> str:
 
 def _md(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+# --- report.html ----------------------------------------------------------------
+
+PLACEHOLDER = "/*__REPORT_DATA__*/"
+
+
+def _template() -> str:
+    return resources.files("unified.conformance").joinpath("templates/report.html").read_text(encoding="utf-8")
+
+
+def render_html(report: Report) -> str:
+    """The HTML page of ``report`` as a string (UTF-8 text)."""
+    data = json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False, default=str)
+    # keep the JSON inert inside <script>: no "</script>" or "<!--" can end or comment it
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    page = _template()
+    return page.replace(PLACEHOLDER, data, 1)
+
+
+def write_html(report: Report, path: str | Path) -> Path:
+    """Write :func:`render_html` to ``path``."""
+    path = Path(path)
+    path.write_text(render_html(report), encoding="utf-8")
+    return path
