@@ -65,24 +65,13 @@ class _AddDelegate(Delegate):
         return _AddExecutable(partition, self.behaviour)
 
 
-class WrongAdd(_AddDelegate):
-    name = "wrong_add"
-    behaviour = "wrong"
+def _broken_add(behaviour: str) -> type[_AddDelegate]:
+    """The ``_AddDelegate`` subclass ``<Behaviour>Add`` named ``<behaviour>_add``."""
+    attrs = {"__module__": __name__, "name": f"{behaviour}_add", "behaviour": behaviour}
+    return type(f"{behaviour.title()}Add", (_AddDelegate,), attrs)
 
 
-class AbortAdd(_AddDelegate):
-    name = "abort_add"
-    behaviour = "abort"
-
-
-class HangAdd(_AddDelegate):
-    name = "hang_add"
-    behaviour = "hang"
-
-
-class RaiseAdd(_AddDelegate):
-    name = "raise_add"
-    behaviour = "raise"
+WrongAdd, AbortAdd, HangAdd, RaiseAdd = (_broken_add(b) for b in ("wrong", "abort", "hang", "raise"))
 
 
 class CompileOnlyAdd(_AddDelegate):

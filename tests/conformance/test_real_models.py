@@ -85,6 +85,18 @@ def assert_matches_ort(actual: list, names: list[str], expected: list[np.ndarray
         )
 
 
+def _check_with_fallback(name: str, variant: str, cache: Path, delegates: list[str] | None = None) -> None:
+    """Run one corpus case in a session with fallback on (``delegates=None``:
+    the default list) and compare every output with ONNX Runtime's."""
+    feeds, names, expected = _reference(name, variant)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", unified.FallbackWarning)
+        sess = InferenceSession(str(_path(name)), delegates=delegates, options=_options(cache))
+        got = sess.run(None, feeds)
+    what = "default session" if delegates is None else f"delegates={delegates!r}"
+    assert_matches_ort(got, names, expected, f"{what} on {name}/{variant}")
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """One compile cache for the module (sessions of the same plan reuse artifacts)."""
@@ -142,12 +154,7 @@ def test_fetched_file_is_what_the_table_says(name: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, variant", CASES, ids=IDS)
 def test_default_session_matches_onnxruntime(name: str, variant: str, cache: Path):
-    feeds, names, expected = _reference(name, variant)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", unified.FallbackWarning)
-        sess = InferenceSession(str(_path(name)), options=_options(cache))
-        got = sess.run(None, feeds)
-    assert_matches_ort(got, names, expected, f"default session on {name}/{variant}")
+    _check_with_fallback(name, variant, cache)
 
 
 # --- (b) one delegate, fallback on ----------------------------------------------------
@@ -159,12 +166,7 @@ def test_default_session_matches_onnxruntime(name: str, variant: str, cache: Pat
 @pytest.mark.parametrize("name, variant", CASES, ids=IDS)
 def test_delegate_with_fallback_matches_onnxruntime(name: str, variant: str, delegate: str, cache: Path):
     _delegate_or_skip(delegate)
-    feeds, names, expected = _reference(name, variant)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", unified.FallbackWarning)
-        sess = InferenceSession(str(_path(name)), delegates=[delegate], options=_options(cache))
-        got = sess.run(None, feeds)
-    assert_matches_ort(got, names, expected, f"delegates=[{delegate!r}] on {name}/{variant}")
+    _check_with_fallback(name, variant, cache, [delegate])
 
 
 # --- (c) one delegate, strict -----------------------------------------------------------

@@ -15,20 +15,10 @@ from onnx import TensorProto, helper
 import unified
 from unified import DelegateError, Executable, InferenceSession, SessionOptions, Support
 
+from ..onnx_models import relu_neg
 from .toy_delegate import ToyDelegate, ToyPlugin
 
 F = TensorProto.FLOAT
-
-
-def chain_model() -> onnx.ModelProto:
-    """x[2,3] -> Relu -> Neg -> y (2 nodes the toy claims)."""
-    g = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["a"], name="a"), helper.make_node("Neg", ["a"], ["y"], name="y")],
-        "g",
-        [helper.make_tensor_value_info("x", F, [2, 3])],
-        [helper.make_tensor_value_info("y", F, [2, 3])],
-    )
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
 
 class FailingCompile(ToyDelegate):
@@ -52,7 +42,7 @@ def run_both(sess: InferenceSession, model: onnx.ModelProto, ort_reference, feed
 
 
 def test_compile_failure_falls_back_with_reason_and_one_warning(ort_reference):
-    model = chain_model()
+    model = relu_neg()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sess = InferenceSession(model, ["failing"], SessionOptions(plugins=[ToyPlugin(FailingCompile())], use_cache=False))
@@ -70,7 +60,7 @@ def test_compile_failure_falls_back_with_reason_and_one_warning(ort_reference):
 def test_compile_failure_is_a_delegate_error_when_strict():
     with pytest.raises(DelegateError, match=r"delegate 'failing' failed to compile partition p0 \(2 nodes; ops: Neg, Relu\): "
                                             r"ValueError: cannot lower Neg today"):
-        InferenceSession(chain_model(), ["failing"],
+        InferenceSession(relu_neg(), ["failing"],
                          SessionOptions(plugins=[ToyPlugin(FailingCompile())], use_cache=False, strict=True))
 
 
@@ -284,7 +274,7 @@ def test_data_dependent_shapes_are_declined_for_static_delegates():
 
 
 def test_negative_dim_value_is_a_dynamic_dim(ort_reference):
-    model = chain_model()
+    model = relu_neg()
     for vi in (model.graph.input[0], model.graph.output[0]):
         vi.type.tensor_type.shape.dim[0].dim_value = -1  # as Paddle exports write it
     sess = InferenceSession(model, ["onnxruntime"])
@@ -294,7 +284,7 @@ def test_negative_dim_value_is_a_dynamic_dim(ort_reference):
 
 
 def test_outputs_declared_without_shape_load_as_in_onnx_runtime(ort_reference):
-    model = chain_model()
+    model = relu_neg()
     model.graph.output[0].type.tensor_type.ClearField("shape")  # tensor(float), rank unknown
     with pytest.raises(onnx.checker.ValidationError):
         onnx.checker.check_model(model)  # the checker alone refuses it ...
@@ -314,7 +304,7 @@ def test_an_executable_needs_only_run(ort_reference):
         def compile(self, partition, options):
             return OnlyRun()
 
-    model = chain_model()
+    model = relu_neg()
     sess = InferenceSession(model, ["minimal"], SessionOptions(plugins=[ToyPlugin(Minimal("minimal"))], use_cache=False,
                                                                strict=True))
     assert sess.partitions[0].executable.input_names == ["x"] and sess.partitions[0].executable.output_names == ["y"]
@@ -335,7 +325,7 @@ def test_bundles_need_static_shapes_for_static_delegates(tmp_path, ort_reference
 
 def test_question_mark_dims_are_unrelated_dynamic_dims(ort_reference):
     """Paddle exports name every dynamic dim "?"; ONNX Runtime does not make them equal."""
-    model = chain_model()
+    model = relu_neg()
     for vi in (model.graph.input[0], model.graph.output[0]):
         for d in vi.type.tensor_type.shape.dim:
             d.dim_param = "?"
@@ -352,21 +342,21 @@ def test_a_misspelled_delegate_option_fails_at_session_creation_before_planning(
 
     monkeypatch.setattr(unified.pipeline, "make_plan", forbidden)
     with pytest.raises(unified.DelegateUnavailableError) as info:
-        InferenceSession(chain_model(), [("onnxruntime", {"num_thread": 2})])
+        InferenceSession(relu_neg(), [("onnxruntime", {"num_thread": 2})])
     assert str(info.value).startswith("delegate 'onnxruntime' has no option 'num_thread'; its options are: backend, "
                                       "num_threads (int, default None)")
     with pytest.raises(unified.DelegateUnavailableError,
                        match=r"option 'optimization_level' of delegate 'onnxruntime' is 'max'; expected one of "
                              r"'disable', 'basic', 'extended', 'all'"):
-        InferenceSession(chain_model(), [("onnxruntime", {"optimization_level": "max"})])
+        InferenceSession(relu_neg(), [("onnxruntime", {"optimization_level": "max"})])
     with pytest.raises(unified.DelegateUnavailableError,
                        match=r"option 'num_threads' of delegate 'onnxruntime' must be int, got str '2'"):
-        InferenceSession(chain_model(), [("onnxruntime", {"num_threads": "2"})])
+        InferenceSession(relu_neg(), [("onnxruntime", {"num_threads": "2"})])
 
 
 def test_a_model_input_no_node_reads_is_accepted_and_ignored(ort_reference):
     """ONNX allows unused graph inputs (CastLike's expanded test reads `like` for its type only)."""
-    model = chain_model()
+    model = relu_neg()
     model.graph.input.append(helper.make_tensor_value_info("unused", F, [1]))
     sess = InferenceSession(model, ["onnxruntime"])
     x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)

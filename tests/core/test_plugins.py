@@ -9,24 +9,14 @@ from importlib import metadata
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
 
 import unified
 from unified import InferenceSession, SessionOptions
 from unified.errors import DelegateError, DelegateUnavailableError
 from unified.plugins import PluginRegistry
 
+from ..onnx_models import relu_neg
 from .toy_delegate import ToyDelegate, ToyPlugin
-
-
-def relu_model():
-    g = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
-    )
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
 
 def fake_entry_points(extra):
@@ -132,7 +122,7 @@ class FlakyDelegate(ToyDelegate):
 
 def flaky_session(fail_in, **kw):
     return InferenceSession(
-        relu_model(), ["flaky"], SessionOptions(plugins=[ToyPlugin(FlakyDelegate(fail_in))], use_cache=False, **kw)
+        relu_neg((4,)), ["flaky"], SessionOptions(plugins=[ToyPlugin(FlakyDelegate(fail_in))], use_cache=False, **kw)
     )
 
 
@@ -170,4 +160,4 @@ def test_a_cacheable_delegate_without_load_is_refused_at_registration():
 
     with pytest.raises(unified.PluginError, match=r"delegate 'half' is cacheable but does not implement "
                                                   r"Delegate.load\(\), so every compile-cache hit would recompile"):
-        InferenceSession(relu_model(), ["half"], SessionOptions(plugins=[ToyPlugin(SerializesOnly("half"))]))
+        InferenceSession(relu_neg((4,)), ["half"], SessionOptions(plugins=[ToyPlugin(SerializesOnly("half"))]))

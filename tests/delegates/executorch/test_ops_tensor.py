@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from unified import InferenceSession
 from unified.errors import InputError
 
-from .conftest import rand
+from ...onnx_models import rand
 
 X = (2, 3, 4, 5)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from .conftest import rand
+from ...onnx_models import rand
 
 X = (1, 4, 9, 9)
 

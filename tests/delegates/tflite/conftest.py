@@ -1,8 +1,8 @@
 """Fixtures of the tflite delegate tests.
 
-make_model: ``make_model(nodes, inputs, consts, outputs, opset=17)`` — an
-    ONNX model (IR 10) from nodes, graph inputs ``{name: (dtype, shape)}``,
-    initializers ``{name: array}`` and output names.
+make_model: ``tests.onnx_models.graph_model`` — an ONNX model (IR 10) from
+    nodes, graph inputs ``{name: (dtype, shape)}``, initializers
+    ``{name: array}`` and output names.
 tfl_check: ``tfl_check(model, feeds, rtol=1e-3, atol=1e-4)`` — runs the model
     with ``delegates=["tflite"]`` and ``strict=True``, checks that tflite took
     every node, compares every output with ONNX Runtime called directly, and
@@ -14,27 +14,15 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
 
 from unified import InferenceSession, SessionOptions
 
-
-def _make_model(nodes, inputs, consts=None, outputs=("y",), opset=17):
-    g = helper.make_graph(
-        nodes,
-        "case",
-        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), list(shape))
-         for n, (dt, shape) in inputs.items()],
-        [helper.make_empty_tensor_value_info(o) for o in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (consts or {}).items()],
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
-    return onnx.shape_inference.infer_shapes(model, strict_mode=True)  # types the graph outputs
+from ...onnx_models import graph_model
 
 
 @pytest.fixture(scope="session")
 def make_model():
-    return _make_model
+    return graph_model
 
 
 @pytest.fixture
@@ -55,7 +43,3 @@ def tfl_check(ort_reference, tmp_path):
         return sess
 
     return check
-
-
-def rand(shape, seed=0, lo=-1.0, hi=1.0, dtype=np.float32):
-    return np.random.default_rng(seed).uniform(lo, hi, shape).astype(dtype)

@@ -21,12 +21,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 pytest.importorskip("torch", reason="the executorch delegate needs torch")
 pytest.importorskip("executorch", reason="the executorch delegate needs executorch")
 
 from unified import InferenceSession, SessionOptions  # noqa: E402
+
+from ...onnx_models import graph_model  # noqa: E402
 
 
 def _make_model(nodes, inputs, consts=None, outputs=("y",), opset=17):
@@ -38,18 +40,7 @@ def _make_model(nodes, inputs, consts=None, outputs=("y",), opset=17):
         for i, x in enumerate(node.input):
             if x in inputs:
                 node.input[i] = x + "__root"
-    g = helper.make_graph(
-        roots + list(nodes),
-        "case",
-        [
-            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), list(shape))
-            for n, (dt, shape) in inputs.items()
-        ],
-        [helper.make_empty_tensor_value_info(o) for o in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (consts or {}).items()],
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
-    return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)  # types the graph outputs
+    return graph_model(roots + list(nodes), inputs, consts, outputs, opset, data_prop=True)
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +69,3 @@ def et_check(ort_reference, tmp_path):
         return sess
 
     return check
-
-
-def rand(shape, seed=0, lo=-1.0, hi=1.0, dtype=np.float32) -> np.ndarray:
-    """Seeded uniform values in [lo, hi)."""
-    return np.random.default_rng(seed).uniform(lo, hi, shape).astype(dtype)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from .conftest import _make_model, rand
+from ...onnx_models import graph_model, rand
 
 F = np.float32
 N = helper.make_node
@@ -28,7 +28,7 @@ def _w(shape, seed=1, scale=None):
 
 def unary(op, shape, lo=-3.0, hi=3.0, opset=17, **attrs):
     def build():
-        m = _make_model([N(op, ["x"], ["y"], **attrs)], {"x": (F, shape)}, opset=opset)
+        m = graph_model([N(op, ["x"], ["y"], **attrs)], {"x": (F, shape)}, opset=opset)
         return m, {"x": rand(shape, lo=lo, hi=hi)}
     return build
 
@@ -41,7 +41,7 @@ def binary(op, a_shape, b_shape, b_const=False, n_inputs=2, lo=-2.0, hi=2.0, dty
                 np.random.default_rng(k).integers(1, 9, s).astype(dtype) for k, s in enumerate(shapes)]
         consts = {names[1]: vals[1]} if b_const else {}
         inputs = {n: (dtype, s) for n, s in zip(names, shapes) if n not in consts}
-        m = _make_model([N(op, names, ["y"])], inputs, consts)
+        m = graph_model([N(op, names, ["y"])], inputs, consts)
         return m, {n: v for n, v in zip(names, vals) if n not in consts}
     return build
 
@@ -53,7 +53,7 @@ def conv(x_shape, w_shape, bias=True, **attrs):
         if bias:
             consts["B"] = rand(w_shape[0], seed=2, lo=-0.1, hi=0.1)
             ins.append("B")
-        m = _make_model([N("Conv", ins, ["y"], **attrs)], {"x": (F, x_shape)}, consts)
+        m = graph_model([N("Conv", ins, ["y"], **attrs)], {"x": (F, x_shape)}, consts)
         return m, {"x": rand(x_shape)}
     return build
 
@@ -63,7 +63,7 @@ def single(op, inputs, consts, opset=17, outputs=("y",), feeds=None, **attrs):
     def build():
         names = list(inputs) + list(consts)
         order = attrs.pop("_order", names)
-        m = _make_model([N(op, order, list(outputs), **attrs)], {k: (F, s) for k, s in inputs.items()}, consts,
+        m = graph_model([N(op, order, list(outputs), **attrs)], {k: (F, s) for k, s in inputs.items()}, consts,
                         outputs=outputs, opset=opset)
         return m, feeds or {k: rand(s, seed=i) for i, (k, s) in enumerate(inputs.items())}
     return build

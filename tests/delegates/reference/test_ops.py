@@ -8,7 +8,6 @@ numbers match ONNX Runtime called directly.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -16,27 +15,10 @@ from unified import InferenceSession
 from unified.delegates.reference import KERNELS, OP_SUPPORT, ReferenceDelegate
 from unified.graph import Graph
 
+from ...onnx_models import node_model
+
 F = TensorProto.FLOAT
 RNG = np.random.default_rng(7)
-
-
-def _model(op, inputs, attrs=None, inits=None, opset=17, n_out=1):
-    """One-node model. ``inputs``: name -> array (graph inputs); ``inits``: name -> array."""
-    inits = inits or {}
-    names = list(inputs) + list(inits)
-    node = helper.make_node(op, names, [f"y{i}" for i in range(n_out)], **(attrs or {}))
-    g = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for k, v in inputs.items()],
-        [helper.make_empty_tensor_value_info(f"y{i}") for i in range(n_out)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
-    inferred = onnx.shape_inference.infer_shapes(model)
-    del model.graph.output[:]
-    model.graph.output.extend(inferred.graph.output)
-    return model
 
 
 def _r(*shape):
@@ -133,7 +115,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_kernel_matches_onnxruntime(case, options, ort_reference):
     op, inputs, attrs, inits, opset = CASES[case]
-    model = _model(op, inputs, attrs, inits, opset)
+    model = node_model(op, inputs, attrs, opset, initializers=inits)
     options.strict = True
     sess = InferenceSession(model, delegates=["reference"], options=options)
     assert [p.delegate for p in sess.plan.partitions] == ["reference"]
@@ -177,13 +159,13 @@ def test_support_table_and_kernel_table_list_the_same_ops():
     ],
 )
 def test_declines_with_a_reason(op, inputs, attrs, inits, reason):
-    model = _model(op, inputs, attrs, inits, 17, n_out=2 if op == "TopK" else 1)
+    model = node_model(op, inputs, attrs, outputs=2 if op == "TopK" else 1, initializers=inits)
     view = Graph(model).node_views[0]
     answer = ReferenceDelegate().supports(view)
     assert not answer.ok and answer.reason == reason
 
 
 def test_maxpool_with_indices_declined():
-    model = _model("MaxPool", {"x": _r(1, 1, 4, 4)}, {"kernel_shape": [2, 2]}, n_out=2)
+    model = node_model("MaxPool", {"x": _r(1, 1, 4, 4)}, {"kernel_shape": [2, 2]}, outputs=2)
     answer = ReferenceDelegate().supports(Graph(model).node_views[0])
     assert answer.reason == "MaxPool output 1 (Indices) is not produced by the reference kernels"

@@ -1,13 +1,13 @@
 """Run SCALE-Sim v3 on the fidelity benchmark and freeze its numbers.
 
 This script produced ``expected.json``, the fixture that
-``tests/reference/test_scalesim_fidelity.py`` compares the ``npu-sim`` cost
+``tests/backends/npu_sim/test_scalesim_fidelity.py`` compares the ``npu-sim`` cost
 model against. It is NOT run by the test suite: SCALE-Sim is installed only in
 a separate virtual environment, never in the project's::
 
     python3 -m venv /tmp/scalesim-venv
     /tmp/scalesim-venv/bin/pip install numpy==2.3.5 scalesim==3.0.0
-    /tmp/scalesim-venv/bin/python benchmarks/scalesim/run_scalesim.py
+    /tmp/scalesim-venv/bin/python tests/backends/npu_sim/scalesim/run_scalesim.py
 
 Inputs (all in this folder):
 
@@ -161,10 +161,10 @@ def main(argv=None) -> int:
             timings[key] = round(time.perf_counter() - start, 1)
             print(f"{key}: {timings[key]} s", file=sys.stderr, flush=True)
     doc = {
-        "generator": "benchmarks/scalesim/run_scalesim.py",
+        "generator": "tests/backends/npu_sim/scalesim/run_scalesim.py",
         "scalesim_version": metadata.version("scalesim"),
         "numpy_version": metadata.version("numpy"),
-        "config": "benchmarks/scalesim/scale.cfg (ArrayHeight, ArrayWidth, Dataflow varied)",
+        "config": "tests/backends/npu_sim/scalesim/scale.cfg (ArrayHeight, ArrayWidth, Dataflow varied)",
         "sram_kib": {"ifmap": 64, "filter": 64, "ofmap": 64},
         "word_bytes": 1,
         "bandwidth_mode": "CALC",

@@ -14,7 +14,7 @@ from unified.backends.npu_sim import DTYPES, HardwareConfigError, load_hardware,
 from unified.backends.npu_sim.costmodel import Gemm, gemm_cycles
 from unified.backends.npu_sim.workload import OpDesc, gemm_view, op_cost
 
-ROOT = Path(__file__).resolve().parents[2]
+SCALESIM = Path(__file__).resolve().parent / "scalesim"
 
 # Layers of ResNet-50, MobileNetV2 and BERT-base as ONNX Conv / MatMul shapes:
 # (name, x shape, w shape, attrs, y shape)
@@ -40,7 +40,7 @@ def _desc(layer) -> OpDesc:
 def test_scalesim_preset_is_scalesim_default_config():
     """The preset matches the config file frozen next to the SCALE-Sim fixture."""
     cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "benchmarks" / "scalesim" / "scale.cfg")
+    cfg.read(SCALESIM / "scale.cfg")
     arch = cfg["architecture_presets"]
     hw = load_hardware("scalesim-32")
     assert (hw.rows, hw.cols) == (int(arch["ArrayHeight"]), int(arch["ArrayWidth"]))

@@ -12,7 +12,7 @@ from unified import InferenceSession, SessionOptions
 from unified.errors import DelegateError, UnsupportedError
 from unified.plugins import registry
 
-from .conftest import rand
+from ...onnx_models import rand
 
 N = helper.make_node
 

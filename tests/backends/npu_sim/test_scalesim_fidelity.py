@@ -1,9 +1,9 @@
 """The npu-sim cost model against SCALE-Sim v3's frozen numbers.
 
-``benchmarks/scalesim/expected.json`` holds what SCALE-Sim 3.0.0 reported
+``scalesim/expected.json`` (next to this file) holds what SCALE-Sim 3.0.0 reported
 for 14 layers of ResNet-50, MobileNetV2 (with a depthwise layer) and BERT-base,
 on 32x32 and 16x64 arrays, in OS, WS and IS dataflow (produced by
-``benchmarks/scalesim/run_scalesim.py`` from ``scale.cfg`` and
+``scalesim/run_scalesim.py`` from ``scale.cfg`` and
 ``topology.csv`` in the same folder). SCALE-Sim is not run here.
 
 Each layer enters the cost model as the ONNX node it comes from (unpadded
@@ -22,7 +22,7 @@ import pytest
 from unified.backends.npu_sim import load_hardware, op_cost
 from unified.backends.npu_sim.workload import OpDesc, gemm_view
 
-FIXTURE = Path(__file__).resolve().parents[2] / "benchmarks" / "scalesim" / "expected.json"
+FIXTURE = Path(__file__).resolve().parent / "scalesim" / "expected.json"
 EXPECTED = json.loads(FIXTURE.read_text())
 
 # topology row -> the ONNX layer: (x shape, w shape, attrs); MatMul when w is 2-D

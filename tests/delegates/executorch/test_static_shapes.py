@@ -16,7 +16,7 @@ from unified.errors import DelegateError
 from unified.graph import Graph
 from unified.plugins import registry
 
-from .conftest import rand
+from ...onnx_models import rand
 
 
 def _delegate():

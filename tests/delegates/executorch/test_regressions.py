@@ -11,7 +11,7 @@ from onnx import helper
 from unified.graph import Graph
 from unified.plugins import registry
 
-from .conftest import rand
+from ...onnx_models import rand
 
 
 def _supports(model, op_type: str):

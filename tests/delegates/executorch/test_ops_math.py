@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper
 
-from .conftest import rand
+from ...onnx_models import rand
 
 X = (2, 3, 4, 5)
 

@@ -1,7 +1,7 @@
 """Fixtures of the coreml delegate tests.
 
-make_node_model: ``make_node_model(op, inputs, attrs=None, opset=18, outputs=1,
-    initializers=None)`` -> a one-node ONNX model (IR 10).
+make_node_model: ``tests.onnx_models.node_model(op, inputs, attrs=None,
+    opset=17, outputs=1, initializers=None)`` -> a one-node ONNX model (IR 10).
 mil_lower: ``mil_lower(model, feeds) -> (outputs, ops)`` — the node lowered
     with every fed input a MIL constant; ``mil_value(v)`` gives an output's
     value computed by MIL's own value inference (None where MIL has none).
@@ -22,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
 
 from unified.delegates.coreml import LOWERINGS, _ct
 from unified.delegates.coreml.convert import Ctx, Node, mil_array
+
+from ...onnx_models import node_model
 
 
 def lower_one(model: onnx.ModelProto, feeds: dict[str, np.ndarray]):
@@ -70,21 +71,6 @@ def value(v) -> np.ndarray | None:
     return None if v.val is None else np.asarray(v.val)
 
 
-def one_node(op: str, inputs: dict[str, np.ndarray], attrs: dict | None = None, opset: int = 18,
-             outputs: int = 1, initializers: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
-    """A one-node model; ``inputs`` become graph inputs, ``initializers`` constants."""
-    initializers = initializers or {}
-    names = list(inputs) + list(initializers)
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **(attrs or {}))
-    g = helper.make_graph(
-        [node], "t",
-        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for k, v in inputs.items()],
-        [helper.make_empty_tensor_value_info(f"y{i}") for i in range(outputs)],
-        initializer=[onnx.numpy_helper.from_array(v, k) for k, v in initializers.items()],
-    )
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
-
-
 @pytest.fixture(scope="session")
 def mil_lower():
     return lower_one
@@ -97,4 +83,4 @@ def mil_value():
 
 @pytest.fixture(scope="session")
 def make_node_model():
-    return one_node
+    return node_model

@@ -15,7 +15,7 @@ from unified.errors import DelegateError, UnsupportedError
 from unified.graph import Graph
 from unified.plugins import registry
 
-from .conftest import rand
+from ...onnx_models import rand
 
 
 def _delegate():
