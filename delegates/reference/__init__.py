@@ -1,94 +1,32 @@
 """The ``reference`` delegate: ONNX partitions run as NumPy kernels with the
-simulated NPU's arithmetic, and every run reports the ``npu-sim`` cost model's
+simulated NPU's arithmetic; every run reports the ``npu-sim`` cost model's
 cycles, stalls, utilization, DRAM traffic and energy per op.
 
-It is the model delegate to copy: an op-support table with a reason for
-every refusal (``support.py``), a kernel table from op to a small NumPy
-function (``kernels.py``), and an executable (``executable.py``).
+It is the model delegate to copy. Layout of the package:
 
-Opt-in only (``default_priority = None``): it is a simulator. Use it with::
-
-    InferenceSession(model, delegates=[("reference", {"hw": "scalesim-32", "dtype": "int8"})],
-                     options=SessionOptions(enable_profiling=True))
-
-Options:
-    hw: a preset name (``scalesim-32``, ``ethos-u65``, ``edgetpu``) or a
-        path to a hardware TOML file; default ``scalesim-32``.
-    dtype: ``"fp32"`` (default when the hardware supports it, else its first
-        dtype), ``"fp16"`` or ``"int8"``; see ``executable.py`` for the
-        arithmetic of each.
-
-After each run the executable's ``last_run_stats`` holds the simulation
-report (JSON-safe); with ``SessionOptions(enable_profiling=True)`` the
-session copies it into ``session.profile[i].stats``.
+* ``delegate.py`` — :class:`ReferenceDelegate`, its options and backend;
+* ``support.py`` — the op-support table (what is claimed, and why not);
+* ``executable.py`` — :class:`ReferenceExecutable`, the interpreter: a
+  schedule of kernel steps, the fp16 / int8 arithmetic, run, serialize, load;
+* ``kernels.py`` — the kernel table, op type -> NumPy function, from
+  ``ops_conv.py`` (convolution, pooling), ``ops_math.py`` (matrix products,
+  element-wise, normalization, reductions, quantization) and
+  ``ops_tensor.py`` (data movement).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-import numpy as np
-import onnx
-
-from unified.backends.npu_sim.hardware import DTYPES, load_hardware
-from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Executable
+from unified.delegate import Delegate
+from unified.delegates.reference.delegate import ReferenceDelegate
 from unified.delegates.reference.executable import ReferenceExecutable
 from unified.delegates.reference.kernels import KERNELS
 from unified.delegates.reference.support import OP_SUPPORT
-from unified.errors import DelegateError
 from unified.hookspecs import hookimpl
 
 __all__ = ["ReferenceDelegate", "ReferenceExecutable", "KERNELS", "OP_SUPPORT"]
 
-class ReferenceDelegate(Delegate):
-    """NumPy kernels with the ``npu-sim`` accelerator's arithmetic and costs."""
-
-    name = "reference"
-    default_priority = None  # a simulator: opt-in only
-    options = (
-        DelegateOption("hw", (str,), "scalesim-32", "hardware preset name (scalesim-32, ethos-u65, edgetpu) or a TOML file"),
-        DelegateOption("dtype", (str,), None, "compute precision (default: the preset's first)", tuple(DTYPES)),
-    )
-    op_support = OP_SUPPORT
-    cacheable = False  # compiling is cheap; the artifact is the partition itself
-
-    def availability(self) -> Availability:
-        return Availability(True, "", f"numpy {np.__version__}")
-
-    def backends(self) -> list[str]:
-        return ["npu-sim"]
-
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        """The hardware exists and computes in the dtype asked for (before planning).
-
-        Raises:
-            DelegateError: an unknown hardware, or a dtype it does not compute in.
-        """
-        self._hardware(options)
-
-    @staticmethod
-    def _hardware(opts: Mapping[str, Any]):
-        try:
-            hw = load_hardware(opts.get("hw", "scalesim-32"))
-            dtype = opts.get("dtype") or ("fp32" if "fp32" in hw.dtypes else hw.dtypes[0])
-            hw.dtype(dtype)
-        except DelegateError:
-            raise
-        except Exception as exc:  # HardwareConfigError: a UnifiedError, re-raised as the delegate's error
-            raise DelegateError(f"reference delegate: {exc}") from None
-        return hw, dtype
-
-    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
-        """Build the kernel schedule for one partition (options were checked by :meth:`check_options`)."""
-        hw, dtype = self._hardware(options.options)
-        return ReferenceExecutable(partition, hw, dtype)
-
-    def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
-        model = onnx.ModelProto()
-        model.ParseFromString(artifact)
-        return self.compile(model, options)
-
 
 @hookimpl
 def unified_delegates() -> list[Delegate]:
+    """The hook: this package's delegate."""
     return [ReferenceDelegate()]

@@ -36,9 +36,9 @@ from unified.backends.npu_sim.hardware import HardwareConfig
 from unified.backends.npu_sim.report import SimulationReport
 from unified.backends.npu_sim.workload import OpDesc, op_cost
 from unified.delegate import Executable
-from unified.delegates.reference.conv import conv, conv_transpose
 from unified.delegates.reference.kernels import KERNELS
-from unified.onnx.topology import last_uses
+from unified.delegates.reference.ops_conv import conv, conv_transpose
+from unified.onnx import decode_attributes, last_uses
 
 __all__ = ["ReferenceExecutable"]
 
@@ -134,11 +134,10 @@ class ReferenceExecutable(Executable):
         steps: list[_Step] = []
         folded = 0
         for i, n in enumerate(g.node):
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
-            attrs = {k: (numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v) for k, v in attrs.items()}
+            name = n.name or f"{n.op_type}_{i}"
+            attrs = decode_attributes(n, name)
             step = _Step(
-                name=n.name or f"{n.op_type}_{i}",
+                name=name,
                 op_type=n.op_type,
                 attrs=attrs,
                 opset=opsets.get(n.domain or "", 1),
@@ -316,3 +315,15 @@ class ReferenceExecutable(Executable):
         """The partition's ONNX bytes: the schedule is rebuilt from them
         deterministically (nothing else is worth caching)."""
         return self._model.SerializeToString()
+
+    @classmethod
+    def load(cls, artifact: bytes, hw: HardwareConfig, dtype: str) -> "ReferenceExecutable":
+        """The executable whose :meth:`serialize` gave ``artifact`` (rebuilt
+        from the partition's ONNX bytes) on ``hw`` in ``dtype``.
+
+        Raises:
+            google.protobuf.message.DecodeError: ``artifact`` is not an ONNX model.
+        """
+        model = onnx.ModelProto()
+        model.ParseFromString(artifact)
+        return cls(model, hw, dtype)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from onnx import TensorProto as T
 
-from unified.delegate import OpSupport
+from unified.delegate import OpSupport, attr_in
 from unified.graph import NodeView
+from unified.onnx import dtype_name
 
 __all__ = ["OP_SUPPORT", "FLOATS"]
 
@@ -30,16 +31,6 @@ def _rank_between(lo: int, hi: int):
     return check
 
 
-def _attr_in(name: str, allowed: tuple, default):
-    def check(node: NodeView) -> str | None:
-        v = node.attr(name, default)
-        if v not in allowed:
-            return f"{node.op_type} {name}={v!r} not handled (handled: {', '.join(map(repr, allowed))})"
-        return None
-
-    return check
-
-
 def _no_output(slot: int, what: str):
     def check(node: NodeView) -> str | None:
         if len(node.outputs) > slot and node.outputs[slot].name:
@@ -49,37 +40,30 @@ def _no_output(slot: int, what: str):
     return check
 
 
-def _convtranspose(node: NodeView) -> str | None:
-    if node.attr("auto_pad", "NOTSET") != "NOTSET":
-        return f"ConvTranspose auto_pad={node.attr('auto_pad')!r} not handled (explicit pads only)"
-    if node.attr("output_shape") is not None:
-        return "ConvTranspose output_shape attribute not handled (give pads and output_padding instead)"
-    return None
+# TODO(shared): move to unified.delegate (tflite's conv_transpose_ok makes the same check)
+def _attr_absent(name: str, instead: str):
+    """Constraint: the node does not set attribute ``name``; the reason says
+    what to give ``instead``."""
+
+    def check(node: NodeView) -> str | None:
+        if node.attr(name) is not None:
+            return f"{node.op_type} {name} attribute not supported (give {instead} instead)"
+        return None
+
+    return check
 
 
-def _not_training(node: NodeView) -> str | None:
-    if node.attr("training_mode", 0):
-        return f"{node.op_type} training_mode=1 not handled (inference only)"
-    if node.op_type == "Dropout" and len(node.inputs) > 2 and node.inputs[2].name:
+def _dropout_inference(node: NodeView) -> str | None:
+    if len(node.inputs) > 2 and node.inputs[2].name:
         t = node.inputs[2]
         if t.const is None or bool(t.const.reshape(-1)[0]):
             return "Dropout training_mode input is not a constant false (inference only)"
-    if node.op_type == "BatchNormalization" and node.attr("spatial", 1) != 1:
-        return "BatchNormalization spatial=0 not handled"
     return None
 
 
-def _resize(node: NodeView) -> str | None:
-    mode = node.attr("mode", "nearest")
-    if mode != "nearest":
-        return f"Resize mode={mode!r} not handled (nearest only)"
-    coord = node.attr("coordinate_transformation_mode", "half_pixel")
-    if coord == "tf_crop_and_resize":
-        return "Resize coordinate_transformation_mode='tf_crop_and_resize' not handled"
-    if node.attr("antialias", 0):
-        return "Resize antialias=1 not handled"
-    if node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
-        return f"Resize keep_aspect_ratio_policy={node.attr('keep_aspect_ratio_policy')!r} not handled (stretch only)"
+def _no_crop_and_resize(node: NodeView) -> str | None:
+    if node.attr("coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize":
+        return "Resize coordinate_transformation_mode='tf_crop_and_resize' not supported"
     return None
 
 
@@ -88,7 +72,7 @@ def _quant_type(slot: int, allowed: frozenset[int], what: str):
         if len(node.inputs) > slot and node.inputs[slot].name:
             t = node.inputs[slot].elem_type
             if t and t not in allowed:
-                return f"{node.op_type} {what} dtype {T.DataType.Name(t).lower()} not handled (int8, uint8)"
+                return f"{node.op_type} {what} dtype {dtype_name(t)} not handled (int8, uint8)"
         return None
 
     return check
@@ -99,16 +83,8 @@ def _no_blocks(node: NodeView) -> str | None:
         return f"{node.op_type} blocked quantization (block_size={node.attr('block_size')}) not handled"
     out = node.attr("output_dtype", 0)
     if out and out not in _QUANT:
-        return f"QuantizeLinear output_dtype {T.DataType.Name(out).lower()} not handled (int8, uint8)"
+        return f"QuantizeLinear output_dtype {dtype_name(out)} not handled (int8, uint8)"
     return None
-
-
-def _gelu(node: NodeView) -> str | None:
-    return _attr_in("approximate", ("none", "tanh"), "none")(node)
-
-
-def _pad_mode(node: NodeView) -> str | None:
-    return _attr_in("mode", ("constant", "reflect", "edge", "wrap"), "constant")(node)
 
 
 def _tensor_input(node: NodeView) -> str | None:
@@ -118,6 +94,9 @@ def _tensor_input(node: NodeView) -> str | None:
     return None
 
 
+_INFERENCE = attr_in("training_mode", (0,), 0)
+
+
 def _e(op: str, dtypes=FLOATS, *constraints, since: int = 1) -> OpSupport:
     return OpSupport(op, dtypes=frozenset(dtypes), constraints=tuple(constraints), since=since)
 
@@ -125,7 +104,8 @@ def _e(op: str, dtypes=FLOATS, *constraints, since: int = 1) -> OpSupport:
 OP_SUPPORT: tuple[OpSupport, ...] = (
     # MAC ops: the systolic array
     _e("Conv", FLOATS, _rank_between(3, 5)),
-    _e("ConvTranspose", FLOATS, _rank_between(3, 5), _convtranspose),
+    _e("ConvTranspose", FLOATS, _rank_between(3, 5), attr_in("auto_pad", ("NOTSET",), "NOTSET"),
+       _attr_absent("output_shape", "pads and output_padding")),
     _e("Gemm"),
     _e("MatMul"),
     # element-wise: the vector unit
@@ -142,7 +122,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Tanh"),
     _e("LeakyRelu"),
     _e("Erf"),
-    _e("Gelu", FLOATS, _gelu),
+    _e("Gelu", FLOATS, attr_in("approximate", ("none", "tanh"), "none")),
     # windows and normalization
     _e("MaxPool", FLOATS, _rank_between(3, 5), _no_output(1, "Indices")),
     _e("AveragePool", FLOATS, _rank_between(3, 5)),
@@ -152,9 +132,9 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("ReduceMax"),
     _e("Softmax"),
     _e("LayerNormalization"),
-    _e("BatchNormalization", FLOATS, _not_training, _no_output(1, "running mean")),
+    _e("BatchNormalization", FLOATS, _INFERENCE, attr_in("spatial", (1,), 1), _no_output(1, "running mean")),
     _e("LRN"),
-    _e("Dropout", FLOATS, _not_training),
+    _e("Dropout", FLOATS, _INFERENCE, _dropout_inference),
     # layout (any dtype)
     _e("Reshape", ()),
     _e("Flatten", ()),
@@ -163,8 +143,9 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Slice", ()),
     _e("Squeeze", ()),
     _e("Unsqueeze", ()),
-    _e("Pad", (), _pad_mode),
-    _e("Resize", (), _resize),
+    _e("Pad", (), attr_in("mode", ("constant", "reflect", "edge", "wrap"), "constant")),
+    _e("Resize", (), attr_in("mode", ("nearest",), "nearest"), _no_crop_and_resize, attr_in("antialias", (0,), 0),
+       attr_in("keep_aspect_ratio_policy", ("stretch",), "stretch")),
     _e("Identity", (), _tensor_input),
     _e("ConstantOfShape", ()),
     # quantization

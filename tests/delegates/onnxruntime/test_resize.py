@@ -1,7 +1,7 @@
 """align_corners Resize through the onnxruntime delegate matches the ONNX reference.
 
 ONNX Runtime alone departs from the spec when ``in_dim * scale`` is not an
-integer; the delegate rewrites the node (delegates/ort_rewrites.py), so it can
+integer; the delegate rewrites the node (delegates/onnxruntime/rewrites.py), so it can
 claim every case, with constant or runtime scales, up or down.
 """
 

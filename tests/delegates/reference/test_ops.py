@@ -152,9 +152,9 @@ def test_support_table_and_kernel_table_list_the_same_ops():
     "op, inputs, attrs, inits, reason",
     [
         ("Resize", {"x": _r(1, 1, 2, 2)}, {"mode": "linear"}, {"roi": np.zeros(0, np.float32), "sc": np.ones(4, np.float32)},
-         "Resize mode='linear' not handled (nearest only)"),
+         "Resize mode='linear' not supported (supported: 'nearest')"),
         ("ConvTranspose", {"x": _r(1, 2, 3, 3)}, {"auto_pad": "SAME_UPPER"}, {"w": _r(2, 2, 3, 3)},
-         "ConvTranspose auto_pad='SAME_UPPER' not handled (explicit pads only)"),
+         "ConvTranspose auto_pad='SAME_UPPER' not supported (supported: 'NOTSET')"),
         ("TopK", {"x": _r(5)}, {}, {"k": _ints(2)}, "reference has no kernel for op TopK"),
     ],
 )

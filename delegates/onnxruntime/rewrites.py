@@ -23,6 +23,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from unified.onnx import decode_attributes
+
 __all__ = ["rewrite_align_corners_resize", "align_corners_resize_rewritable"]
 
 
@@ -30,12 +32,12 @@ def align_corners_resize_rewritable(node: onnx.NodeProto) -> bool:
     """A linear/cubic align_corners Resize given ``scales`` (no antialias)."""
     if node.op_type != "Resize" or node.domain not in ("", "ai.onnx"):
         return False
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    mode = attrs.get("mode", b"nearest")
-    ctm = attrs.get("coordinate_transformation_mode", b"half_pixel")
+    attrs = decode_attributes(node)
+    mode = attrs.get("mode", "nearest")
+    ctm = attrs.get("coordinate_transformation_mode", "half_pixel")
     return (
-        ctm == b"align_corners"
-        and mode in (b"linear", b"cubic")
+        ctm == "align_corners"
+        and mode in ("linear", "cubic")
         and not attrs.get("antialias", 0)
         and len(node.input) >= 3
         and bool(node.input[2])
@@ -67,8 +69,7 @@ def rewrite_align_corners_resize(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _roi_nodes(node: onnx.NodeProto, p: str, g: onnx.GraphProto) -> list[onnx.NodeProto]:
     x, scales = node.input[0], node.input[2]
-    attrs = {a.name: a for a in node.attribute}
-    axes = list(helper.get_attribute_value(attrs["axes"])) if "axes" in attrs else None
+    axes = decode_attributes(node).get("axes")
     g.initializer.extend(
         [
             numpy_helper.from_array(np.array(1.0, np.float32), f"{p}_one"),

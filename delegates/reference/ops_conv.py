@@ -1,8 +1,8 @@
 """Windowed kernels of the reference delegate: convolution (im2col + BLAS),
 transposed convolution (GEMM + col2im) and pooling, for 1-D to 3-D inputs.
 
-Padding follows the ONNX Conv / pooling specification (``pads`` as all
-begins then all ends; ``auto_pad`` SAME_UPPER / SAME_LOWER / VALID). No Python
+Strides, dilations and pads (``pads`` or ``auto_pad``) are read with
+:mod:`unified.onnx.spatial`, the one reading of the ONNX Conv / pooling spec. No Python
 loop runs per output element: windows are ``sliding_window_view`` views, the
 im2col copy feeds one ``np.matmul`` per group, and the only loops run over
 kernel offsets (depthwise convolution, col2im).
@@ -16,39 +16,12 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv", "conv_transpose", "pool", "pool_pads"]
+from unified.onnx import Window, conv_transpose_pads, resolve_pads, window
+
+__all__ = ["conv", "conv_transpose", "pool"]
 
 
 # --- helpers ---------------------------------------------------------------------
-
-
-def pool_pads(attrs: dict, in_sizes: Sequence[int], kernel: Sequence[int], strides, dilations) -> list[int]:
-    """Begin and end pads ``[b0, b1, ..., e0, e1, ...]`` from ``pads`` or ``auto_pad``.
-
-    ``SAME_UPPER`` / ``SAME_LOWER`` give ``out = ceil(in / stride)`` with the odd
-    pad at the end / beginning (ONNX Conv and pooling specification).
-    """
-    n = len(in_sizes)
-    auto = attrs.get("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for i in range(n):
-            out = -(-in_sizes[i] // strides[i])
-            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_sizes[i])
-            small = total // 2
-            begin.append(small if auto == "SAME_UPPER" else total - small)
-            end.append(total - begin[-1])
-        return begin + end
-    if auto == "VALID":
-        return [0] * (2 * n)
-    return list(attrs.get("pads", [0] * (2 * n)))
-
-
-def _spatial_params(attrs: dict, kernel: Sequence[int]):
-    n = len(kernel)
-    strides = list(attrs.get("strides", [1] * n))
-    dilations = list(attrs.get("dilations", [1] * n))
-    return strides, dilations
 
 
 def _windows(xp: np.ndarray, kernel, strides, dilations) -> np.ndarray:
@@ -62,11 +35,12 @@ def _windows(xp: np.ndarray, kernel, strides, dilations) -> np.ndarray:
     return v[sl]
 
 
-def _pad_spatial(x: np.ndarray, pads: Sequence[int], value: float = 0.0) -> np.ndarray:
-    n = x.ndim - 2
-    if not any(pads):
+def _pad_spatial(x: np.ndarray, begins: Sequence[int], ends: Sequence[int], value: float = 0.0) -> np.ndarray:
+    """``x`` ``(N, C, *S)`` padded with ``value``: ``begins[i]`` before and
+    ``ends[i]`` after spatial dim ``i``."""
+    if not any(begins) and not any(ends):
         return x
-    width = [(0, 0), (0, 0)] + [(pads[i], pads[i + n]) for i in range(n)]
+    width = [(0, 0), (0, 0)] + list(zip(begins, ends))
     return np.pad(x, width, mode="constant", constant_values=value)
 
 
@@ -83,18 +57,17 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.
         ``(N, F, *O)`` in the dtype of ``x`` (float64 inputs make the integer
         path exact: products and sums of int8 values stay below 2**53).
     """
-    kernel = list(w.shape[2:])
+    spec = window(attrs, w.shape[2:])
+    kernel, strides, dilations, g = list(spec.kernel), spec.strides, spec.dilations, spec.group
     n = len(kernel)
-    strides, dilations = _spatial_params(attrs, kernel)
-    pads = pool_pads(attrs, x.shape[2:], kernel, strides, dilations)
-    g = int(attrs.get("group", 1))
+    begins, ends = resolve_pads(attrs, x.shape[2:], spec)
     N, C = x.shape[:2]
     F = w.shape[0]
     cg, fg = C // g, F // g
-    if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads) and g == 1:
+    if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(begins + ends) and g == 1:
         y = np.matmul(w.reshape(F, C), x.reshape(N, C, -1)).reshape((N, F) + x.shape[2:])
     else:
-        win = _windows(_pad_spatial(x, pads), kernel, strides, dilations)  # (N, C, *O, *k)
+        win = _windows(_pad_spatial(x, begins, ends), kernel, strides, dilations)  # (N, C, *O, *k)
         out = win.shape[2 : 2 + n]
         kp = math.prod(kernel)
         if cg == 1 and g > 1:  # depthwise (channel multiplier fg): one vectorized step per kernel offset
@@ -122,27 +95,26 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.
 
 
 def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict) -> np.ndarray:
-    """ONNX ConvTranspose with explicit ``pads`` (scatter form: one GEMM per
-    group, then col2im with one vectorized add per kernel offset).
+    """ONNX ConvTranspose (scatter form: one GEMM per group, then col2im with
+    one vectorized add per kernel offset); pads and the output size from
+    :func:`unified.onnx.spatial.conv_transpose_pads`.
 
     Args:
         x: ``(N, C, *S)``; w: ``(C, F/group, *k)``; b: ``(F,)`` or None.
     """
-    kernel = list(w.shape[2:])
+    spec = window(attrs, w.shape[2:])
+    kernel, strides, dilations, g = list(spec.kernel), spec.strides, spec.dilations, spec.group
     n = len(kernel)
-    strides, dilations = _spatial_params(attrs, kernel)
-    pads = list(attrs.get("pads", [0] * (2 * n)))
-    out_pad = list(attrs.get("output_padding", [0] * n))
-    g = int(attrs.get("group", 1))
     N, C = x.shape[:2]
     S = x.shape[2:]
+    begins, ends, out = conv_transpose_pads(attrs, S, spec)
     cg, fg = C // g, w.shape[1]
     F = fg * g
     kp = math.prod(kernel)
     xs = x.reshape(N, g, cg, -1).transpose(1, 0, 3, 2).reshape(g, -1, cg)  # (g, N*S, C/g)
     cols = np.matmul(xs, w.reshape(g, cg, fg * kp))  # (g, N*S, F/g*kp)
     cols = cols.reshape((g, N) + tuple(S) + (fg,) + tuple(kernel))
-    full = [(S[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 + out_pad[i] for i in range(n)]
+    full = [begins[i] + out[i] + ends[i] for i in range(n)]  # the uncropped output (output_padding included)
     y = np.zeros((N, g, fg) + tuple(full), dtype=cols.dtype)
     src_perm = (1, 0, 2 + n) + tuple(range(2, 2 + n))  # -> (N, g, F/g, *S) per kernel offset
     for idx in np.ndindex(*kernel):
@@ -151,8 +123,8 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: di
             for i in range(n)
         )
         y[dst] += cols[(slice(None),) * (3 + n) + idx].transpose(src_perm)
-    crop = (slice(None),) * 3 + tuple(slice(pads[i], full[i] - pads[i + n]) for i in range(n))
-    y = y[crop].reshape((N, F) + tuple(full[i] - pads[i] - pads[i + n] for i in range(n)))
+    crop = (slice(None),) * 3 + tuple(slice(begins[i], begins[i] + out[i]) for i in range(n))
+    y = y[crop].reshape((N, F) + tuple(out))
     if b is not None:
         y = y + b.reshape((1, F) + (1,) * n)
     return np.ascontiguousarray(y)
@@ -161,36 +133,41 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: di
 # --- pooling -------------------------------------------------------------------------
 
 
+def _ceil_overhang(sizes: Sequence[int], begins: Sequence[int], ends: Sequence[int], spec: Window) -> list[int]:
+    """Extra end padding per spatial dim that ``ceil_mode=1`` adds (the last
+    window must start inside the input or its begin pad)."""
+    extra = []
+    for i, size in enumerate(sizes):
+        ext = (spec.kernel[i] - 1) * spec.dilations[i] + 1
+        span = size + begins[i] + ends[i] - ext
+        out = -(-span // spec.strides[i]) + 1
+        if (out - 1) * spec.strides[i] >= size + begins[i]:
+            out -= 1
+        extra.append(max(0, (out - 1) * spec.strides[i] + ext - (size + begins[i] + ends[i])))
+    return extra
+
+
 def pool(x: np.ndarray, a: dict, kind: str) -> np.ndarray:
     """MaxPool (``kind="max"``) or AveragePool (``"avg"``) of ``(N, C, *S)``:
     kernel_shape, strides, pads / auto_pad, dilations, ceil_mode, and for
     averages count_include_pad (the ceil-mode overhang is never counted)."""
-    kernel = list(a["kernel_shape"])
+    spec = window(a, a["kernel_shape"])
+    kernel, strides, dilations = spec.kernel, spec.strides, spec.dilations
     n = len(kernel)
-    strides, dilations = _spatial_params(a, kernel)
-    pads = pool_pads(a, x.shape[2:], kernel, strides, dilations)
     S = x.shape[2:]
-    extra = [0] * n
-    if a.get("ceil_mode", 0):
-        for i in range(n):
-            ext = (kernel[i] - 1) * dilations[i] + 1
-            span = S[i] + pads[i] + pads[i + n] - ext
-            out = -(-span // strides[i]) + 1
-            if (out - 1) * strides[i] >= S[i] + pads[i]:
-                out -= 1  # the last window must start inside the input or left pad
-            extra[i] = max(0, (out - 1) * strides[i] + ext - (S[i] + pads[i] + pads[i + n]))
-    full = pads[:n] + [pads[n + i] + extra[i] for i in range(n)]
+    begins, ends = resolve_pads(a, S, spec)
+    extra = _ceil_overhang(S, begins, ends, spec) if a.get("ceil_mode", 0) else [0] * n
+    full_ends = [ends[i] + extra[i] for i in range(n)]
     axes = tuple(range(-n, 0))
     if kind == "max":
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-        return _windows(_pad_spatial(x, full, fill), kernel, strides, dilations).max(axis=axes)
-    sums = _windows(_pad_spatial(x, full), kernel, strides, dilations).sum(axis=axes, dtype=np.float64)
-    include = a.get("count_include_pad", 0)
+        return _windows(_pad_spatial(x, begins, full_ends, fill), kernel, strides, dilations).max(axis=axes)
+    sums = _windows(_pad_spatial(x, begins, full_ends), kernel, strides, dilations).sum(axis=axes, dtype=np.float64)
     mask = np.ones((1, 1) + tuple(S), dtype=np.float64)
-    if include:
-        mask = _pad_spatial(mask, pads, 1.0)
-        mask = _pad_spatial(mask, [0] * n + extra)
+    if a.get("count_include_pad", 0):
+        mask = _pad_spatial(mask, begins, ends, 1.0)
+        mask = _pad_spatial(mask, [0] * n, extra)
     else:
-        mask = _pad_spatial(mask, full)
+        mask = _pad_spatial(mask, begins, full_ends)
     counts = _windows(mask, kernel, strides, dilations).sum(axis=axes)
     return (sums / counts).astype(x.dtype)
