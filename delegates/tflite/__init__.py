@@ -10,7 +10,9 @@ Layout of the package:
   op converters by family (image ops; matrix products and normalizations;
   elementwise and QDQ; data movement);
 * ``support.py`` — the op-support table (what is claimed, and why not);
-* ``delegate.py`` — the :class:`TFLiteDelegate` and its executable.
+* ``delegate.py`` — the :class:`TFLiteDelegate` (options, availability, compile, load);
+* ``executable.py`` — :class:`TFLiteExecutable`: the LiteRT interpreter (run, serialize);
+* ``quiet.py`` — keeps LiteRT's native log lines off stderr.
 
 Heavy imports (ai_edge_litert, flatbuffers) happen inside functions, so
 importing this package is cheap.
@@ -20,7 +22,8 @@ from __future__ import annotations
 
 from unified.hookspecs import hookimpl
 
-from .delegate import TFLiteDelegate, TFLiteExecutable
+from .delegate import TFLiteDelegate
+from .executable import TFLiteExecutable
 
 __all__ = ["TFLiteDelegate", "TFLiteExecutable"]
 

@@ -71,17 +71,17 @@ def tflite_type(dtype: np.dtype) -> int:
     return getattr(schema().TensorType, _NUMPY_TO_TFLITE[np.dtype(dtype)])
 
 
-def _aligned_buffer(s, payload: bytes):
-    class _AlignedBufferT(s.BufferT):
+def _aligned_buffer(tfl, payload: bytes):
+    class _AlignedBufferT(tfl.BufferT):
         def Pack(self, builder):  # noqa: N802 (flatbuffers' name)
             builder.StartVector(1, len(payload), _BUFFER_ALIGNMENT)
             builder.head -= len(payload)
             builder.Bytes[builder.head : builder.head + len(payload)] = payload
             builder.vectorNumElems = len(payload)
             data = builder.EndVector()
-            s.BufferStart(builder)
-            s.BufferAddData(builder, data)
-            return s.BufferEnd(builder)
+            tfl.BufferStart(builder)
+            tfl.BufferAddData(builder, data)
+            return tfl.BufferEnd(builder)
 
     return _AlignedBufferT()
 
@@ -91,13 +91,17 @@ class ModelBuilder:
 
     Shapes are in TFLite order (activations NHWC); the builder knows nothing
     about ONNX.
+
+    Attributes:
+        schema: LiteRT's ``schema_py_generated`` module (enums such as
+            ``schema.Padding``, ``schema.ActivationFunctionType``).
     """
 
     def __init__(self, description: str = "unified tflite delegate"):
-        self.s = schema()
+        self.schema = schema()
         self.description = description
         self.tensors: list[Any] = []
-        self.buffers: list[Any] = [self.s.BufferT()]  # buffer 0: the empty sentinel
+        self.buffers: list[Any] = [self.schema.BufferT()]  # buffer 0: the empty sentinel
         self.operators: list[Any] = []
         self._opcodes: dict[tuple[int, int], int] = {}
         self.opcode_list: list[Any] = []
@@ -137,13 +141,13 @@ class ModelBuilder:
                 f"tflite converter: tensor '{name}' would get shape {dims}; TFLite tensors need static, "
                 "non-negative dims (the partition still has a dynamic dim: pin it with free_dimensions)"
             )
-        t = self.s.TensorT()
+        t = self.schema.TensorT()
         t.name = name
         t.shape = np.asarray([int(d) for d in dims], dtype=np.int32)
         t.type = tflite_type(dtype)
         t.buffer = 0
         if quant is not None:
-            q = self.s.QuantizationParametersT()
+            q = self.schema.QuantizationParametersT()
             scale, zero, axis = quant
             q.scale = [float(x) for x in np.asarray(scale, np.float32).reshape(-1)]
             q.zeroPoint = [int(x) for x in np.asarray(zero).reshape(-1)]
@@ -168,7 +172,7 @@ class ModelBuilder:
                 return hit
         idx = self.tensor(name, value.shape, value.dtype, quant=quant)
         data = value.astype(value.dtype.newbyteorder("<"), copy=False).tobytes()
-        self.buffers.append(_aligned_buffer(self.s, data) if data else self.s.BufferT())
+        self.buffers.append(_aligned_buffer(self.schema, data) if data else self.schema.BufferT())
         self._const_bytes += len(data) + _BUFFER_ALIGNMENT
         self.tensors[idx].buffer = len(self.buffers) - 1
         if key is not None:
@@ -198,29 +202,29 @@ class ModelBuilder:
                 derived from the class name), or None.
             version: operator version (selects the kernel registration).
         """
-        code = getattr(self.s.BuiltinOperator, name)
+        code = getattr(self.schema.BuiltinOperator, name)
         version = max(version, _MIN_VERSION.get(name, 1))
         key = (code, version)
         if key not in self._opcodes:
-            oc = self.s.OperatorCodeT()
+            oc = self.schema.OperatorCodeT()
             oc.builtinCode = code
-            oc.deprecatedBuiltinCode = min(code, self.s.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+            oc.deprecatedBuiltinCode = min(code, self.schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
             oc.version = version
             self._opcodes[key] = len(self.opcode_list)
             self.opcode_list.append(oc)
-        o = self.s.OperatorT()
+        o = self.schema.OperatorT()
         o.opcodeIndex = self._opcodes[key]
         o.inputs = np.asarray(inputs, dtype=np.int32)
         o.outputs = np.asarray(outputs, dtype=np.int32)
         if options is not None:
-            o.builtinOptionsType = getattr(self.s.BuiltinOptions, type(options).__name__[:-1])
+            o.builtinOptionsType = getattr(self.schema.BuiltinOptions, type(options).__name__[:-1])
             o.builtinOptions = options
         self.operators.append(o)
         self.op_counts[name] = self.op_counts.get(name, 0) + 1
 
     def options(self, kind: str, **fields: Any) -> Any:
         """A ``<kind>T`` options object with ``fields`` set, e.g. ``options("Conv2DOptions", strideH=2)``."""
-        obj = getattr(self.s, kind + "T")()
+        obj = getattr(self.schema, kind + "T")()
         for k, v in fields.items():
             if not hasattr(obj, k):
                 raise AttributeError(f"{kind} has no field {k!r}")
@@ -233,14 +237,14 @@ class ModelBuilder:
         """Pack into ``.tflite`` bytes (flatbuffer, identifier ``TFL3``)."""
         import flatbuffers
 
-        s = self.s
-        sg = s.SubGraphT()
+        tfl = self.schema
+        sg = tfl.SubGraphT()
         sg.tensors = self.tensors
         sg.inputs = np.asarray(self.inputs, dtype=np.int32)
         sg.outputs = np.asarray(self.outputs, dtype=np.int32)
         sg.operators = self.operators
         sg.name = "main"
-        m = s.ModelT()
+        m = tfl.ModelT()
         m.version = _SCHEMA_VERSION
         m.description = self.description
         m.operatorCodes = self.opcode_list

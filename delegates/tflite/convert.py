@@ -20,13 +20,15 @@ themselves in :data:`CONVERTERS` with :func:`register`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from unified.errors import DelegateError
+from unified.onnx import NON_DETERMINISTIC, consumers, decode_attributes, dims, evaluate_node, has_subgraph, to_numpy
+from unified.onnx import value_types
 
 from .builder import ModelBuilder
 
@@ -127,19 +129,24 @@ class Converter:
     Args:
         model: the partition; every node must be claimed by the tflite
             delegate (see ``support.py``).
+
+    Attributes:
+        builder: the :class:`~.builder.ModelBuilder` collecting the flatbuffer.
+        values: ONNX value name -> :class:`Value` converted so far.
+        types: ONNX value name -> ``onnx.TypeProto`` (``unified.onnx.value_types``).
+        nodes: the partition's nodes, in order.
+        opset: the partition's ai.onnx opset.
     """
 
     def __init__(self, model: onnx.ModelProto):
         self.model = model
         self.graph = model.graph
         self.opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 1)
-        self.b = ModelBuilder(f"unified tflite delegate: {model.graph.name}")
+        self.builder = ModelBuilder(f"unified tflite delegate: {model.graph.name}")
         self.values: dict[str, Value] = {}
-        self.types = _infer_types(model)
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
-        for n in self.graph.node:
-            for x in n.input:
-                self.consumers.setdefault(x, []).append(n)
+        self.types = _value_types(model)
+        self.nodes = list(self.graph.node)
+        self._readers = consumers(self.nodes)
         self.output_names = {o.name for o in self.graph.output}
         self.skip: set[int] = set()
         self.layout_transposes = 0
@@ -164,30 +171,43 @@ class Converter:
         return None if v is None else v.const
 
     def out_shape(self, name: str) -> tuple[int, ...]:
-        tp = self.types.get(name)
-        if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        """Static ONNX shape of value ``name``.
+
+        Raises:
+            DelegateError: no shape is known, or a dim is symbolic, unknown or negative.
+        """
+        shape = dims(self.types.get(name))
+        if shape is None:
             raise DelegateError(f"tflite converter: no inferred shape for '{name}'; TFLite needs static shapes")
-        dims = []
-        for d in tp.tensor_type.shape.dim:
-            if not d.HasField("dim_value") or d.dim_value < 0:
-                shown = [x.dim_value if x.HasField("dim_value") else (x.dim_param or "?")
-                         for x in tp.tensor_type.shape.dim]
-                raise DelegateError(f"tflite converter: '{name}' has shape {shown} with a dynamic dim; TFLite "
-                                    "needs static shapes (pin the dim with free_dimensions)")
-            dims.append(d.dim_value)
-        return tuple(dims)
+        if any(not isinstance(d, int) or d < 0 for d in shape):
+            shown = ["?" if d is None else d for d in shape]
+            raise DelegateError(f"tflite converter: '{name}' has shape {shown} with a dynamic dim; TFLite "
+                                "needs static shapes (pin the dim with free_dimensions)")
+        return shape
 
     def out_dtype(self, name: str) -> np.dtype:
+        """NumPy dtype of value ``name``.
+
+        Raises:
+            DelegateError: the value has no tensor type with a NumPy dtype.
+        """
         tp = self.types.get(name)
-        return np.dtype(helper.tensor_dtype_to_np_dtype(tp.tensor_type.elem_type))
+        dtype = to_numpy(tp.tensor_type.elem_type) if tp is not None and tp.HasField("tensor_type") else None
+        if dtype is None:
+            raise DelegateError(f"tflite converter: value '{name}' has no known tensor element type")
+        return dtype
 
     def uid(self, base: str) -> str:
         self._uid += 1
         return f"{base}#{self._uid}"
 
+    def const(self, base: str, array: np.ndarray, quant=None) -> int:
+        """A constant tensor (TFLite order) named ``base#<n>``; small equal ones are shared."""
+        return self.builder.const(self.uid(base), array, quant=quant)
+
     def new(self, name: str, tshape: Sequence[int], dtype, quant=None) -> int:
         """A fresh activation tensor with TFLite-order shape ``tshape``."""
-        return self.b.tensor(name, tshape, np.dtype(dtype), quant=quant)
+        return self.builder.tensor(name, tshape, np.dtype(dtype), quant=quant)
 
     def define(self, name: str, perm: Sequence[int] | None = None, *, dtype=None, shape=None, quant=None,
                col_perm=None) -> Value:
@@ -223,14 +243,14 @@ class Converter:
             if v.const is None:
                 raise DelegateError("tflite converter: value has neither a tensor nor a constant")
             arr = np.ascontiguousarray(np.transpose(v.const, want)) if v.rank else v.const
-            idx = self.b.const(self.uid(name), arr, quant=v.quant)
+            idx = self.const(name, arr, quant=v.quant)
         elif v.col_perm is not None:
             if not _is_identity(want):
                 raise DelegateError("tflite converter: a flattened NHWC value can only be read in ONNX order")
             order = np.argsort(v.col_perm).astype(np.int32)
             idx = self.new(self.uid(name), v.shape, v.dtype)
-            self.b.op("GATHER", [v.tensor, self.b.const(self.uid("cols"), order)], [idx],
-                      self.b.options("GatherOptions", axis=1, batchDims=0))
+            self.builder.op("GATHER", [v.tensor, self.const("cols", order)], [idx],
+                            self.builder.options("GatherOptions", axis=1, batchDims=0))
         elif want == v.layout:
             return v.tensor
         else:
@@ -239,15 +259,15 @@ class Converter:
             if _moves_only_unit_dims(v.tshape(), r):
                 self.reshape_op(v.tensor, idx, v.tshape(want))
             else:
-                self.b.op("TRANSPOSE", [v.tensor, self.b.const(self.uid("perm"), np.asarray(r, np.int32))], [idx])
+                self.builder.op("TRANSPOSE", [v.tensor, self.const("perm", np.asarray(r, np.int32))], [idx])
                 self.layout_transposes += 1
         v._views[key] = idx
         return idx
 
     def reshape_op(self, src: int, dst: int, shape: Sequence[int]) -> None:
         shp = np.asarray(list(shape), np.int32)
-        self.b.op("RESHAPE", [src, self.b.const(self.uid("shape"), shp)], [dst],
-                  self.b.options("ReshapeOptions", newShape=[int(d) for d in shape]))
+        self.builder.op("RESHAPE", [src, self.const("shape", shp)], [dst],
+                        self.builder.options("ReshapeOptions", newShape=[int(d) for d in shape]))
 
     def const_in(self, array: np.ndarray, perm: Sequence[int] | None, rank: int, name: str = "c") -> int:
         """A constant broadcast to ``rank`` (leading 1s) and laid out as ``perm``."""
@@ -255,11 +275,15 @@ class Converter:
         a = a.reshape((1,) * (rank - a.ndim) + a.shape)
         if perm is not None:
             a = np.transpose(a, perm)
-        return self.b.const(self.uid(name), np.ascontiguousarray(a))
+        return self.const(name, np.ascontiguousarray(a))
+
+    def users(self, name: str) -> list[onnx.NodeProto]:
+        """The nodes reading ``name``, in order, each once."""
+        return [self.nodes[i] for i in self._readers.get(name, [])]
 
     def sole_consumer(self, name: str) -> onnx.NodeProto | None:
         """The only node reading ``name`` when ``name`` is not a partition output."""
-        users = self.consumers.get(name, [])
+        users = self.users(name)
         if len(users) == 1 and name not in self.output_names:
             return users[0]
         return None
@@ -278,16 +302,14 @@ class Converter:
             v = Value(shape, self.out_dtype(i.name))
             v.tensor = self.new(i.name, shape, v.dtype)
             self.values[i.name] = v
-            self.b.inputs.append(v.tensor)
-        for k, node in enumerate(g.node):
+            self.builder.inputs.append(v.tensor)
+        for k, node in enumerate(self.nodes):
             if k in self.skip:
                 continue
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            attrs = {k2: (v.decode() if isinstance(v, bytes) else v) for k2, v in attrs.items()}
-            self._skip_index = k
             if self._foldable(node):
                 self._fold(node)
                 continue
+            attrs = decode_attributes(node)
             handler = CONVERTERS.get(node.op_type)
             if handler is None:
                 raise DelegateError(f"tflite converter has no converter for op {node.op_type} (node '{node.name}')")
@@ -302,61 +324,35 @@ class Converter:
         for o in g.output:
             v = self.get(o.name)
             idx = self.tensor(v, None, o.name)
-            if v.tensor is None or idx in self.b.inputs or idx in self.b.outputs:
+            if v.tensor is None or idx in self.builder.inputs or idx in self.builder.outputs:
                 out = self.new(o.name, v.shape, v.dtype)  # outputs must be distinct, computed tensors
                 self.reshape_op(idx, out, v.shape)
                 idx = out
-            self.b.outputs.append(idx)
-        return ConversionResult(self.b.finish(), dict(self.b.op_counts), self.layout_transposes)
+            self.builder.outputs.append(idx)
+        return ConversionResult(self.builder.finish(), dict(self.builder.op_counts), self.layout_transposes)
 
     def mark_fused(self, node: onnx.NodeProto) -> None:
         """Skip ``node`` later: an earlier converter has absorbed it."""
-        for k, n in enumerate(self.graph.node):
+        for k, n in enumerate(self.nodes):
             if n is node:
                 self.skip.add(k)
                 return
 
     def _foldable(self, node: onnx.NodeProto) -> bool:
+        """A deterministic node without subgraphs whose inputs are all constants."""
         ins = [x for x in node.input if x]
         return (
-            node.op_type not in _NEVER_FOLD
+            node.op_type not in NON_DETERMINISTIC
             and all(self.values.get(x) is not None and self.values[x].const is not None for x in ins)
-            and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+            and not has_subgraph(node)
         )
 
     def _fold(self, node: onnx.NodeProto) -> None:
-        """Evaluate a node whose inputs are all constants with ONNX's reference evaluator."""
-        from onnx.reference import ReferenceEvaluator
-
-        if node.op_type == "DequantizeLinear":  # onnx.reference lacks some opsets of it (e.g. 13)
-            self.set_const(node.output[0], _dequantize(node, [self.values[x].const if x else None
-                                                              for x in node.input]))
-            return
-        names = [x for x in node.input if x]
-        inputs = [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(self.values[x].const.dtype), None)
-                  for x in dict.fromkeys(names)]
-        outs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
-        gr = helper.make_graph([node], "fold", inputs, outs)
-        m = helper.make_model(gr, opset_imports=list(self.model.opset_import), ir_version=10)
-        results = ReferenceEvaluator(m).run(None, {x: self.values[x].const for x in dict.fromkeys(names)})
+        """Evaluate a node whose inputs are all constants (``unified.onnx.evaluate_node``)."""
+        args = [self.values[x].const if x else None for x in node.input]
+        results = evaluate_node(node, args, self.model.opset_import)
         for o, r in zip([o for o in node.output if o], results):
             self.set_const(o, np.asarray(r))
-
-
-def _dequantize(node: onnx.NodeProto, ins: list) -> np.ndarray:
-    """ONNX DequantizeLinear (per-tensor or per-axis): y = (x - zero_point) * scale."""
-    x, scale = ins[0], ins[1].astype(np.float32)
-    zp = ins[2] if len(ins) > 2 and ins[2] is not None else np.zeros_like(scale, dtype=x.dtype)
-    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-    if scale.size > 1:
-        shape = [1] * x.ndim
-        shape[axis % x.ndim] = scale.size
-        scale, zp = scale.reshape(shape), zp.reshape(shape)
-    return ((x.astype(np.int64) - zp.astype(np.int64)).astype(np.float32) * scale).astype(np.float32)
-
-
-# ops that must not be constant-folded (none today; a hook for stateful ops)
-_NEVER_FOLD: frozenset[str] = frozenset()
 
 
 def _moves_only_unit_dims(tshape: Sequence[int], r: Sequence[int]) -> bool:
@@ -365,41 +361,17 @@ def _moves_only_unit_dims(tshape: Sequence[int], r: Sequence[int]) -> bool:
     return big == sorted(big)
 
 
-def _infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
-    """Value name -> inferred type, from shape inference on a weight-less copy."""
-    g = model.graph
-    light = onnx.ModelProto()
-    weight_bytes = sum(4 * int(np.prod(t.dims)) for t in g.initializer)  # an estimate is enough here
-    light.CopyFrom(model) if weight_bytes < (1 << 24) else _strip(model, light)
+def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Value name -> type: what the partition declares; shape inference only
+    when some node output has no declared type (e.g. a hand-built model).
+
+    Raises:
+        DelegateError: that shape inference fails.
+    """
     try:
-        inferred = onnx.shape_inference.infer_shapes(light, data_prop=True)
+        return value_types(model, infer=True)
     except Exception as exc:
         raise DelegateError(f"tflite converter: shape inference failed: {exc}") from None
-    types: dict[str, onnx.TypeProto] = {}
-    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
-        types[vi.name] = vi.type
-    for t in g.initializer:
-        types[t.name] = helper.make_tensor_type_proto(t.data_type, list(t.dims))
-    return types
-
-
-def _strip(model: onnx.ModelProto, out: onnx.ModelProto) -> None:
-    """Copy ``model`` into ``out`` with large initializers turned into typed inputs."""
-    out.ir_version = model.ir_version
-    out.opset_import.extend(model.opset_import)
-    out.functions.extend(model.functions)
-    g = out.graph
-    g.name = model.graph.name
-    g.node.extend(model.graph.node)
-    g.input.extend(model.graph.input)
-    g.output.extend(model.graph.output)
-    g.value_info.extend(model.graph.value_info)
-    listed = {i.name for i in model.graph.input}
-    for t in model.graph.initializer:
-        if int(np.prod(t.dims)) <= 4096:
-            g.initializer.append(t)
-        elif t.name not in listed:
-            g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
 
 
 def convert(model: onnx.ModelProto) -> ConversionResult:
@@ -420,7 +392,3 @@ def convert(model: onnx.ModelProto) -> ConversionResult:
 
     return Converter(model).run()
 
-
-def attr_ints(attrs: dict, name: str, default: Any) -> list[int]:
-    v = attrs.get(name, default)
-    return [int(x) for x in v] if v is not None else v

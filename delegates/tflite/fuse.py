@@ -13,6 +13,8 @@ import math
 
 import onnx
 
+from unified.onnx import decode_attributes
+
 from .convert import Converter
 
 
@@ -42,7 +44,7 @@ def fused_activation(cx: Converter, out_name: str) -> tuple[str, str]:
 
 def clip_bounds(cx: Converter, node: onnx.NodeProto) -> tuple[float | None, float | None]:
     """(min, max) of a Clip node; None where the bound is not a constant."""
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    attrs = decode_attributes(node)
     if cx.opset < 11:
         return float(attrs.get("min", -math.inf)), float(attrs.get("max", math.inf))
     bounds = []
@@ -56,4 +58,5 @@ def clip_bounds(cx: Converter, node: onnx.NodeProto) -> tuple[float | None, floa
 
 
 def act_enum(cx: Converter, kind: str) -> int:
-    return getattr(cx.b.s.ActivationFunctionType, kind)
+    """TFLite ``ActivationFunctionType`` value of ``kind`` (NONE, RELU, RELU6, ...)."""
+    return getattr(cx.builder.schema.ActivationFunctionType, kind)

@@ -14,36 +14,20 @@ import numpy as np
 import onnx
 
 from unified.errors import DelegateError
+from unified.onnx import Window, attr_ints, conv_transpose_pads, decode_attributes, resolve_pads, same_pads, window
 
-from .convert import NHWC, Converter, attr_ints, register
+from .convert import NHWC, Converter, Value, register
 from .fuse import act_enum, fused_activation
 
 
-def same_pads(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
-    """TensorFlow ``SAME`` padding (begin, end) of one spatial dim."""
-    out = -(-size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    return total // 2, total - total // 2
+def _padding_mode(pads: list[int], hw: tuple[int, int], win: Window) -> str | None:
+    """``SAME`` / ``VALID`` when TFLite's rule gives exactly ``pads`` ([top, left, bottom, right]), else None.
 
-
-def _spatial_pads(attrs: dict, hw: tuple[int, int], k: list[int], s: list[int], d: list[int]) -> list[int]:
-    """ONNX pads as [top, left, bottom, right], resolving auto_pad."""
-    auto = attrs.get("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        p = [same_pads(hw[i], k[i], s[i], d[i]) for i in range(2)]
-        if auto == "SAME_LOWER":
-            p = [(e, b) for b, e in p]
-        return [p[0][0], p[1][0], p[0][1], p[1][1]]
-    if auto == "VALID":
-        return [0, 0, 0, 0]
-    return attr_ints(attrs, "pads", [0, 0, 0, 0])
-
-
-def _padding_mode(cx: Converter, pads: list[int], hw, k, s, d) -> str | None:
-    """``SAME`` / ``VALID`` when TFLite's rule gives exactly ``pads``, else None."""
+    TFLite's SAME is ONNX's SAME_UPPER (``unified.onnx.same_pads``).
+    """
     if not any(pads):
         return "VALID"
-    same = [same_pads(hw[i], k[i], s[i], d[i]) for i in range(2)]
+    same = [same_pads(hw[i], win.kernel[i], win.strides[i], win.dilations[i]) for i in range(2)]
     if [same[0][0], same[1][0], same[0][1], same[1][1]] == list(pads):
         return "SAME"
     return None
@@ -55,12 +39,12 @@ def _pad_nhwc(cx: Converter, x: int, tshape, pads: list[int], value: float | Non
     paddings = np.array([[0, 0], [t, b], [l, r], [0, 0]], np.int32)
     shape = (tshape[0], tshape[1] + t + b, tshape[2] + l + r, tshape[3])
     out = cx.new(cx.uid("pad"), shape, np.float32)
-    ins = [x, cx.b.const(cx.uid("paddings"), paddings)]
+    ins = [x, cx.const("paddings", paddings)]
     if value is None:
-        cx.b.op("PAD", ins, [out])
+        cx.builder.op("PAD", ins, [out])
     else:
-        ins.append(cx.b.const(cx.uid("padval"), np.array(value, np.float32)))
-        cx.b.op("PADV2", ins, [out])
+        ins.append(cx.const("padval", np.array(value, np.float32)))
+        cx.builder.op("PADV2", ins, [out])
     return out, shape
 
 
@@ -78,7 +62,7 @@ def _fold_batchnorm(cx: Converter, out_name: str, w: np.ndarray, bias: np.ndarra
     params = [cx.const_of(bn, i) for i in range(1, 5)]
     if any(p is None for p in params):
         return out_name, w, bias
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in bn.attribute}
+    attrs = decode_attributes(bn)
     if attrs.get("training_mode", 0):
         return out_name, w, bias
     gamma, beta, mean, var = (p.astype(np.float64) for p in params)
@@ -101,79 +85,95 @@ def conv(cx: Converter, node, attrs) -> None:
         return
     m, cg, kh, kw = wv.shape
     group = int(attrs.get("group", 1))
-    n, c, h, wd = x.shape
+    c, h, wd = x.shape[1:]
     depthwise = group == c and cg == 1 and group > 1
-    b = cx.const_of(node, 2)
-    out_name = node.output[0]
+    out_name, w, bias, filt = _conv_weights(cx, node, group == 1 or depthwise, depthwise)
+    out_name, act = fused_activation(cx, out_name)
+    win = window(attrs, (kh, kw))
+    begins, ends = resolve_pads(attrs, (h, wd), win)
+    xt, tshape, padding = _conv_input(cx, x, node.input[0], [*begins, *ends], win)
+    out = cx.define(out_name, NHWC)
+    if filt is not None:
+        bias_v = cx.inp(node, 2)
+        bias_t = cx.const("bias", np.zeros(m, np.float32)) if bias_v is None else cx.tensor(bias_v)
+    else:
+        bias_t = cx.const("bias", bias.astype(np.float32))
+    common = dict(padding=padding, strideH=win.strides[0], strideW=win.strides[1], dilationHFactor=win.dilations[0],
+                  dilationWFactor=win.dilations[1], fusedActivationFunction=act_enum(cx, act))
+    if group != 1 and not depthwise:
+        _grouped_conv(cx, xt, tshape, w, bias, group, out.tensor, common)
+        return
+    if filt is None:
+        order = (1, 2, 3, 0) if depthwise else (0, 2, 3, 1)
+        filt = cx.const("filter", np.ascontiguousarray(w.transpose(order)).astype(np.float32))
+    if depthwise:
+        opts = cx.builder.options("DepthwiseConv2DOptions", depthMultiplier=m // c, **common)
+        cx.builder.op("DEPTHWISE_CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
+    else:
+        cx.builder.op("CONV_2D", [xt, filt, bias_t], [out.tensor], cx.builder.options("Conv2DOptions", **common))
+
+
+def _conv_weights(cx: Converter, node, single_filter: bool, depthwise: bool):
+    """A Conv's weight and bias.
+
+    Returns:
+        ``(out_name, w, bias, filt)``. With a constant weight and bias: ``w``
+        (OIHW) and ``bias`` as float64 arrays, a following inference
+        BatchNormalization folded in (``out_name`` is then its output), and
+        ``filt`` None. Otherwise ``w`` and ``bias`` are None and ``filt`` is
+        the weight's tensor laid out OHWI (depthwise: 1HWO).
+
+    Raises:
+        DelegateError: a grouped, not depthwise (``single_filter`` False) Conv
+            whose weight or bias is computed at run time.
+    """
+    wv, b = cx.inp(node, 1), cx.const_of(node, 2)
     if wv.const is not None and (cx.inp(node, 2) is None or b is not None):
         w = wv.const.astype(np.float64)
-        bias = np.zeros(m) if b is None else b.astype(np.float64)
-        out_name, w, bias = _fold_batchnorm(cx, out_name, w, bias)
-        filt = None
-    elif group == 1 or depthwise:
-        w = bias = None
-        filt = cx.tensor(wv, (1, 2, 3, 0) if depthwise else (0, 2, 3, 1), node.input[1])
-    else:
-        raise DelegateError("grouped Conv with a weight or bias computed at run time is not converted")
-    out_name, act = fused_activation(cx, out_name)
-    k, s = [kh, kw], attr_ints(attrs, "strides", [1, 1])
-    d = attr_ints(attrs, "dilations", [1, 1])
-    pads = _spatial_pads(attrs, (h, wd), k, s, d)
-    xt = cx.tensor(x, NHWC, node.input[0])
+        bias = np.zeros(wv.shape[0]) if b is None else b.astype(np.float64)
+        return (*_fold_batchnorm(cx, node.output[0], w, bias), None)
+    if single_filter:
+        return node.output[0], None, None, cx.tensor(wv, (1, 2, 3, 0) if depthwise else (0, 2, 3, 1), node.input[1])
+    raise DelegateError("grouped Conv with a weight or bias computed at run time is not converted")
+
+
+def _conv_input(cx: Converter, x: Value, name: str, pads: list[int], win: Window) -> tuple[int, tuple, int]:
+    """A Conv's input as an NHWC tensor, with an explicit PAD where TFLite's
+    SAME / VALID cannot express ``pads`` ([top, left, bottom, right]).
+
+    Returns:
+        ``(tensor, its TFLite shape, schema.Padding value)``.
+    """
+    n, c, h, wd = x.shape
+    xt = cx.tensor(x, NHWC, name)
     tshape = (n, h, wd, c)
-    mode = _padding_mode(cx, pads, (h, wd), k, s, d)
+    mode = _padding_mode(pads, (h, wd), win)
     if mode is None:
         xt, tshape = _pad_nhwc(cx, xt, tshape, pads)
         mode = "VALID"
-    padding = getattr(cx.b.s.Padding, mode)
-    out = cx.define(out_name, NHWC)
-    act_e = act_enum(cx, act)
-    if filt is not None:
-        bias_v = cx.inp(node, 2)
-        bias_t = cx.b.const(cx.uid("bias"), np.zeros(m, np.float32)) if bias_v is None else cx.tensor(bias_v)
-    else:
-        bias_t = cx.b.const(cx.uid("bias"), bias.astype(np.float32))
-    if filt is not None and group == 1:
-        opts = cx.b.options("Conv2DOptions", padding=padding, strideH=s[0], strideW=s[1], dilationHFactor=d[0],
-                            dilationWFactor=d[1], fusedActivationFunction=act_e)
-        cx.b.op("CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
-        return
-    if filt is not None:
-        opts = cx.b.options("DepthwiseConv2DOptions", padding=padding, strideH=s[0], strideW=s[1],
-                            depthMultiplier=m // c, dilationHFactor=d[0], dilationWFactor=d[1],
-                            fusedActivationFunction=act_e)
-        cx.b.op("DEPTHWISE_CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
-        return
-    if group == 1:
-        filt = cx.b.const(cx.uid("filter"), np.ascontiguousarray(w.transpose(0, 2, 3, 1)).astype(np.float32))
-        opts = cx.b.options("Conv2DOptions", padding=padding, strideH=s[0], strideW=s[1], dilationHFactor=d[0],
-                            dilationWFactor=d[1], fusedActivationFunction=act_e)
-        cx.b.op("CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
-    elif depthwise:
-        filt = cx.b.const(cx.uid("filter"), np.ascontiguousarray(w.transpose(1, 2, 3, 0)).astype(np.float32))
-        opts = cx.b.options("DepthwiseConv2DOptions", padding=padding, strideH=s[0], strideW=s[1],
-                            depthMultiplier=m // c, dilationHFactor=d[0], dilationWFactor=d[1],
-                            fusedActivationFunction=act_e)
-        cx.b.op("DEPTHWISE_CONV_2D", [xt, filt, bias_t], [out.tensor], opts)
-    else:
-        # grouped: SPLIT the channels, one CONV_2D per group, CONCATENATION
-        oshape = cx.b.shape_of(out.tensor)
-        pieces_in = [cx.new(cx.uid("group_in"), (tshape[0], tshape[1], tshape[2], cg), np.float32)
-                     for _ in range(group)]
-        cx.b.op("SPLIT", [cx.b.const(cx.uid("axis"), np.array(3, np.int32)), xt], pieces_in,
-                cx.b.options("SplitOptions", numSplits=group))
-        mg = m // group
-        pieces_out = []
-        for gi in range(group):
-            wg = w[gi * mg:(gi + 1) * mg]
-            filt = cx.b.const(cx.uid("filter"), np.ascontiguousarray(wg.transpose(0, 2, 3, 1)).astype(np.float32))
-            bt = cx.b.const(cx.uid("bias"), bias[gi * mg:(gi + 1) * mg].astype(np.float32))
-            o = cx.new(cx.uid("group_out"), oshape[:3] + (mg,), np.float32)
-            opts = cx.b.options("Conv2DOptions", padding=padding, strideH=s[0], strideW=s[1],
-                                dilationHFactor=d[0], dilationWFactor=d[1], fusedActivationFunction=act_e)
-            cx.b.op("CONV_2D", [pieces_in[gi], filt, bt], [o], opts)
-            pieces_out.append(o)
-        cx.b.op("CONCATENATION", pieces_out, [out.tensor], cx.b.options("ConcatenationOptions", axis=3))
+    return xt, tshape, getattr(cx.builder.schema.Padding, mode)
+
+
+def _grouped_conv(cx: Converter, xt: int, tshape, w: np.ndarray, bias: np.ndarray, group: int, out: int,
+                  common: dict) -> None:
+    """Grouped Conv with constant OIHW ``w``: SPLIT the NHWC channels, one
+    CONV_2D per group (Conv2DOptions ``common``), CONCATENATION into ``out``."""
+    m, cg = w.shape[:2]
+    oshape = cx.builder.shape_of(out)
+    pieces_in = [cx.new(cx.uid("group_in"), (tshape[0], tshape[1], tshape[2], cg), np.float32)
+                 for _ in range(group)]
+    cx.builder.op("SPLIT", [cx.const("axis", np.array(3, np.int32)), xt], pieces_in,
+                  cx.builder.options("SplitOptions", numSplits=group))
+    mg = m // group
+    pieces_out = []
+    for gi in range(group):
+        wg = w[gi * mg:(gi + 1) * mg]
+        filt = cx.const("filter", np.ascontiguousarray(wg.transpose(0, 2, 3, 1)).astype(np.float32))
+        bt = cx.const("bias", bias[gi * mg:(gi + 1) * mg].astype(np.float32))
+        o = cx.new(cx.uid("group_out"), oshape[:3] + (mg,), np.float32)
+        cx.builder.op("CONV_2D", [pieces_in[gi], filt, bt], [o], cx.builder.options("Conv2DOptions", **common))
+        pieces_out.append(o)
+    cx.builder.op("CONCATENATION", pieces_out, [out], cx.builder.options("ConcatenationOptions", axis=3))
 
 
 def _conv1d(cx: Converter, node, attrs) -> None:
@@ -212,40 +212,37 @@ def conv_transpose(cx: Converter, node, attrs) -> None:
     x = cx.inp(node, 0)
     w = cx.const_of(node, 1).astype(np.float32)  # (C_in, C_out, kH, kW)
     cin, cout, kh, kw = w.shape
-    s = attr_ints(attrs, "strides", [1, 1])
     n, _, h, wd = x.shape
+    win = window(attrs, (kh, kw))
+    s = win.strides
     full = (n, (h - 1) * s[0] + kh, (wd - 1) * s[1] + kw, cout)  # VALID transpose-conv output
     out_name = node.output[0]
     final = cx.out_shape(out_name)
-    pads = attr_ints(attrs, "pads", [0, 0, 0, 0])
-    auto = attrs.get("auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        tot = [full[1] - final[2], full[2] - final[3]]
-        lo = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in tot]
-        pads = [lo[0], lo[1], tot[0] - lo[0], tot[1] - lo[1]]
+    (t, l), _, _ = conv_transpose_pads(attrs, (h, wd), win)
     xt = cx.tensor(x, NHWC, node.input[0])
-    filt = cx.b.const(cx.uid("filter"), np.ascontiguousarray(w.transpose(1, 2, 3, 0)))
+    filt = cx.const("filter", np.ascontiguousarray(w.transpose(1, 2, 3, 0)))
     y = cx.new(cx.uid("tconv"), full, np.float32)
-    opts = cx.b.options("TransposeConvOptions", padding=cx.b.s.Padding.VALID, strideH=s[0], strideW=s[1])
-    cx.b.op("TRANSPOSE_CONV", [cx.b.const(cx.uid("oshape"), np.asarray(full, np.int32)), filt, xt], [y], opts)
+    opts = cx.builder.options("TransposeConvOptions", padding=cx.builder.schema.Padding.VALID, strideH=s[0],
+                              strideW=s[1])
+    oshape = cx.const("oshape", np.asarray(full, np.int32))
+    cx.builder.op("TRANSPOSE_CONV", [oshape, filt, xt], [y], opts)
     # crop the pads (and extend by output_padding), then add the bias
     oh, ow = final[2], final[3]
-    t, l = pads[0], pads[1]
     need_h, need_w = t + oh, l + ow
     if need_h > full[1] or need_w > full[2]:
         y, _ = _pad_nhwc(cx, y, full, [0, 0, max(need_h - full[1], 0), max(need_w - full[2], 0)])
     if (t, l, oh, ow) != (0, 0, full[1], full[2]):
         cropped = cx.new(cx.uid("crop"), (n, oh, ow, cout), np.float32)
-        cx.b.op("SLICE", [y, cx.b.const(cx.uid("begin"), np.array([0, t, l, 0], np.int32)),
-                          cx.b.const(cx.uid("size"), np.array([n, oh, ow, cout], np.int32))], [cropped])
+        cx.builder.op("SLICE", [y, cx.const("begin", np.array([0, t, l, 0], np.int32)),
+                                cx.const("size", np.array([n, oh, ow, cout], np.int32))], [cropped])
         y = cropped
     out = cx.define(out_name, NHWC)
     b = cx.const_of(node, 2)
     if b is None:
         cx.reshape_op(y, out.tensor, out.tshape())
     else:
-        cx.b.op("ADD", [y, cx.b.const(cx.uid("bias"), b.astype(np.float32).reshape(1, 1, 1, -1))], [out.tensor],
-                cx.b.options("AddOptions"))
+        cx.builder.op("ADD", [y, cx.const("bias", b.astype(np.float32).reshape(1, 1, 1, -1))], [out.tensor],
+                      cx.builder.options("AddOptions"))
 
 
 @register("BatchNormalization")
@@ -259,11 +256,11 @@ def batchnorm(cx: Converter, node, attrs) -> None:
     perm = x.perm
     xt = cx.tensor(x, perm, node.input[0])
     mid = cx.new(cx.uid("bn_mul"), x.tshape(), np.float32)
-    cx.b.op("MUL", [xt, cx.const_in(scale.astype(np.float32).reshape(cshape), perm, x.rank)], [mid],
-            cx.b.options("MulOptions"))
+    cx.builder.op("MUL", [xt, cx.const_in(scale.astype(np.float32).reshape(cshape), perm, x.rank)], [mid],
+                  cx.builder.options("MulOptions"))
     out = cx.define(node.output[0], perm)
-    cx.b.op("ADD", [mid, cx.const_in(shift.astype(np.float32).reshape(cshape), perm, x.rank)], [out.tensor],
-            cx.b.options("AddOptions"))
+    cx.builder.op("ADD", [mid, cx.const_in(shift.astype(np.float32).reshape(cshape), perm, x.rank)], [out.tensor],
+                  cx.builder.options("AddOptions"))
 
 
 # --- pooling --------------------------------------------------------------------
@@ -277,10 +274,11 @@ def _ceil_extra(size: int, k: int, s: int, pb: int, pe: int, out: int) -> int:
 @register("MaxPool", "AveragePool")
 def pool(cx: Converter, node, attrs) -> None:
     x = cx.inp(node, 0)
-    k = attr_ints(attrs, "kernel_shape", None)
-    s = attr_ints(attrs, "strides", [1, 1])
+    win = window(attrs, attr_ints(attrs, "kernel_shape", None))
+    k, s = win.kernel, win.strides
     n, c, h, w = x.shape
-    pads = _spatial_pads(attrs, (h, w), k, s, [1, 1])
+    begins, ends = resolve_pads(attrs, (h, w), win)
+    pads = [*begins, *ends]
     final = cx.out_shape(node.output[0])
     oh, ow = final[2], final[3]
     extra = [_ceil_extra(h, k[0], s[0], pads[0], pads[2], oh), _ceil_extra(w, k[1], s[1], pads[1], pads[3], ow)]
@@ -288,7 +286,7 @@ def pool(cx: Converter, node, attrs) -> None:
     tshape = (n, h, w, c)
     is_max = node.op_type == "MaxPool"
     include = bool(attrs.get("count_include_pad", 0))
-    mode = _padding_mode(cx, pads, (h, w), k, s, [1, 1]) if not any(extra) else None
+    mode = _padding_mode(pads, (h, w), win) if not any(extra) else None
     correction = None
     if mode is None or (mode == "SAME" and not is_max and include):
         full = [pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1]]
@@ -298,15 +296,16 @@ def pool(cx: Converter, node, attrs) -> None:
             correction = _avg_correction(h, w, k, s, pads, (oh, ow), include)
     out_name, act = fused_activation(cx, node.output[0]) if correction is None else (node.output[0], "NONE")
     out = cx.define(out_name, NHWC)
-    opts = cx.b.options("Pool2DOptions", padding=getattr(cx.b.s.Padding, mode), strideH=s[0], strideW=s[1],
-                        filterHeight=k[0], filterWidth=k[1], fusedActivationFunction=act_enum(cx, act))
+    padding = getattr(cx.builder.schema.Padding, mode)
+    opts = cx.builder.options("Pool2DOptions", padding=padding, strideH=s[0], strideW=s[1],
+                              filterHeight=k[0], filterWidth=k[1], fusedActivationFunction=act_enum(cx, act))
     if correction is None:
-        cx.b.op("MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D", [xt], [out.tensor], opts)
+        cx.builder.op("MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D", [xt], [out.tensor], opts)
     else:
         mid = cx.new(cx.uid("avg"), out.tshape(), np.float32)
-        cx.b.op("AVERAGE_POOL_2D", [xt], [mid], opts)
-        cx.b.op("MUL", [mid, cx.b.const(cx.uid("count_fix"), correction.reshape(1, oh, ow, 1))], [out.tensor],
-                cx.b.options("MulOptions"))
+        cx.builder.op("AVERAGE_POOL_2D", [xt], [mid], opts)
+        cx.builder.op("MUL", [mid, cx.const("count_fix", correction.reshape(1, oh, ow, 1))], [out.tensor],
+                      cx.builder.options("MulOptions"))
 
 
 def _avg_correction(h, w, k, s, pads, out_hw, include) -> np.ndarray:
@@ -337,7 +336,7 @@ def global_pool(cx: Converter, node, attrs) -> None:
     xt = cx.tensor(x, perm, node.input[0])
     out = cx.define(node.output[0], perm)
     op = "MEAN" if node.op_type == "GlobalAveragePool" else "REDUCE_MAX"
-    cx.b.op(op, [xt, cx.b.const(cx.uid("axes"), axes)], [out.tensor], cx.b.options("ReducerOptions", keepDims=True))
+    cx.builder.op(op, [xt, cx.const("axes", axes)], [out.tensor], cx.builder.options("ReducerOptions", keepDims=True))
 
 
 @register("LRN")
@@ -350,10 +349,10 @@ def lrn(cx: Converter, node, attrs) -> None:
     size = int(attrs["size"])
     xt = cx.tensor(x, NHWC, node.input[0])
     out = cx.define(node.output[0], NHWC)
-    opts = cx.b.options("LocalResponseNormalizationOptions", radius=(size - 1) // 2,
-                        bias=float(attrs.get("bias", 1.0)), alpha=float(attrs.get("alpha", 1e-4)) / size,
-                        beta=float(attrs.get("beta", 0.75)))
-    cx.b.op("LOCAL_RESPONSE_NORMALIZATION", [xt], [out.tensor], opts)
+    opts = cx.builder.options("LocalResponseNormalizationOptions", radius=(size - 1) // 2,
+                              bias=float(attrs.get("bias", 1.0)), alpha=float(attrs.get("alpha", 1e-4)) / size,
+                              beta=float(attrs.get("beta", 0.75)))
+    cx.builder.op("LOCAL_RESPONSE_NORMALIZATION", [xt], [out.tensor], opts)
 
 
 @register("Resize", "Upsample")
@@ -365,12 +364,12 @@ def resize(cx: Converter, node, attrs) -> None:
                     else "asymmetric")
     xt = cx.tensor(x, NHWC, node.input[0])
     out = cx.define(node.output[0], NHWC)
-    size = cx.b.const(cx.uid("size"), np.asarray(final[2:], np.int32))
+    size = cx.const("size", np.asarray(final[2:], np.int32))
     align = ctm == "align_corners"
     half = ctm in ("half_pixel", "pytorch_half_pixel")
     if mode == "nearest":
-        opts = cx.b.options("ResizeNearestNeighborOptions", alignCorners=align, halfPixelCenters=half)
-        cx.b.op("RESIZE_NEAREST_NEIGHBOR", [xt, size], [out.tensor], opts, version=3 if half else 1)
+        opts = cx.builder.options("ResizeNearestNeighborOptions", alignCorners=align, halfPixelCenters=half)
+        cx.builder.op("RESIZE_NEAREST_NEIGHBOR", [xt, size], [out.tensor], opts, version=3 if half else 1)
     else:
-        opts = cx.b.options("ResizeBilinearOptions", alignCorners=align, halfPixelCenters=half)
-        cx.b.op("RESIZE_BILINEAR", [xt, size], [out.tensor], opts, version=3 if half else 1)
+        opts = cx.builder.options("ResizeBilinearOptions", alignCorners=align, halfPixelCenters=half)
+        cx.builder.op("RESIZE_BILINEAR", [xt, size], [out.tensor], opts, version=3 if half else 1)

@@ -58,7 +58,7 @@ def _simple(cx: Converter, node, op: str, options=None, layout=None) -> None:
     layout = out_layout(cx, ins, rank) if layout is None else layout
     tensors = [operand(cx, v, n, layout) for v, n in zip(ins, names)]
     out = cx.define(node.output[0], layout)
-    cx.b.op(op, tensors, [out.tensor], options)
+    cx.builder.op(op, tensors, [out.tensor], options)
 
 
 @register(*_UNARY)
@@ -73,7 +73,7 @@ def reciprocal(cx: Converter, node, attrs) -> None:
     xt = cx.tensor(x, x.layout, node.input[0])
     out = cx.define(node.output[0], x.layout)
     one = cx.const_in(np.ones((), x.dtype), None, x.rank, "one")
-    cx.b.op("DIV", [one, xt], [out.tensor], cx.b.options("DivOptions"))
+    cx.builder.op("DIV", [one, xt], [out.tensor], cx.builder.options("DivOptions"))
 
 
 @register("IsNaN")
@@ -82,7 +82,7 @@ def isnan(cx: Converter, node, attrs) -> None:
     x = cx.inp(node, 0)
     xt = cx.tensor(x, x.layout, node.input[0])
     out = cx.define(node.output[0], x.layout)
-    cx.b.op("NOT_EQUAL", [xt, xt], [out.tensor])
+    cx.builder.op("NOT_EQUAL", [xt, xt], [out.tensor])
 
 
 @register(*_BINARY)
@@ -97,9 +97,9 @@ def binary(cx: Converter, node, attrs) -> None:
             xt = cx.tensor(x, x.layout, names[0])
             out = cx.define(node.output[0], x.layout)
             if e == 2.0:
-                cx.b.op("MUL", [xt, xt], [out.tensor], cx.b.options("MulOptions"))
+                cx.builder.op("MUL", [xt, xt], [out.tensor], cx.builder.options("MulOptions"))
             elif e == 0.5:
-                cx.b.op("SQRT", [xt], [out.tensor])
+                cx.builder.op("SQRT", [xt], [out.tensor])
             else:
                 cx.reshape_op(xt, out.tensor, out.tshape())
             return
@@ -114,7 +114,7 @@ def binary(cx: Converter, node, attrs) -> None:
     if node.op_type == "PRelu":
         # TFLite PRELU broadcasts alpha like ONNX; give it the input's rank
         out = cx.define(final, layout)
-        cx.b.op("PRELU", tensors, [out.tensor])
+        cx.builder.op("PRELU", tensors, [out.tensor])
         return
     # n-ary Sum / Max / Min: a chain of binary ops
     acc = tensors[0]
@@ -126,8 +126,8 @@ def binary(cx: Converter, node, attrs) -> None:
             dst = cx.new(cx.uid(node.output[0]), _partial_shape(cx, ins[: k + 1], layout), ins[0].dtype)
         opts = None
         if opt_kind:
-            opts = cx.b.options(opt_kind, fusedActivationFunction=act_enum(cx, act if last else "NONE"))
-        cx.b.op(op, [acc, t], [dst], opts)
+            opts = cx.builder.options(opt_kind, fusedActivationFunction=act_enum(cx, act if last else "NONE"))
+        cx.builder.op(op, [acc, t], [dst], opts)
         acc = dst
     if len(tensors) == 1:
         out = cx.define(final, layout)
@@ -141,7 +141,7 @@ def _cast_value(cx: Converter, v: Value, name: str, dtype) -> Value:
         return Value(v.shape, dtype, const=v.const.astype(dtype))
     src = cx.tensor(v, v.layout, name)
     dst = cx.new(cx.uid(name), v.tshape(), dtype)
-    cx.b.op("CAST", [src], [dst])
+    cx.builder.op("CAST", [src], [dst])
     return Value(v.shape, dtype, tensor=dst, perm=v.perm)
 
 
@@ -165,13 +165,13 @@ def clip(cx: Converter, node, attrs) -> None:
     out = cx.define(node.output[0], x.layout)
     op = named.get((lo, hi)) if x.dtype == np.float32 else None
     if op:
-        cx.b.op(op, [xt], [out.tensor])
+        cx.builder.op(op, [xt], [out.tensor])
         return
     steps = [(s, b) for s, b in (("MAXIMUM", lo), ("MINIMUM", hi)) if b is not None and math.isfinite(b)]
     cur = xt
     for k, (op, bound) in enumerate(steps):
         dst = out.tensor if k == len(steps) - 1 else cx.new(cx.uid("clip"), x.tshape(), x.dtype)
-        cx.b.op(op, [cur, cx.b.const(cx.uid("bound"), np.array(bound, x.dtype))], [dst])
+        cx.builder.op(op, [cur, cx.const("bound", np.array(bound, x.dtype))], [dst])
         cur = dst
     if not steps:
         cx.reshape_op(xt, out.tensor, out.tshape())
@@ -184,21 +184,21 @@ def hard_sigmoid(cx: Converter, node, attrs) -> None:
     alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
     xt = cx.tensor(x, x.layout, node.input[0])
     a = cx.new(cx.uid("hs_mul"), x.tshape(), np.float32)
-    cx.b.op("MUL", [xt, cx.b.const(cx.uid("alpha"), np.array(alpha, np.float32))], [a], cx.b.options("MulOptions"))
+    cx.builder.op("MUL", [xt, cx.const("alpha", np.array(alpha, np.float32))], [a], cx.builder.options("MulOptions"))
     c = cx.new(cx.uid("hs_add"), x.tshape(), np.float32)
-    cx.b.op("ADD", [a, cx.b.const(cx.uid("beta"), np.array(beta, np.float32))], [c], cx.b.options("AddOptions"))
+    cx.builder.op("ADD", [a, cx.const("beta", np.array(beta, np.float32))], [c], cx.builder.options("AddOptions"))
     out = cx.define(node.output[0], x.layout)
-    cx.b.op("RELU_0_TO_1", [c], [out.tensor])
+    cx.builder.op("RELU_0_TO_1", [c], [out.tensor])
 
 
 @register("LeakyRelu")
 def leaky_relu(cx: Converter, node, attrs) -> None:
-    _simple(cx, node, "LEAKY_RELU", cx.b.options("LeakyReluOptions", alpha=float(attrs.get("alpha", 0.01))))
+    _simple(cx, node, "LEAKY_RELU", cx.builder.options("LeakyReluOptions", alpha=float(attrs.get("alpha", 0.01))))
 
 
 @register("Gelu")
 def gelu(cx: Converter, node, attrs) -> None:
-    _simple(cx, node, "GELU", cx.b.options("GeluOptions", approximate=attrs.get("approximate", "none") == "tanh"))
+    _simple(cx, node, "GELU", cx.builder.options("GeluOptions", approximate=attrs.get("approximate", "none") == "tanh"))
 
 
 # Abramowitz & Stegun, Handbook of Mathematical Functions (1964), formula 7.1.26:
@@ -220,25 +220,25 @@ def erf(cx: Converter, node, attrs) -> None:
         return cx.new(cx.uid(f"erf_{tag}"), shp, np.float32)
 
     def c(v):
-        return cx.b.const(cx.uid("erf_c"), np.array(v, np.float32))
+        return cx.const("erf_c", np.array(v, np.float32))
 
-    ax = t("abs"); cx.b.op("ABS", [xt], [ax])  # noqa: E702
-    px = t("px"); cx.b.op("MUL", [ax, c(_AS_P)], [px], cx.b.options("MulOptions"))  # noqa: E702
-    den = t("den"); cx.b.op("ADD", [px, c(1.0)], [den], cx.b.options("AddOptions"))  # noqa: E702
-    tt = t("t"); cx.b.op("DIV", [c(1.0), den], [tt], cx.b.options("DivOptions"))  # noqa: E702
+    ax = t("abs"); cx.builder.op("ABS", [xt], [ax])  # noqa: E702
+    px = t("px"); cx.builder.op("MUL", [ax, c(_AS_P)], [px], cx.builder.options("MulOptions"))  # noqa: E702
+    den = t("den"); cx.builder.op("ADD", [px, c(1.0)], [den], cx.builder.options("AddOptions"))  # noqa: E702
+    tt = t("t"); cx.builder.op("DIV", [c(1.0), den], [tt], cx.builder.options("DivOptions"))  # noqa: E702
     poly = c(_AS_A[4])
     for a in reversed(_AS_A[:4]):  # Horner: (((a5 t + a4) t + a3) t + a2) t + a1, then * t
-        m = t("m"); cx.b.op("MUL", [poly, tt], [m], cx.b.options("MulOptions"))  # noqa: E702
-        poly = t("p"); cx.b.op("ADD", [m, c(a)], [poly], cx.b.options("AddOptions"))  # noqa: E702
-    pt = t("pt"); cx.b.op("MUL", [poly, tt], [pt], cx.b.options("MulOptions"))  # noqa: E702
-    sq = t("sq"); cx.b.op("MUL", [xt, xt], [sq], cx.b.options("MulOptions"))  # noqa: E702
-    nsq = t("nsq"); cx.b.op("NEG", [sq], [nsq])  # noqa: E702
-    ex = t("exp"); cx.b.op("EXP", [nsq], [ex])  # noqa: E702
-    tail = t("tail"); cx.b.op("MUL", [pt, ex], [tail], cx.b.options("MulOptions"))  # noqa: E702
-    pos = t("pos"); cx.b.op("SUB", [c(1.0), tail], [pos], cx.b.options("SubOptions"))  # noqa: E702
-    sg = t("sign"); cx.b.op("SIGN", [xt], [sg])  # noqa: E702
+        m = t("m"); cx.builder.op("MUL", [poly, tt], [m], cx.builder.options("MulOptions"))  # noqa: E702
+        poly = t("p"); cx.builder.op("ADD", [m, c(a)], [poly], cx.builder.options("AddOptions"))  # noqa: E702
+    pt = t("pt"); cx.builder.op("MUL", [poly, tt], [pt], cx.builder.options("MulOptions"))  # noqa: E702
+    sq = t("sq"); cx.builder.op("MUL", [xt, xt], [sq], cx.builder.options("MulOptions"))  # noqa: E702
+    nsq = t("nsq"); cx.builder.op("NEG", [sq], [nsq])  # noqa: E702
+    ex = t("exp"); cx.builder.op("EXP", [nsq], [ex])  # noqa: E702
+    tail = t("tail"); cx.builder.op("MUL", [pt, ex], [tail], cx.builder.options("MulOptions"))  # noqa: E702
+    pos = t("pos"); cx.builder.op("SUB", [c(1.0), tail], [pos], cx.builder.options("SubOptions"))  # noqa: E702
+    sg = t("sign"); cx.builder.op("SIGN", [xt], [sg])  # noqa: E702
     out = cx.define(node.output[0], lay)
-    cx.b.op("MUL", [pos, sg], [out.tensor], cx.b.options("MulOptions"))
+    cx.builder.op("MUL", [pos, sg], [out.tensor], cx.builder.options("MulOptions"))
 
 
 @register("Cast")
@@ -250,7 +250,7 @@ def cast(cx: Converter, node, attrs) -> None:
         return
     xt = cx.tensor(x, x.layout, node.input[0])
     out = cx.define(node.output[0], x.layout)
-    cx.b.op("CAST", [xt], [out.tensor])
+    cx.builder.op("CAST", [xt], [out.tensor])
 
 
 # --- QDQ ------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def quantize(cx: Converter, node, attrs) -> None:
     taxis = x.axis(axis) if scale.size > 1 else 0
     xt = cx.tensor(x, lay, node.input[0])
     out = cx.define(node.output[0], lay, quant=(scale, zp.astype(np.int64), taxis))
-    cx.b.op("QUANTIZE", [xt], [out.tensor])
+    cx.builder.op("QUANTIZE", [xt], [out.tensor])
 
 
 @register("DequantizeLinear")
@@ -290,20 +290,20 @@ def dequantize(cx: Converter, node, attrs) -> None:
             and x.quant[2] == taxis:
         xt = cx.tensor(x, lay, node.input[0])
         out = cx.define(node.output[0], lay)
-        cx.b.op("DEQUANTIZE", [xt], [out.tensor])
+        cx.builder.op("DEQUANTIZE", [xt], [out.tensor])
         return
     raw = Value(x.shape, x.dtype, tensor=x.tensor, perm=x.perm)
     xt = cx.tensor(raw, lay, node.input[0])
     f = cx.new(cx.uid("dq_cast"), x.tshape(), np.float32)
-    cx.b.op("CAST", [xt], [f])
+    cx.builder.op("CAST", [xt], [f])
     bshape = [1] * x.rank
     if scale.size > 1:
         bshape[axis] = scale.size
     zf = cx.const_in(zp.astype(np.float32).reshape(bshape), lay, x.rank, "zp")
     sf = cx.const_in(scale.reshape(bshape), lay, x.rank, "scale")
     d = cx.new(cx.uid("dq_sub"), x.tshape(), np.float32)
-    cx.b.op("SUB", [f, zf], [d], cx.b.options("SubOptions"))
+    cx.builder.op("SUB", [f, zf], [d], cx.builder.options("SubOptions"))
     out = cx.define(node.output[0], lay)
-    cx.b.op("MUL", [d, sf], [out.tensor], cx.b.options("MulOptions"))
+    cx.builder.op("MUL", [d, sf], [out.tensor], cx.builder.options("MulOptions"))
     if x.rank == 0:
         raise DelegateError("DequantizeLinear of a scalar activation is not converted")

@@ -26,10 +26,10 @@ def _fc(cx: Converter, x_name: str, weights: np.ndarray, bias: np.ndarray | None
         xt = cx.tensor(x, None, x_name)
     out_name, act = fused_activation(cx, out_name)
     out = cx.define(out_name)
-    ins = [xt, cx.b.const(cx.uid("weights"), np.ascontiguousarray(weights, np.float32))]
-    ins.append(-1 if bias is None else cx.b.const(cx.uid("bias"), np.asarray(bias, np.float32)))
-    opts = cx.b.options("FullyConnectedOptions", fusedActivationFunction=act_enum(cx, act), keepNumDims=keep_dims)
-    cx.b.op("FULLY_CONNECTED", ins, [out.tensor], opts)
+    ins = [xt, cx.const("weights", np.ascontiguousarray(weights, np.float32))]
+    ins.append(-1 if bias is None else cx.const("bias", np.asarray(bias, np.float32)))
+    opts = cx.builder.options("FullyConnectedOptions", fusedActivationFunction=act_enum(cx, act), keepNumDims=keep_dims)
+    cx.builder.op("FULLY_CONNECTED", ins, [out.tensor], opts)
 
 
 @register("Gemm")
@@ -56,35 +56,35 @@ def _gemm_runtime_b(cx: Converter, node, attrs) -> None:
     w = cx.tensor(bv, None if attrs.get("transB", 0) else (1, 0), node.input[1])
     alpha = float(attrs.get("alpha", 1.0))
     if alpha != 1.0:
-        scaled = cx.new(cx.uid("alpha_b"), cx.b.shape_of(w), np.float32)
-        cx.b.op("MUL", [w, cx.b.const(cx.uid("alpha"), np.array(alpha, np.float32))], [scaled],
-                cx.b.options("MulOptions"))
+        scaled = cx.new(cx.uid("alpha_b"), cx.builder.shape_of(w), np.float32)
+        cx.builder.op("MUL", [w, cx.const("alpha", np.array(alpha, np.float32))], [scaled],
+                      cx.builder.options("MulOptions"))
         w = scaled
     a = cx.tensor(cx.inp(node, 0), None, node.input[0])
     cv, beta = cx.inp(node, 2), float(attrs.get("beta", 1.0))
-    n = cx.b.shape_of(w)[0]
+    n = cx.builder.shape_of(w)[0]
     if cv is not None and cv.const is not None:
-        bias = cx.b.const(cx.uid("bias"), np.broadcast_to(cv.const * beta, (1, n))[0].astype(np.float32).copy())
+        bias = cx.const("bias", np.broadcast_to(cv.const * beta, (1, n))[0].astype(np.float32).copy())
         out_name, act = fused_activation(cx, node.output[0])
         out = cx.define(out_name)
-        opts = cx.b.options("FullyConnectedOptions", fusedActivationFunction=act_enum(cx, act))
-        cx.b.op("FULLY_CONNECTED", [a, w, bias], [out.tensor], opts)
+        opts = cx.builder.options("FullyConnectedOptions", fusedActivationFunction=act_enum(cx, act))
+        cx.builder.op("FULLY_CONNECTED", [a, w, bias], [out.tensor], opts)
         return
-    opts = cx.b.options("FullyConnectedOptions")
+    opts = cx.builder.options("FullyConnectedOptions")
     if cv is None:
         out = cx.define(node.output[0])
-        cx.b.op("FULLY_CONNECTED", [a, w, -1], [out.tensor], opts)
+        cx.builder.op("FULLY_CONNECTED", [a, w, -1], [out.tensor], opts)
         return
     y = cx.new(cx.uid("gemm"), cx.out_shape(node.output[0]), np.float32)
-    cx.b.op("FULLY_CONNECTED", [a, w, -1], [y], opts)
+    cx.builder.op("FULLY_CONNECTED", [a, w, -1], [y], opts)
     ct = cx.tensor(cv, None, node.input[2])
     if beta != 1.0:
         scaled = cx.new(cx.uid("beta_c"), cv.shape, np.float32)
-        cx.b.op("MUL", [ct, cx.b.const(cx.uid("beta"), np.array(beta, np.float32))], [scaled],
-                cx.b.options("MulOptions"))
+        cx.builder.op("MUL", [ct, cx.const("beta", np.array(beta, np.float32))], [scaled],
+                      cx.builder.options("MulOptions"))
         ct = scaled
     out = cx.define(node.output[0])
-    cx.b.op("ADD", [y, ct], [out.tensor], cx.b.options("AddOptions"))
+    cx.builder.op("ADD", [y, ct], [out.tensor], cx.builder.options("AddOptions"))
 
 
 @register("MatMul")
@@ -107,7 +107,8 @@ def matmul(cx: Converter, node, attrs) -> None:
     ta, adj_x = _maybe_adjoint(cx, a, node.input[0])
     tb, adj_y = _maybe_adjoint(cx, b, node.input[1])
     out = cx.define(node.output[0])
-    cx.b.op("BATCH_MATMUL", [ta, tb], [out.tensor], cx.b.options("BatchMatMulOptions", adjX=adj_x, adjY=adj_y))
+    opts = cx.builder.options("BatchMatMulOptions", adjX=adj_x, adjY=adj_y)
+    cx.builder.op("BATCH_MATMUL", [ta, tb], [out.tensor], opts)
 
 
 def _maybe_adjoint(cx: Converter, v, name: str) -> tuple[int, bool]:
@@ -133,14 +134,17 @@ def softmax(cx: Converter, node, attrs) -> None:
     r = x.rank
     axis = int(attrs.get("axis", -1 if cx.opset >= 13 else 1)) % r
     op = "SOFTMAX" if node.op_type == "Softmax" else "LOG_SOFTMAX"
-    opts = cx.b.options("SoftmaxOptions", beta=1.0) if op == "SOFTMAX" else cx.b.options("LogSoftmaxOptions")
+    if op == "SOFTMAX":
+        opts = cx.builder.options("SoftmaxOptions", beta=1.0)
+    else:
+        opts = cx.builder.options("LogSoftmaxOptions")
     if cx.opset < 13 and axis != r - 1:
         xt = cx.tensor(x, None, node.input[0])
         flat = (int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
         t2 = cx.new(cx.uid("flat"), flat, x.dtype)
         cx.reshape_op(xt, t2, flat)
         y2 = cx.new(cx.uid("softmax"), flat, x.dtype)
-        cx.b.op(op, [t2], [y2], opts)
+        cx.builder.op(op, [t2], [y2], opts)
         out = cx.define(node.output[0])
         cx.reshape_op(y2, out.tensor, out.shape)
         return
@@ -149,7 +153,7 @@ def softmax(cx: Converter, node, attrs) -> None:
         layout = tuple(a for a in layout if a != axis) + (axis,)
     xt = cx.tensor(x, layout, node.input[0])
     out = cx.define(node.output[0], layout)
-    cx.b.op(op, [xt], [out.tensor], opts)
+    cx.builder.op(op, [xt], [out.tensor], opts)
 
 
 @register("LayerNormalization")
@@ -164,32 +168,32 @@ def layer_norm(cx: Converter, node, attrs) -> None:
     axis = int(attrs.get("axis", -1)) % r
     eps = float(attrs.get("epsilon", 1e-5))
     xt = cx.tensor(x, None, node.input[0])
-    axes = cx.b.const(cx.uid("axes"), np.arange(axis, r, dtype=np.int32))
+    axes = cx.const("axes", np.arange(axis, r, dtype=np.int32))
     red = x.shape[:axis] + (1,) * (r - axis)
     mean = cx.new(cx.uid("ln_mean"), red, np.float32)
-    cx.b.op("MEAN", [xt, axes], [mean], cx.b.options("ReducerOptions", keepDims=True))
+    cx.builder.op("MEAN", [xt, axes], [mean], cx.builder.options("ReducerOptions", keepDims=True))
     d = cx.new(cx.uid("ln_centered"), x.shape, np.float32)
-    cx.b.op("SUB", [xt, mean], [d], cx.b.options("SubOptions"))
+    cx.builder.op("SUB", [xt, mean], [d], cx.builder.options("SubOptions"))
     sq = cx.new(cx.uid("ln_sq"), x.shape, np.float32)
-    cx.b.op("MUL", [d, d], [sq], cx.b.options("MulOptions"))
+    cx.builder.op("MUL", [d, d], [sq], cx.builder.options("MulOptions"))
     var = cx.new(cx.uid("ln_var"), red, np.float32)
-    cx.b.op("MEAN", [sq, axes], [var], cx.b.options("ReducerOptions", keepDims=True))
+    cx.builder.op("MEAN", [sq, axes], [var], cx.builder.options("ReducerOptions", keepDims=True))
     ve = cx.new(cx.uid("ln_var_eps"), red, np.float32)
-    cx.b.op("ADD", [var, cx.b.const(cx.uid("eps"), np.array(eps, np.float32))], [ve], cx.b.options("AddOptions"))
+    cx.builder.op("ADD", [var, cx.const("eps", np.array(eps, np.float32))], [ve], cx.builder.options("AddOptions"))
     inv = cx.new(cx.uid("ln_rstd"), red, np.float32)
-    cx.b.op("RSQRT", [ve], [inv])
+    cx.builder.op("RSQRT", [ve], [inv])
     norm = cx.new(cx.uid("ln_norm"), x.shape, np.float32)
-    cx.b.op("MUL", [d, inv], [norm], cx.b.options("MulOptions"))
+    cx.builder.op("MUL", [d, inv], [norm], cx.builder.options("MulOptions"))
     scale, bias = cx.const_of(node, 1), cx.const_of(node, 2)
     out = cx.define(node.output[0])
     tail = x.shape[axis:]
     scaled = norm
     if scale is not None:
         scaled = out.tensor if bias is None else cx.new(cx.uid("ln_scaled"), x.shape, np.float32)
-        cx.b.op("MUL", [norm, cx.b.const(cx.uid("gamma"), np.broadcast_to(scale, tail).astype(np.float32).copy())],
-                [scaled], cx.b.options("MulOptions"))
+        cx.builder.op("MUL", [norm, cx.const("gamma", np.broadcast_to(scale, tail).astype(np.float32).copy())],
+                      [scaled], cx.builder.options("MulOptions"))
     if bias is not None:
-        cx.b.op("ADD", [scaled, cx.b.const(cx.uid("beta"), np.broadcast_to(bias, tail).astype(np.float32).copy())],
-                [out.tensor], cx.b.options("AddOptions"))
+        cx.builder.op("ADD", [scaled, cx.const("beta", np.broadcast_to(bias, tail).astype(np.float32).copy())],
+                      [out.tensor], cx.builder.options("AddOptions"))
     elif scale is None:
         cx.reshape_op(norm, out.tensor, x.shape)

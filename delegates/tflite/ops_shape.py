@@ -13,7 +13,9 @@ import numpy as np
 
 from unified.errors import DelegateError
 
-from .convert import Converter, Value, attr_ints, inverse, register
+from unified.onnx import attr_ints, decode_attributes
+
+from .convert import Converter, Value, inverse, register
 
 
 def _groups(src: tuple[int, ...], dst: tuple[int, ...]) -> list[tuple[list[int], list[int]]] | None:
@@ -119,15 +121,14 @@ def _flatten_for_fc(cx: Converter, x: Value, out_name: str, shape: tuple[int, ..
     order and let the consumers permute their weight rows (``Value.col_perm``)."""
     if len(shape) != 2 or x.layout[0] != 0 or int(np.prod(x.shape[1:])) != shape[1] or x.shape[0] != shape[0]:
         return None
-    users = cx.consumers.get(out_name, [])
+    users = cx.users(out_name)
     if not users or out_name in cx.output_names:
         return None
     for u in users:
         b = cx.values.get(u.input[1]) if len(u.input) > 1 else None
         ok_gemm = u.op_type == "Gemm" and u.input[0] == out_name and b is not None and b.const is not None
-        attrs = {a.name: a.i for a in u.attribute if a.name == "transA"}
         ok_mm = u.op_type == "MatMul" and u.input[0] == out_name and b is not None and b.const is not None
-        if not ((ok_gemm and not attrs.get("transA", 0)) or ok_mm):
+        if not ((ok_gemm and not decode_attributes(u).get("transA", 0)) or ok_mm):
             return None
     inner = np.arange(shape[1]).reshape(x.shape[1:])
     col_perm = inner.transpose([a - 1 for a in x.layout[1:]]).reshape(-1)
@@ -185,7 +186,7 @@ def concat(cx: Converter, node, attrs) -> None:
     out = cx.define(node.output[0], layout)
     axis = out.axis(int(attrs["axis"]))
     tensors = [cx.tensor(v, layout, n) for v, n in zip(ins, [x for x in node.input if x]) if np.prod(v.shape) > 0]
-    cx.b.op("CONCATENATION", tensors, [out.tensor], cx.b.options("ConcatenationOptions", axis=axis))
+    cx.builder.op("CONCATENATION", tensors, [out.tensor], cx.builder.options("ConcatenationOptions", axis=axis))
 
 
 @register("Split")
@@ -196,9 +197,9 @@ def split(cx: Converter, node, attrs) -> None:
     sizes = [cx.out_shape(o)[axis] for o in outs]
     xt = cx.tensor(x, x.layout, node.input[0])
     tensors = [cx.define(o, x.layout).tensor for o in outs]
-    cx.b.op("SPLIT_V", [xt, cx.b.const(cx.uid("sizes"), np.asarray(sizes, np.int32)),
-                        cx.b.const(cx.uid("axis"), np.array(x.axis(axis), np.int32))], tensors,
-            cx.b.options("SplitVOptions", numSplits=len(outs)))
+    cx.builder.op("SPLIT_V", [xt, cx.const("sizes", np.asarray(sizes, np.int32)),
+                              cx.const("axis", np.array(x.axis(axis), np.int32))], tensors,
+                  cx.builder.options("SplitVOptions", numSplits=len(outs)))
 
 
 def _slice_params(cx: Converter, node, attrs, x: Value):
@@ -239,10 +240,10 @@ def slice_op(cx: Converter, node, attrs) -> None:
     end_mask = sum(1 << i for i, a in enumerate(lay) if a in to_front)
     xt = cx.tensor(x, lay, node.input[0])
     out = cx.define(node.output[0], lay)
-    cx.b.op("STRIDED_SLICE", [xt, cx.b.const(cx.uid("begin"), np.asarray([begin[a] for a in lay], np.int32)),
-                              cx.b.const(cx.uid("end"), np.asarray([end[a] for a in lay], np.int32)),
-                              cx.b.const(cx.uid("strides"), np.asarray([stride[a] for a in lay], np.int32))],
-            [out.tensor], cx.b.options("StridedSliceOptions", endMask=end_mask))
+    cx.builder.op("STRIDED_SLICE", [xt, cx.const("begin", np.asarray([begin[a] for a in lay], np.int32)),
+                                    cx.const("end", np.asarray([end[a] for a in lay], np.int32)),
+                                    cx.const("strides", np.asarray([stride[a] for a in lay], np.int32))],
+                  [out.tensor], cx.builder.options("StridedSliceOptions", endMask=end_mask))
 
 
 @register("Pad")
@@ -264,15 +265,15 @@ def pad(cx: Converter, node, attrs) -> None:
     lay = x.layout
     xt = cx.tensor(x, lay, node.input[0])
     out = cx.define(node.output[0], lay)
-    paddings = cx.b.const(cx.uid("paddings"), np.ascontiguousarray(full[list(lay)]))
+    paddings = cx.const("paddings", np.ascontiguousarray(full[list(lay)]))
     mode = attrs.get("mode", "constant")
     if mode == "reflect":
-        cx.b.op("MIRROR_PAD", [xt, paddings], [out.tensor],
-                cx.b.options("MirrorPadOptions", mode=cx.b.s.MirrorPadMode.REFLECT))
+        cx.builder.op("MIRROR_PAD", [xt, paddings], [out.tensor],
+                      cx.builder.options("MirrorPadOptions", mode=cx.builder.schema.MirrorPadMode.REFLECT))
     elif value == 0.0:
-        cx.b.op("PAD", [xt, paddings], [out.tensor])
+        cx.builder.op("PAD", [xt, paddings], [out.tensor])
     else:
-        cx.b.op("PADV2", [xt, paddings, cx.b.const(cx.uid("padval"), np.array(value, x.dtype))], [out.tensor])
+        cx.builder.op("PADV2", [xt, paddings, cx.const("padval", np.array(value, x.dtype))], [out.tensor])
 
 
 @register("Gather")
@@ -282,22 +283,22 @@ def gather(cx: Converter, node, attrs) -> None:
     dt = cx.tensor(data, None, node.input[0])
     dim = data.shape[axis]
     if idx.const is not None:
-        ind = cx.b.const(cx.uid("indices"), np.where(idx.const < 0, idx.const + dim, idx.const).astype(np.int32))
+        ind = cx.const("indices", np.where(idx.const < 0, idx.const + dim, idx.const).astype(np.int32))
     else:
         # ONNX allows negative indices; FLOOR_MOD maps [-dim, dim) onto [0, dim)
         raw = cx.tensor(idx, None, node.input[1])
         ind = cx.new(cx.uid("indices"), idx.shape, idx.dtype)
-        cx.b.op("FLOOR_MOD", [raw, cx.b.const(cx.uid("dim"), np.array(dim, idx.dtype))], [ind])
+        cx.builder.op("FLOOR_MOD", [raw, cx.const("dim", np.array(dim, idx.dtype))], [ind])
     out = cx.define(node.output[0])
-    opts = cx.b.options("GatherOptions", axis=axis, batchDims=0)
+    opts = cx.builder.options("GatherOptions", axis=axis, batchDims=0)
     if idx.rank == 0:  # a 0-d index: gather a [1] index, then RESHAPE the axis away
         one = cx.new(cx.uid("gather1"), data.shape[:axis] + (1,) + data.shape[axis + 1:], data.dtype)
         flat = cx.new(cx.uid("index1"), (1,), np.int32 if idx.const is not None else idx.dtype)
         cx.reshape_op(ind, flat, (1,))
-        cx.b.op("GATHER", [dt, flat], [one], opts)
+        cx.builder.op("GATHER", [dt, flat], [one], opts)
         cx.reshape_op(one, out.tensor, out.shape)
         return
-    cx.b.op("GATHER", [dt, ind], [out.tensor], opts)
+    cx.builder.op("GATHER", [dt, ind], [out.tensor], opts)
 
 
 @register("GatherND")
@@ -307,7 +308,7 @@ def gather_nd(cx: Converter, node, attrs) -> None:
     k = idx.shape[-1]
     ind = np.where(idx < 0, idx + np.asarray(data.shape[:k]), idx).astype(np.int32)
     out = cx.define(node.output[0])
-    cx.b.op("GATHER_ND", [cx.tensor(data, None, node.input[0]), cx.b.const(cx.uid("indices"), ind)], [out.tensor])
+    cx.builder.op("GATHER_ND", [cx.tensor(data, None, node.input[0]), cx.const("indices", ind)], [out.tensor])
 
 
 @register("Expand")
@@ -318,7 +319,7 @@ def expand(cx: Converter, node, attrs) -> None:
     lay = xv.layout
     xt = cx.tensor(xv, lay, node.input[0])
     out = cx.define(node.output[0], lay)
-    cx.b.op("BROADCAST_TO", [xt, cx.b.const(cx.uid("shape"), np.asarray(out.tshape(), np.int32))], [out.tensor])
+    cx.builder.op("BROADCAST_TO", [xt, cx.const("shape", np.asarray(out.tshape(), np.int32))], [out.tensor])
 
 
 def to_rank(cx: Converter, x: Value, name: str, rank: int) -> Value:
@@ -359,7 +360,7 @@ def reduce(cx: Converter, node, attrs) -> None:
     xt = cx.tensor(x, lay, node.input[0])
     if node.op_type in ("ReduceL2", "ReduceSumSquare"):
         sq = cx.new(cx.uid("sq"), x.tshape(), x.dtype)
-        cx.b.op("MUL", [xt, xt], [sq], cx.b.options("MulOptions"))
+        cx.builder.op("MUL", [xt, xt], [sq], cx.builder.options("MulOptions"))
         xt = sq
     if keep:
         out_lay = lay
@@ -377,10 +378,10 @@ def reduce(cx: Converter, node, attrs) -> None:
         out_t = cx.new(cx.uid("sumsq"), _reduced(x, axes, keep, out_lay), x.dtype)
     else:
         out_t = cx.define(final, out_lay).tensor
-    cx.b.op(_REDUCE[node.op_type], [xt, cx.b.const(cx.uid("axes"), taxes)], [out_t],
-            cx.b.options("ReducerOptions", keepDims=keep))
+    cx.builder.op(_REDUCE[node.op_type], [xt, cx.const("axes", taxes)], [out_t],
+                  cx.builder.options("ReducerOptions", keepDims=keep))
     if node.op_type == "ReduceL2":
-        cx.b.op("SQRT", [out_t], [cx.define(final, out_lay).tensor])
+        cx.builder.op("SQRT", [out_t], [cx.define(final, out_lay).tensor])
 
 
 def _reduced(x: Value, axes, keep, out_lay) -> tuple[int, ...]:

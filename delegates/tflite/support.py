@@ -15,7 +15,7 @@ import math
 import numpy as np
 from onnx import TensorProto as T
 
-from unified.delegate import OpSupport
+from unified.delegate import OpSupport, attr_in
 from unified.graph import NodeView
 
 __all__ = ["OP_SUPPORT", "common_checks"]
@@ -91,18 +91,6 @@ def const(*slots: int, what: str = "input"):
     return check
 
 
-def attr_is(name: str, allowed, reason: str | None = None):
-    def check(n: NodeView) -> str | None:
-        v = n.attr(name)
-        if v is None:
-            return None
-        v = list(v) if isinstance(v, (list, tuple)) else v
-        if v not in allowed:
-            return reason or f"{n.op_type} {name}={v!r} not supported (supported: {allowed})"
-        return None
-    return check
-
-
 def all_ones(name: str):
     def check(n: NodeView) -> str | None:
         v = n.attr(name)
@@ -136,12 +124,11 @@ def conv_groups(n: NodeView) -> str | None:
     return None
 
 
-def conv_transpose_ok(n: NodeView) -> str | None:
-    if int(n.attr("group", 1)) != 1:
-        return "ConvTranspose with group>1 not supported (TRANSPOSE_CONV has no groups)"
-    if n.attr("output_shape") is not None:
-        return "ConvTranspose with an output_shape attribute not supported; give pads instead"
-    return None
+def no_output_shape(n: NodeView) -> str | None:
+    """TRANSPOSE_CONV's output size comes from the pads; ``output_shape`` is declined."""
+    if n.attr("output_shape") is None:
+        return None
+    return "ConvTranspose with an output_shape attribute not supported; give pads instead"
 
 
 def pool_ok(n: NodeView) -> str | None:
@@ -273,7 +260,8 @@ def _e(op: str, dtypes=F32, *constraints, since: int = 1) -> OpSupport:
 OP_SUPPORT: tuple[OpSupport, ...] = (
     # convolutions, pooling, normalization
     _e("Conv", F32, rank(3, 4), conv_groups),
-    _e("ConvTranspose", F32, rank(4), const(1, 2, what="weight/bias"), all_ones("dilations"), conv_transpose_ok),
+    _e("ConvTranspose", F32, rank(4), const(1, 2, what="weight/bias"), all_ones("dilations"),
+       attr_in("group", [1], 1), no_output_shape),  # TRANSPOSE_CONV has no groups
     _e("BatchNormalization", F32, batchnorm_ok),
     _e("MaxPool", F32, rank(4), all_ones("dilations"), pool_ok, single_output),
     _e("AveragePool", F32, rank(4), all_ones("dilations")),
@@ -295,7 +283,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
                              "Ceil", "Sin", "Cos")],
     _e("Neg", NUM),
     _e("Abs", frozenset({T.FLOAT, T.INT32})),
-    _e("Elu", F32, attr_is("alpha", [1.0], "Elu with alpha != 1 has no TFLite equivalent")),
+    _e("Elu", F32, attr_in("alpha", [1.0], 1.0)),  # TFLite ELU has no alpha
     _e("Gelu", F32, since=20),
     _e("Clip", F32, clip_ok, finite_clip),
     _e("HardSigmoid", F32),
@@ -319,7 +307,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Slice", ANY_TFL, slice_ok, max_rank(5)),
     _e("Pad", F32, pad_ok, max_rank(5)),
     _e("Gather", ANY_TFL, rank(0, 1, 2, slot=1)),
-    _e("GatherND", ANY_TFL, const(1, what="indices"), attr_is("batch_dims", [0], "GatherND with batch_dims > 0 not supported")),
+    _e("GatherND", ANY_TFL, const(1, what="indices"), attr_in("batch_dims", [0], 0)),
     _e("Expand", ANY_TFL, const(1), max_rank(5)),
     *[_e(op, F32, const(1, what="axes")) for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum",
                                                      "ReduceProd", "ReduceL2", "ReduceSumSquare")],
