@@ -24,7 +24,8 @@ import onnx
 import pytest
 from onnx import helper
 
-from unified.delegates.coreml import LOWERINGS, _ct
+from unified.delegates.coreml import LOWERINGS
+from unified.delegates.coreml.quiet import import_coremltools as _ct
 from unified.delegates.coreml.convert import Ctx, Node, mil_array
 
 
