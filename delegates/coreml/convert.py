@@ -398,6 +398,7 @@ def _io_type(name: str, types_: dict[str, int], kind: str) -> int:
 
 
 def _lower_node(ctx: Ctx, proto: onnx.NodeProto, lowerings, opset: int, opset_imports) -> None:
+    """Fold ``proto`` when its inputs are all known (see :data:`_FOLD_MAX_ELEMENTS`), else lower it to MIL."""
     node = Node(proto, opset)
     args = [ctx.get(x) for x in node.inputs]
     outs = [o for o in node.outputs if o]
@@ -412,13 +413,14 @@ def _lower_node(ctx: Ctx, proto: onnx.NodeProto, lowerings, opset: int, opset_im
             raise DelegateError(
                 f"coreml: constant-folding node '{node.name}' ({node.op_type}) failed: {type(exc).__name__}: {exc}"
             ) from None
-        for o, r in zip([o for o in proto.output], results):
-            if o:
-                ctx.values[o] = np.asarray(r)
+        for o, r in zip(outs, results):  # one result per named output
+            ctx.values[o] = np.asarray(r)
         return
     lower = lowerings.get(proto.op_type)
     if lower is None or (proto.domain not in ("", "ai.onnx")):
-        raise DelegateError(f"coreml: no lowering for node '{node.name}' ({proto.domain or 'ai.onnx'}::{proto.op_type})")
+        raise DelegateError(
+            f"coreml: no lowering for node '{node.name}' ({proto.domain or 'ai.onnx'}::{proto.op_type})"
+        )
     try:
         result = lower(ctx, node)
     except DelegateError:
