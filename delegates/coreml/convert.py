@@ -441,6 +441,7 @@ def _value_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, tupl
     """Value name -> ONNX elem type (0 for a non-tensor) and -> dims (None: unknown rank), from
     :func:`unified.onnx.value_types`."""
     types_ = value_types(model)
+    # TODO(shared): move to unified.onnx (values.elem_type(tp) -> int, 0 for a non-tensor or None)
     elems = {k: (t.tensor_type.elem_type if t.HasField("tensor_type") else 0) for k, t in types_.items()}
     return elems, {k: dims(t) for k, t in types_.items()}
 
@@ -450,7 +451,7 @@ def _io_dims(shape) -> list:
     return [] if shape is None else [d if isinstance(d, int) else (d or "?") for d in shape]
 
 
-def _known_size(shape) -> int:
+def _known_size(shape) -> int:  # TODO(shared): move to unified.onnx (values.numel of a dims tuple)
     """Element count of a static shape; 0 when unknown (such a value is folded regardless of size)."""
     if shape is None or any(not isinstance(d, int) for d in shape):
         return 0
