@@ -1,12 +1,14 @@
 """ONNX partition -> MIL program, built op by op with coremltools' MIL builder.
 
 No torch round trip: every ONNX node is lowered by a function of the
-lowering tables (:mod:`.lower_nn`, :mod:`.lower_tensor`) that emits MIL ops
-with ``coremltools.converters.mil.Builder``. Values the converter knows at
-compile time (initializers, ``Shape`` of a static tensor, anything computed
-only from those) stay NumPy arrays with their ONNX dtype and are folded with
-ONNX's own reference evaluator (``onnx.reference``), so shape arithmetic is
-exact and only data-dependent work reaches Core ML.
+lowering tables (:mod:`.ops_nn`, :mod:`.ops_tensor`) that emits MIL ops
+with ``coremltools.converters.mil.Builder``; nodes are read through
+:class:`unified.onnx.Node` and value types through
+:func:`unified.onnx.value_types`. Values the converter knows at compile time
+(initializers, ``Shape`` of a static tensor, anything computed only from
+those) stay NumPy arrays with their ONNX dtype and are folded with
+:func:`unified.onnx.evaluate_node` (ONNX's reference evaluator), so shape
+arithmetic is exact and only data-dependent work reaches Core ML.
 
 Types. Core ML has no int64 or float64 tensors: an ONNX ``int64`` value is an
 ``int32`` MIL value (constants are range-checked; ``INT64_MAX``-style "to the
@@ -29,11 +31,15 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from unified.errors import DelegateError
+from unified.onnx import NON_DETERMINISTIC, Node, dims, dtype_name, evaluate_node, value_types
 
-__all__ = ["build_program", "signature", "output_ranks", "IoSpec", "DEFAULT_DIM_RANGE", "IO_DTYPES", "MIL_DTYPES", "sanitize"]
+__all__ = [
+    "build_program", "signature", "output_ranks", "IoSpec", "Ctx", "mil_array", "np_dtype", "out_name",
+    "DEFAULT_DIM_RANGE", "IO_DTYPES", "MIL_DTYPES", "sanitize",
+]
 
 #: Range of a symbolic dim when ``dim_ranges`` does not name it: 1 .. 512,
 #: the longest sequence BERT-style position embeddings (MiniLM) accept.
@@ -109,50 +115,13 @@ class IoSpec:
     shape: tuple
     ranges: tuple = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "onnx_name": self.onnx_name,
-            "coreml_name": self.coreml_name,
-            "onnx_dtype": self.onnx_dtype,
-            "coreml_dtype": self.coreml_dtype,
-            "shape": list(self.shape),
-            "ranges": [list(r) for r in self.ranges],
-        }
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "IoSpec":
+        """The inverse of ``dataclasses.asdict`` after a JSON round trip (lists back to tuples)."""
         return cls(
             d["onnx_name"], d["coreml_name"], int(d["onnx_dtype"]), d["coreml_dtype"], tuple(d["shape"]),
             tuple(tuple(r) for r in d.get("ranges", ())),
         )
-
-
-class Node:
-    """What a lowering function sees of one ONNX node."""
-
-    __slots__ = ("op_type", "name", "inputs", "outputs", "attrs", "opset")
-
-    def __init__(self, proto: onnx.NodeProto, opset: int):
-        self.op_type = proto.op_type
-        self.name = proto.name or proto.op_type
-        self.inputs = list(proto.input)
-        self.outputs = list(proto.output)
-        self.attrs = {}
-        for a in proto.attribute:
-            v = helper.get_attribute_value(a)
-            if isinstance(v, bytes):
-                v = v.decode()
-            elif isinstance(v, TensorProto):
-                v = numpy_helper.to_array(v)
-            self.attrs[a.name] = v
-        self.opset = opset
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        return self.attrs.get(name, default)
-
-    def input(self, i: int) -> str:
-        """Name of input ``i``, "" when omitted."""
-        return self.inputs[i] if i < len(self.inputs) else ""
 
 
 class Ctx:
@@ -216,6 +185,17 @@ class Ctx:
         return {"name": n} if n else {}
 
 
+def out_name(ctx: Ctx, node: Node, i: int = 0) -> dict[str, str]:
+    """``name=`` keyword for the MIL op producing output ``i`` of ``node``
+    (set only for graph outputs, so they keep their Core ML names)."""
+    return ctx.name_for(node.outputs[i]) if i < len(node.outputs) else {}
+
+
+def np_dtype(mil_dtype: str) -> type:
+    """NumPy scalar type of a MIL dtype name: ``"fp32"``, ``"fp16"``, ``"int32"`` or ``"bool"``."""
+    return _NP[mil_dtype]
+
+
 def _is_int(d) -> bool:
     return isinstance(d, (int, np.integer))
 
@@ -256,31 +236,6 @@ def _to_int32(a: np.ndarray) -> np.ndarray:
 Lowering = Callable[[Ctx, Node], Any]
 
 
-def _fold(node: onnx.NodeProto, args: list[np.ndarray | None], opsets) -> list[np.ndarray]:
-    """Evaluate a node whose inputs are all constants with ``onnx.reference``."""
-    from onnx.reference import ReferenceEvaluator
-
-    names = [f"i{k}" if a is not None else "" for k, a in enumerate(args)]
-    proto = onnx.NodeProto()
-    proto.CopyFrom(node)
-    del proto.input[:]
-    proto.input.extend(names)
-    del proto.output[:]
-    proto.output.extend(f"o{k}" if o else "" for k, o in enumerate(node.output))
-    inputs = [
-        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
-        for n, a in zip(names, args)
-        if n
-    ]
-    outputs = [helper.make_empty_tensor_value_info(o) for o in proto.output if o]
-    g = helper.make_graph([proto], "fold", inputs, outputs)
-    m = helper.make_model(g, opset_imports=opsets, ir_version=10)
-    feeds = {n: a for n, a in zip(names, args) if n}
-    return list(ReferenceEvaluator(m).run(None, feeds))
-
-
-# Ops never folded at compile time even with constant inputs (randomness).
-_NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 # Constant-folded results larger than this stay in the program as MIL consts
 # anyway; the limit only stops folding from materializing huge tensors.
 _FOLD_MAX_ELEMENTS = 1 << 24
@@ -309,31 +264,15 @@ def build_program(
         DelegateError: a node without lowering, a lowering that failed (the
             message names the node), or a value Core ML cannot type.
     """
-    import coremltools as ct
     from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.mil import Function, Program, types
+    from coremltools.converters.mil.mil import Function, Program
 
     g = model.graph
     types_, shapes = _value_types(model)
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 1)
     in_specs, out_specs = signature(model, dim_ranges)
-    symbols: dict[str, Any] = {}
-    placeholders, input_types = {}, []
-    for spec in in_specs:
-        mil_shape, ct_shape = [], []
-        for d, (lo, hi) in zip(spec.shape or (1,), spec.ranges):  # rank 0 is lifted to (1,)
-            if isinstance(d, int):
-                mil_shape.append(d)
-                ct_shape.append(d)
-                continue
-            if d not in symbols:  # one symbol per dim name, shared by every input using it
-                symbols[d] = ct.RangeDim(lower_bound=lo, upper_bound=hi, default=lo)
-            mil_shape.append(symbols[d].symbol)
-            ct_shape.append(symbols[d])
-        io_dtype = "int32" if spec.onnx_dtype == TensorProto.BOOL else MIL_DTYPES[spec.onnx_dtype]
-        placeholders[spec.coreml_name] = mb.placeholder(shape=tuple(mil_shape), dtype=types.string_to_builtin(io_dtype))
-        input_types.append(ct.TensorType(name=spec.coreml_name, shape=ct.Shape(tuple(ct_shape)), dtype=_NP[io_dtype]))
+    placeholders, input_types = _placeholders(in_specs)
     out_names = {spec.onnx_name: spec.coreml_name for spec in out_specs}
 
     with Function(placeholders, opset_version=target) as func:
@@ -363,6 +302,33 @@ def build_program(
     prog = Program()
     prog.add_function("main", func)
     return prog, in_specs, out_specs
+
+
+def _placeholders(in_specs: list[IoSpec]) -> tuple[dict[str, Any], list]:
+    """MIL placeholders and ``coremltools.TensorType`` inputs for the model inputs:
+    fixed dims as ints, one ``RangeDim`` per symbolic dim name (shared by every
+    input that uses it), bool fed as int32, rank 0 lifted to (1,)."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    symbols: dict[str, Any] = {}
+    placeholders, input_types = {}, []
+    for spec in in_specs:
+        mil_shape, ct_shape = [], []
+        for d, (lo, hi) in zip(spec.shape or (1,), spec.ranges):  # rank 0 is lifted to (1,)
+            if isinstance(d, int):
+                mil_shape.append(d)
+                ct_shape.append(d)
+                continue
+            if d not in symbols:  # one symbol per dim name, shared by every input using it
+                symbols[d] = ct.RangeDim(lower_bound=lo, upper_bound=hi, default=lo)
+            mil_shape.append(symbols[d].symbol)
+            ct_shape.append(symbols[d])
+        io_dtype = "int32" if spec.onnx_dtype == TensorProto.BOOL else MIL_DTYPES[spec.onnx_dtype]
+        placeholders[spec.coreml_name] = mb.placeholder(shape=tuple(mil_shape), dtype=types.string_to_builtin(io_dtype))
+        input_types.append(ct.TensorType(name=spec.coreml_name, shape=ct.Shape(tuple(ct_shape)), dtype=_NP[io_dtype]))
+    return placeholders, input_types
 
 
 def signature(
@@ -411,7 +377,7 @@ def signature(
     for vo in g.output:
         elem = _io_type(vo.name, types_, "output")
         name = sanitize(vo.name, taken)
-        out_specs.append(IoSpec(vo.name, name, elem, IO_DTYPES[elem], tuple(_dims(shapes.get(vo.name)))))
+        out_specs.append(IoSpec(vo.name, name, elem, IO_DTYPES[elem], tuple(_io_dims(shapes.get(vo.name)))))
     return in_specs, out_specs
 
 
@@ -425,34 +391,36 @@ def _io_type(name: str, types_: dict[str, int], kind: str) -> int:
     elem = types_.get(name, 0)
     if elem not in IO_DTYPES:
         raise DelegateError(
-            f"coreml: model {kind} '{name}' has ONNX type {_type_name(elem)}; Core ML {kind}s can be "
-            f"{', '.join(_type_name(t) for t in IO_DTYPES)}"
+            f"coreml: model {kind} '{name}' has ONNX type {dtype_name(elem, 'undefined')}; Core ML {kind}s can be "
+            f"{', '.join(dtype_name(t) for t in IO_DTYPES)}"
         )
     return elem
 
 
 def _lower_node(ctx: Ctx, proto: onnx.NodeProto, lowerings, opset: int, opset_imports) -> None:
+    """Fold ``proto`` when its inputs are all known (see :data:`_FOLD_MAX_ELEMENTS`), else lower it to MIL."""
     node = Node(proto, opset)
     args = [ctx.get(x) for x in node.inputs]
     outs = [o for o in node.outputs if o]
     if (
-        proto.op_type not in _NO_FOLD
+        proto.op_type not in NON_DETERMINISTIC
         and all(a is None or isinstance(a, np.ndarray) for a in args)
-        and all(_numel(ctx.shapes.get(o)) <= _FOLD_MAX_ELEMENTS for o in outs)
+        and all(_known_size(ctx.shapes.get(o)) <= _FOLD_MAX_ELEMENTS for o in outs)
     ):
         try:
-            results = _fold(proto, args, opset_imports)
+            results = evaluate_node(proto, args, opset_imports)
         except Exception as exc:
             raise DelegateError(
                 f"coreml: constant-folding node '{node.name}' ({node.op_type}) failed: {type(exc).__name__}: {exc}"
             ) from None
-        for o, r in zip([o for o in proto.output], results):
-            if o:
-                ctx.values[o] = np.asarray(r)
+        for o, r in zip(outs, results):  # one result per named output
+            ctx.values[o] = np.asarray(r)
         return
     lower = lowerings.get(proto.op_type)
     if lower is None or (proto.domain not in ("", "ai.onnx")):
-        raise DelegateError(f"coreml: no lowering for node '{node.name}' ({proto.domain or 'ai.onnx'}::{proto.op_type})")
+        raise DelegateError(
+            f"coreml: no lowering for node '{node.name}' ({proto.domain or 'ai.onnx'}::{proto.op_type})"
+        )
     try:
         result = lower(ctx, node)
     except DelegateError:
@@ -470,39 +438,21 @@ def _lower_node(ctx: Ctx, proto: onnx.NodeProto, lowerings, opset: int, opset_im
 
 
 def _value_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, tuple | None]]:
-    types_: dict[str, int] = {}
-    shapes: dict[str, tuple | None] = {}
-    g = model.graph
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        if not vi.type.HasField("tensor_type"):
-            continue
-        tt = vi.type.tensor_type
-        types_[vi.name] = tt.elem_type
-        shapes[vi.name] = (
-            tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
-            if tt.HasField("shape")
-            else None
-        )
-    for t in g.initializer:
-        types_[t.name] = t.data_type
-        shapes[t.name] = tuple(t.dims)
-    return types_, shapes
+    """Value name -> ONNX elem type (0 for a non-tensor) and -> dims (None: unknown rank), from
+    :func:`unified.onnx.value_types`."""
+    types_ = value_types(model)
+    # TODO(shared): move to unified.onnx (values.elem_type(tp) -> int, 0 for a non-tensor or None)
+    elems = {k: (t.tensor_type.elem_type if t.HasField("tensor_type") else 0) for k, t in types_.items()}
+    return elems, {k: dims(t) for k, t in types_.items()}
 
 
-def _dims(shape) -> list:
+def _io_dims(shape) -> list:
+    """An IoSpec shape: ints and dim names, ``"?"`` for an unnamed unknown dim."""
     return [] if shape is None else [d if isinstance(d, int) else (d or "?") for d in shape]
 
 
-def _numel(shape) -> int:
+def _known_size(shape) -> int:  # TODO(shared): move to unified.onnx (values.numel of a dims tuple)
+    """Element count of a static shape; 0 when unknown (such a value is folded regardless of size)."""
     if shape is None or any(not isinstance(d, int) for d in shape):
         return 0
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def _type_name(elem: int) -> str:
-    if not elem:
-        return "undefined"
-    return helper.tensor_dtype_to_string(elem).removeprefix("TensorProto.").lower()
+    return int(np.prod(shape, dtype=np.int64))

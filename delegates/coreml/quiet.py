@@ -27,7 +27,7 @@ import contextlib
 import logging
 import warnings
 
-__all__ = ["quiet", "frameworks_verbose", "FRAMEWORK_LOGGERS"]
+__all__ = ["quiet", "frameworks_verbose", "import_coremltools", "install_progress_switch", "FRAMEWORK_LOGGERS"]
 
 #: Loggers silenced while coremltools is imported or converts: coremltools'
 #: own, and the ones its ``_deps`` import of torch/torchao writes to.
@@ -81,3 +81,12 @@ def install_progress_switch() -> None:
 
     _progress._unified_switch = True  # type: ignore[attr-defined]
     pass_pipeline.tqdm = _progress
+
+
+def import_coremltools():
+    """coremltools, imported quietly, with its progress bar behind :func:`frameworks_verbose`."""
+    with quiet():
+        import coremltools
+
+        install_progress_switch()
+    return coremltools

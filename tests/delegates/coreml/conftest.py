@@ -23,7 +23,8 @@ import numpy as np
 import onnx
 import pytest
 
-from unified.delegates.coreml import LOWERINGS, _ct
+from unified.delegates.coreml import LOWERINGS
+from unified.delegates.coreml.quiet import import_coremltools as _ct
 from unified.delegates.coreml.convert import Ctx, Node, mil_array
 
 from ...onnx_models import node_model

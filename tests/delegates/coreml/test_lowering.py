@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from unified.delegates.coreml import LOWERINGS
-from unified.delegates.coreml.ops import OP_SUPPORT
+from unified.delegates.coreml.support import OP_SUPPORT
 
 rng = np.random.default_rng(7)
 
@@ -281,7 +281,7 @@ def test_max_pool_ceil_mode_output_size_is_the_onnx_one(size, kernel, stride, pa
 
 
 def test_pool_output_size_follows_the_onnx_reference() -> None:
-    from unified.delegates.coreml.ops import pool_output_size
+    from unified.delegates.coreml.support import pool_output_size
 
     assert pool_output_size(4, 1, 2, 0, 0, True) == 2  # the third window would start at 4 = past the input
     assert pool_output_size(5, 2, 2, 0, 0, True) == 3

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert import Ctx, Node
+from unified.onnx import Node
+
+from .convert import Ctx, np_dtype, out_name
 
 __all__ = ["LOWERINGS"]
 
@@ -20,16 +22,12 @@ _I32_MAX = int(np.iinfo(np.int32).max)
 _I32_MIN = int(np.iinfo(np.int32).min)
 
 
-def _name(ctx: Ctx, n: Node, i: int = 0) -> dict:
-    return ctx.name_for(n.outputs[i]) if i < len(n.outputs) else {}
-
-
 # --- elementwise -----------------------------------------------------------
 
 def _binary(op: str, operand_dtype_from_input: bool = True):
     def lower(ctx: Ctx, n: Node):
         dt = ctx.mil_dtype(n.inputs[0]) if operand_dtype_from_input else ctx.mil_dtype(n.outputs[0])
-        return getattr(ctx.mb, op)(x=ctx.var(n.inputs[0], dt), y=ctx.var(n.inputs[1], dt), **_name(ctx, n))
+        return getattr(ctx.mb, op)(x=ctx.var(n.inputs[0], dt), y=ctx.var(n.inputs[1], dt), **out_name(ctx, n))
 
     return lower
 
@@ -41,48 +39,44 @@ def _variadic(op: str, mean: bool = False):
         acc = ctx.var(names[0], dt)
         last = len(names) - 1
         for k, x in enumerate(names[1:], 1):
-            kw = _name(ctx, n) if (k == last and not mean) else {}
+            kw = out_name(ctx, n) if (k == last and not mean) else {}
             acc = getattr(ctx.mb, op)(x=acc, y=ctx.var(x, dt), **kw)
         if mean:
-            acc = ctx.mb.real_div(x=acc, y=np.array(len(names), dtype=_np(dt)), **_name(ctx, n))
+            acc = ctx.mb.real_div(x=acc, y=np.array(len(names), dtype=np_dtype(dt)), **out_name(ctx, n))
         elif len(names) == 1:
-            acc = ctx.mb.identity(x=acc, **_name(ctx, n))
+            acc = ctx.mb.identity(x=acc, **out_name(ctx, n))
         return acc
 
     return lower
 
 
-def _np(dt: str):
-    return {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[dt]
-
-
 def _unary(op: str, **fixed):
     def lower(ctx: Ctx, n: Node):
-        return getattr(ctx.mb, op)(x=ctx.var(n.inputs[0]), **fixed, **_name(ctx, n))
+        return getattr(ctx.mb, op)(x=ctx.var(n.inputs[0]), **fixed, **out_name(ctx, n))
 
     return lower
 
 
 def _neg(ctx: Ctx, n: Node):
     dt = ctx.mil_dtype(n.inputs[0])
-    return ctx.mb.mul(x=ctx.var(n.inputs[0]), y=np.array(-1, dtype=_np(dt)), **_name(ctx, n))
+    return ctx.mb.mul(x=ctx.var(n.inputs[0]), y=np.array(-1, dtype=np_dtype(dt)), **out_name(ctx, n))
 
 
 def _reciprocal(ctx: Ctx, n: Node):
     # MIL ``inverse`` adds epsilon=1e-4 to the denominator; ONNX Reciprocal is exactly 1/x.
     dt = ctx.mil_dtype(n.inputs[0])
-    return ctx.mb.real_div(x=np.array(1, dtype=_np(dt)), y=ctx.var(n.inputs[0]), **_name(ctx, n))
+    return ctx.mb.real_div(x=np.array(1, dtype=np_dtype(dt)), y=ctx.var(n.inputs[0]), **out_name(ctx, n))
 
 
 def _isnan(ctx: Ctx, n: Node):
     x = ctx.var(n.inputs[0])
-    return ctx.mb.not_equal(x=x, y=x, **_name(ctx, n))
+    return ctx.mb.not_equal(x=x, y=x, **out_name(ctx, n))
 
 
 def _where(ctx: Ctx, n: Node):
     dt = ctx.mil_dtype(n.outputs[0])
     return ctx.mb.select(
-        cond=ctx.var(n.inputs[0], "bool"), a=ctx.var(n.inputs[1], dt), b=ctx.var(n.inputs[2], dt), **_name(ctx, n)
+        cond=ctx.var(n.inputs[0], "bool"), a=ctx.var(n.inputs[1], dt), b=ctx.var(n.inputs[2], dt), **out_name(ctx, n)
     )
 
 
@@ -91,24 +85,24 @@ def _clip(ctx: Ctx, n: Node):
     x = ctx.var(n.inputs[0])
     if n.opset < 11:
         lo, hi = n.attr("min"), n.attr("max")
-        lo = None if lo is None else np.array(lo, dtype=_np(dt))
-        hi = None if hi is None else np.array(hi, dtype=_np(dt))
+        lo = None if lo is None else np.array(lo, dtype=np_dtype(dt))
+        hi = None if hi is None else np.array(hi, dtype=np_dtype(dt))
     else:
         lo = ctx.get(n.input(1))
         hi = ctx.get(n.input(2))
     if lo is None and hi is None:
-        return ctx.mb.identity(x=x, **_name(ctx, n))
+        return ctx.mb.identity(x=x, **out_name(ctx, n))
     if lo is not None:
-        x = ctx.mb.maximum(x=x, y=ctx.var(lo, dt), **(_name(ctx, n) if hi is None else {}))
+        x = ctx.mb.maximum(x=x, y=ctx.var(lo, dt), **(out_name(ctx, n) if hi is None else {}))
     if hi is not None:
-        x = ctx.mb.minimum(x=x, y=ctx.var(hi, dt), **_name(ctx, n))
+        x = ctx.mb.minimum(x=x, y=ctx.var(hi, dt), **out_name(ctx, n))
     return x
 
 
 def _cast(ctx: Ctx, n: Node):
     dt = ctx.mil_dtype(n.outputs[0])
     x = ctx.var(n.inputs[0])
-    return ctx.mb.cast(x=x, dtype=dt, **_name(ctx, n))
+    return ctx.mb.cast(x=x, dtype=dt, **out_name(ctx, n))
 
 
 def _identity(ctx: Ctx, n: Node):
@@ -120,7 +114,7 @@ def _dropout(ctx: Ctx, n: Node):
     x = ctx.get(n.inputs[0])
     if len(n.outputs) < 2 or not n.outputs[1]:
         return x
-    kind = np.bool_ if n.opset >= 10 else _np(ctx.mil_dtype(n.inputs[0]))
+    kind = np.bool_ if n.opset >= 10 else np_dtype(ctx.mil_dtype(n.inputs[0]))
     dims = ctx.shape(x)
     if all(d is not None for d in dims):
         return [x, np.ones(dims, dtype=kind)]
@@ -143,7 +137,7 @@ def _shape(ctx: Ctx, n: Node):
     s = ctx.mb.shape(x=x)
     if start == 0 and end == rank:
         return s
-    return ctx.mb.slice_by_index(x=s, begin=[start], end=[end], **_name(ctx, n))
+    return ctx.mb.slice_by_index(x=s, begin=[start], end=[end], **out_name(ctx, n))
 
 
 def _size(ctx: Ctx, n: Node):
@@ -151,7 +145,7 @@ def _size(ctx: Ctx, n: Node):
     if all(d is not None for d in dims):
         return np.array(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
     s = ctx.mb.shape(x=ctx.var(n.inputs[0]))
-    return ctx.mb.reduce_prod(x=s, axes=[0], keep_dims=False, **_name(ctx, n))
+    return ctx.mb.reduce_prod(x=s, axes=[0], keep_dims=False, **out_name(ctx, n))
 
 
 def _dim(ctx: Ctx, x, i: int):
@@ -175,14 +169,14 @@ def _reshape(ctx: Ctx, n: Node):
     x = ctx.var(n.inputs[0])
     out = ctx.shapes.get(n.outputs[0])
     if out is not None and all(isinstance(d, int) for d in out):
-        return ctx.mb.reshape(x=x, shape=np.array(out, dtype=np.int32), **_name(ctx, n))
+        return ctx.mb.reshape(x=x, shape=np.array(out, dtype=np.int32), **out_name(ctx, n))
     shape = ctx.const(n.inputs[1])
     if shape is None:  # data-dependent shape: MIL reshape copies a 0 dim like ONNX allowzero=0
-        return ctx.mb.reshape(x=x, shape=ctx.var(n.inputs[1], "int32"), **_name(ctx, n))
+        return ctx.mb.reshape(x=x, shape=ctx.var(n.inputs[1], "int32"), **out_name(ctx, n))
     parts = [int(s) for s in shape]
     if not n.attr("allowzero", 0):
         parts = [_dim(ctx, x, i) if s == 0 else s for i, s in enumerate(parts)]
-    return ctx.mb.reshape(x=x, shape=_vector(ctx, parts), **_name(ctx, n))
+    return ctx.mb.reshape(x=x, shape=_vector(ctx, parts), **out_name(ctx, n))
 
 
 def _flatten(ctx: Ctx, n: Node):
@@ -197,14 +191,14 @@ def _flatten(ctx: Ctx, n: Node):
     elif all(d is not None for d in tail):
         shape = [-1, int(np.prod(tail, dtype=np.int64))]
     else:
-        return ctx.mb.flatten2d(x=x, axis=axis, **_name(ctx, n))
-    return ctx.mb.reshape(x=x, shape=np.array(shape, dtype=np.int32), **_name(ctx, n))
+        return ctx.mb.flatten2d(x=x, axis=axis, **out_name(ctx, n))
+    return ctx.mb.reshape(x=x, shape=np.array(shape, dtype=np.int32), **out_name(ctx, n))
 
 
 def _transpose(ctx: Ctx, n: Node):
     x = ctx.var(n.inputs[0])
     perm = n.attr("perm") or list(reversed(range(len(x.shape))))
-    return ctx.mb.transpose(x=x, perm=[int(p) for p in perm], **_name(ctx, n))
+    return ctx.mb.transpose(x=x, perm=[int(p) for p in perm], **out_name(ctx, n))
 
 
 def _axes(ctx: Ctx, n: Node, input_from_opset: int, slot: int = 1):
@@ -223,7 +217,7 @@ def _squeeze(ctx: Ctx, n: Node):
     if axes is None:
         axes = [i for i, d in enumerate(dims) if d == 1]
     axes = sorted(a + len(dims) if a < 0 else a for a in axes)
-    return ctx.mb.squeeze(x=x, axes=axes, **_name(ctx, n))
+    return ctx.mb.squeeze(x=x, axes=axes, **out_name(ctx, n))
 
 
 def _unsqueeze(ctx: Ctx, n: Node):
@@ -231,15 +225,15 @@ def _unsqueeze(ctx: Ctx, n: Node):
     axes = _axes(ctx, n, 13)
     out_rank = len(x.shape) + len(axes)
     axes = sorted(a + out_rank if a < 0 else a for a in axes)
-    return ctx.mb.expand_dims(x=x, axes=axes, **_name(ctx, n))
+    return ctx.mb.expand_dims(x=x, axes=axes, **out_name(ctx, n))
 
 
 def _concat(ctx: Ctx, n: Node):
     dt = ctx.mil_dtype(n.outputs[0])
     values = [ctx.var(x, dt) for x in n.inputs if x]
     if len(values) == 1:
-        return ctx.mb.identity(x=values[0], **_name(ctx, n))
-    return ctx.mb.concat(values=values, axis=int(n.attr("axis")), **_name(ctx, n))
+        return ctx.mb.identity(x=values[0], **out_name(ctx, n))
+    return ctx.mb.concat(values=values, axis=int(n.attr("axis")), **out_name(ctx, n))
 
 
 def _split(ctx: Ctx, n: Node):
@@ -284,7 +278,7 @@ def _slice(ctx: Ctx, n: Node):
         end[ax], emask[ax] = _bound(ctx, ends, k, dims[ax], steps[k], is_end=True)
     return ctx.mb.slice_by_index(
         x=x, begin=_vector(ctx, begin), end=_vector(ctx, end), stride=np.array(stride, dtype=np.int32),
-        begin_mask=bmask, end_mask=emask, **_name(ctx, n),
+        begin_mask=bmask, end_mask=emask, **out_name(ctx, n),
     )
 
 
@@ -334,21 +328,21 @@ def _expand(ctx: Ctx, n: Node):
         full = (1,) * (len(out) - len(xs)) + xs
         reps = [o // d for o, d in zip(out, full)]
         if all(r == 1 for r in reps):
-            return ctx.mb.identity(x=x_full, **_name(ctx, n))
-        return ctx.mb.tile(x=x_full, reps=reps, **_name(ctx, n))
+            return ctx.mb.identity(x=x_full, **out_name(ctx, n))
+        return ctx.mb.tile(x=x_full, reps=reps, **out_name(ctx, n))
     # data-dependent target shape: broadcast against a zero tensor of that shape
     dt = ctx.mil_dtype(n.inputs[0])
     fill_dt = "int32" if dt == "bool" else dt
-    zeros = ctx.mb.fill(shape=ctx.var(n.inputs[1], "int32"), value=np.array(0, dtype=_np(fill_dt)).item())
+    zeros = ctx.mb.fill(shape=ctx.var(n.inputs[1], "int32"), value=np.array(0, dtype=np_dtype(fill_dt)).item())
     if fill_dt != "fp32":
         zeros = ctx.mb.cast(x=zeros, dtype=fill_dt)
     xin = ctx.mb.cast(x=x, dtype="int32") if dt == "bool" else x
-    y = ctx.mb.add(x=xin, y=zeros, **({} if dt == "bool" else _name(ctx, n)))
-    return ctx.mb.cast(x=y, dtype="bool", **_name(ctx, n)) if dt == "bool" else y
+    y = ctx.mb.add(x=xin, y=zeros, **({} if dt == "bool" else out_name(ctx, n)))
+    return ctx.mb.cast(x=y, dtype="bool", **out_name(ctx, n)) if dt == "bool" else y
 
 
 def _tile(ctx: Ctx, n: Node):
-    return ctx.mb.tile(x=ctx.var(n.inputs[0]), reps=ctx.var(n.inputs[1], "int32"), **_name(ctx, n))
+    return ctx.mb.tile(x=ctx.var(n.inputs[0]), reps=ctx.var(n.inputs[1], "int32"), **out_name(ctx, n))
 
 
 def _constant_of_shape(ctx: Ctx, n: Node):
@@ -356,17 +350,17 @@ def _constant_of_shape(ctx: Ctx, n: Node):
     value = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
     dt = ctx.mil_dtype(n.outputs[0])
     fill_dt = "int32" if dt == "bool" else dt
-    y = ctx.mb.fill(shape=ctx.var(n.inputs[0], "int32"), value=_np(fill_dt)(value[0]).item(), **(
-        _name(ctx, n) if fill_dt == "fp32" else {}))
+    y = ctx.mb.fill(shape=ctx.var(n.inputs[0], "int32"), value=np_dtype(fill_dt)(value[0]).item(), **(
+        out_name(ctx, n) if fill_dt == "fp32" else {}))
     if fill_dt != "fp32":
-        y = ctx.mb.cast(x=y, dtype=fill_dt, **({} if dt == "bool" else _name(ctx, n)))
-    return ctx.mb.cast(x=y, dtype="bool", **_name(ctx, n)) if dt == "bool" else y
+        y = ctx.mb.cast(x=y, dtype=fill_dt, **({} if dt == "bool" else out_name(ctx, n)))
+    return ctx.mb.cast(x=y, dtype="bool", **out_name(ctx, n)) if dt == "bool" else y
 
 
 def _range(ctx: Ctx, n: Node):
     dt = ctx.mil_dtype(n.outputs[0])
     args = [ctx.var(x, dt) for x in n.inputs[:3]]
-    return ctx.mb.range_1d(start=args[0], end=args[1], step=args[2], **_name(ctx, n))
+    return ctx.mb.range_1d(start=args[0], end=args[1], step=args[2], **out_name(ctx, n))
 
 
 def _pad(ctx: Ctx, n: Node):
@@ -388,12 +382,12 @@ def _pad(ctx: Ctx, n: Node):
         full[a] = (pads[i], pads[i + k])
     first = next((i for i, p in enumerate(full) if p != (0, 0)), rank)
     if first == rank:
-        return ctx.mb.identity(x=x, **_name(ctx, n))
+        return ctx.mb.identity(x=x, **out_name(ctx, n))
     mil_pad = [v for p in full[first:] for v in p]
     mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}[n.attr("mode", "constant")]
-    value = _np(ctx.mil_dtype(n.inputs[0]))(value)  # MIL wants constant_val in x's dtype
+    value = np_dtype(ctx.mil_dtype(n.inputs[0]))(value)  # MIL wants constant_val in x's dtype
     return ctx.mb.pad(
-        x=x, pad=np.array(mil_pad, dtype=np.int32), mode=mode, constant_val=value, **_name(ctx, n)
+        x=x, pad=np.array(mil_pad, dtype=np.int32), mode=mode, constant_val=value, **out_name(ctx, n)
     )
 
 
@@ -419,27 +413,24 @@ def _bool_safe(lower):
 
     def wrapped(ctx: Ctx, n: Node):
         if ctx.mil_dtype(n.inputs[0]) != "bool":
-            return lower(ctx, n, ctx.var(n.inputs[0]), _name(ctx, n))
+            return lower(ctx, n, ctx.var(n.inputs[0]), out_name(ctx, n))
         y = lower(ctx, n, ctx.var(n.inputs[0], "int32"), {})
-        return ctx.mb.cast(x=y, dtype="bool", **_name(ctx, n))
+        return ctx.mb.cast(x=y, dtype="bool", **out_name(ctx, n))
 
     return wrapped
 
 
-@_bool_safe
-def _gather(ctx: Ctx, n: Node, x, name: dict):
-    axis = int(n.attr("axis", 0))
-    axis = axis + len(x.shape) if axis < 0 else axis
-    idx = _positive_indices(ctx, x, n.inputs[1], axis)
-    return ctx.mb.gather(x=x, indices=idx, axis=axis, **name)
+def _gather_on_axis(op: str):
+    """Gather / GatherElements: ``axis`` normalized, negative indices wrapped, then MIL ``op``."""
 
+    @_bool_safe
+    def lower(ctx: Ctx, n: Node, x, name: dict):
+        axis = int(n.attr("axis", 0))
+        axis = axis + len(x.shape) if axis < 0 else axis
+        idx = _positive_indices(ctx, x, n.inputs[1], axis)
+        return getattr(ctx.mb, op)(x=x, indices=idx, axis=axis, **name)
 
-@_bool_safe
-def _gather_elements(ctx: Ctx, n: Node, x, name: dict):
-    axis = int(n.attr("axis", 0))
-    axis = axis + len(x.shape) if axis < 0 else axis
-    idx = _positive_indices(ctx, x, n.inputs[1], axis)
-    return ctx.mb.gather_along_axis(x=x, indices=idx, axis=axis, **name)
+    return lower
 
 
 @_bool_safe
@@ -458,9 +449,9 @@ def _reduce(op: str, axes_input_from: int):
         keep = bool(n.attr("keepdims", 1))
         if not axes:
             if n.attr("noop_with_empty_axes", 0):
-                return ctx.mb.identity(x=x, **_name(ctx, n))
+                return ctx.mb.identity(x=x, **out_name(ctx, n))
             axes = None
-        return getattr(ctx.mb, op)(x=x, axes=axes, keep_dims=keep, **_name(ctx, n))
+        return getattr(ctx.mb, op)(x=x, axes=axes, keep_dims=keep, **out_name(ctx, n))
 
     return lower
 
@@ -469,7 +460,7 @@ def _arg(op: str):
     def lower(ctx: Ctx, n: Node):
         x = ctx.var(n.inputs[0])
         return getattr(ctx.mb, op)(
-            x=x, axis=int(n.attr("axis", 0)), keep_dims=bool(n.attr("keepdims", 1)), **_name(ctx, n)
+            x=x, axis=int(n.attr("axis", 0)), keep_dims=bool(n.attr("keepdims", 1)), **out_name(ctx, n)
         )
 
     return lower
@@ -478,7 +469,7 @@ def _arg(op: str):
 def _cumsum(ctx: Ctx, n: Node):
     return ctx.mb.cumsum(
         x=ctx.var(n.inputs[0]), axis=int(ctx.const(n.inputs[1]).reshape(-1)[0]),
-        exclusive=bool(n.attr("exclusive", 0)), reverse=bool(n.attr("reverse", 0)), **_name(ctx, n),
+        exclusive=bool(n.attr("exclusive", 0)), reverse=bool(n.attr("reverse", 0)), **out_name(ctx, n),
     )
 
 
@@ -539,8 +530,8 @@ LOWERINGS = {
     "Range": _range,
     "Pad": _pad,
     # indexing
-    "Gather": _gather,
-    "GatherElements": _gather_elements,
+    "Gather": _gather_on_axis("gather"),
+    "GatherElements": _gather_on_axis("gather_along_axis"),
     "GatherND": _gather_nd,
     # reductions
     "ReduceSum": _reduce("reduce_sum", 13),

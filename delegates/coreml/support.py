@@ -3,8 +3,8 @@
 Each :class:`~unified.delegate.OpSupport` entry names an ONNX op (default
 domain), the opsets it is handled at, the element types of its first input,
 and constraint checks; a check returns None (fine) or the reason the node is
-declined. Every op here has a lowering in :mod:`.lower_nn` or
-:mod:`.lower_tensor` (a test holds the two tables equal).
+declined. Every op here has a lowering in :mod:`.ops_nn` or
+:mod:`.ops_tensor` (a test holds the two tables equal).
 
 Before the table, :func:`common_reason` applies what holds for every node:
 Core ML tensors are fp32, fp16, int32 or bool inside an ML Program (int64 is
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from onnx import TensorProto as T
 
-from unified.delegate import OpSupport
+from unified.delegate import OpSupport, attr_in
 from unified.graph import NodeView
+from unified.onnx import dtype_name, resolve_pads, window
 
 __all__ = ["OP_SUPPORT", "common_reason", "MAX_RANK", "pool_output_size"]
 
@@ -27,12 +28,6 @@ FLOAT = frozenset({T.FLOAT, T.FLOAT16})
 NUMERIC = FLOAT | {T.INT32, T.INT64}
 ANY = NUMERIC | {T.BOOL}
 _ALLOWED = ANY
-
-
-def _type_name(t: int) -> str:
-    import onnx
-
-    return onnx.helper.tensor_dtype_to_string(t).removeprefix("TensorProto.").lower() if t else "unknown"
 
 
 def common_reason(node: NodeView) -> str | None:
@@ -45,7 +40,7 @@ def common_reason(node: NodeView) -> str | None:
             continue
         if t.elem_type not in _ALLOWED:
             return (
-                f"value '{t.name}' has type {_type_name(t.elem_type)}; Core ML ML Programs hold "
+                f"value '{t.name}' has type {dtype_name(t.elem_type)}; Core ML ML Programs hold "
                 "float32, float16, int32 (int64 narrowed to int32) and bool"
             )
         if t.shape is None:
@@ -93,26 +88,6 @@ def known_at_compile(*slots: int, what: str):
                     f"{v.op_type} {what} (input {i} '{t.name}') comes from tensor data; Core ML needs it at "
                     "compile time (a constant, or computed from tensor shapes only)"
                 )
-        return None
-
-    return check
-
-
-def attr_in(name: str, allowed, default):
-    def check(v: NodeView) -> str | None:
-        value = v.attr(name, default)
-        if value not in allowed:
-            return f"{v.op_type} {name}={value!r} not supported by Core ML (supported: {sorted(allowed)})"
-        return None
-
-    return check
-
-
-def attr_is(name: str, allowed_value, default):
-    def check(v: NodeView) -> str | None:
-        value = v.attr(name, default)
-        if value != allowed_value:
-            return f"{v.op_type} {name}={value!r} not supported by Core ML (only {allowed_value!r})"
         return None
 
     return check
@@ -173,27 +148,26 @@ def pool_output_size(size: int, kernel: int, stride: int, begin: int, end: int, 
 
 
 def _ceil_mode(v: NodeView) -> str | None:
-    # Lowered as floor pooling with extra end padding (lower_nn._ceil_as_padding), which needs the
+    # Lowered as floor pooling with extra end padding (ops_nn._ceil_as_padding), which needs the
     # spatial dims at compile time and cannot keep count_include_pad=1 averages exact.
     if not v.attr("ceil_mode", 0):
         return None
     if v.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         return f"{v.op_type} ceil_mode=1 with auto_pad={v.attr('auto_pad')} not supported by Core ML"
-    kernel = [int(k) for k in v.attr("kernel_shape") or []]
-    k = len(kernel)
-    strides = [int(s) for s in (v.attr("strides") or [1] * k)]
-    pads = [int(p) for p in (v.attr("pads") or [0] * (2 * k))]
+    win = window(v.attributes, v.attr("kernel_shape") or [])
+    kernel, strides, k = win.kernel, win.strides, len(win.kernel)
+    begins, ends = resolve_pads(v.attributes, (), win)  # auto_pad is NOTSET or VALID here
     spatial = (v.inputs[0].shape or ())[2:]
     declared = (v.outputs[0].shape or ())[2:]
     static = len(spatial) == k and all(isinstance(d, int) for d in spatial)
     if static and len(declared) == k:
-        sizes = [pool_output_size(spatial[i], kernel[i], strides[i], pads[i], pads[i + k], True) for i in range(k)]
+        sizes = [pool_output_size(spatial[i], kernel[i], strides[i], begins[i], ends[i], True) for i in range(k)]
         if any(isinstance(d, int) and d != s for d, s in zip(declared, sizes)):
             return (
                 f"{v.op_type} ceil_mode=1: the declared output dims {list(declared)} differ from the operator's "
                 f"{sizes} (a last window starting past the input is dropped)"
             )
-    elif not static and any(kernel[i] < strides[i] + pads[i + k] for i in range(k)):
+    elif not static and any(kernel[i] < strides[i] + ends[i] for i in range(k)):
         return (
             f"{v.op_type} ceil_mode=1 with kernel < stride + end pad needs static spatial dims on Core ML "
             "(ONNX shape inference and the operator may disagree on the last window)"
@@ -202,8 +176,8 @@ def _ceil_mode(v: NodeView) -> str | None:
         if not static:
             return "AveragePool ceil_mode=1 with count_include_pad=1 needs static spatial dims on Core ML"
         for i in range(k):
-            span = spatial[i] + pads[i] + pads[i + k] - kernel[i]
-            if span % strides[i] and (span // strides[i] + 1) * strides[i] < spatial[i] + pads[i]:
+            span = spatial[i] + begins[i] + ends[i] - kernel[i]
+            if span % strides[i] and (span // strides[i] + 1) * strides[i] < spatial[i] + begins[i]:
                 return (
                     "AveragePool ceil_mode=1 with count_include_pad=1 adds a partial window; Core ML would "
                     "count its padding in the average"
@@ -213,8 +187,6 @@ def _ceil_mode(v: NodeView) -> str | None:
 
 def _pad_modes(v: NodeView) -> str | None:
     mode = v.attr("mode", "constant")
-    if mode not in ("constant", "reflect", "edge"):
-        return f"Pad mode={mode!r} not supported by Core ML (supported: constant, reflect, edge)"
     pads = v.attr("pads") if v.opset < 11 else (v.inputs[1].const if len(v.inputs) > 1 else None)
     if pads is None:
         return "Pad pads must be a constant initializer for Core ML"
@@ -311,12 +283,6 @@ def _gather_nd(v: NodeView) -> str | None:
 
 _split = known_at_compile(1, what="split sizes")
 _axes_const = known_at_compile(1, what="axes")
-def _arg_last_index(v: NodeView) -> str | None:
-    if v.attr("select_last_index", 0):
-        return f"{v.op_type} select_last_index=1 not supported by Core ML"
-    return None
-
-
 def _bool_inputs(v: NodeView) -> str | None:
     if any(t.name and t.elem_type != T.BOOL for t in v.inputs):
         return f"{v.op_type} needs bool inputs"
@@ -326,7 +292,7 @@ def _bool_inputs(v: NodeView) -> str | None:
 def _cast_to(v: NodeView) -> str | None:
     to = v.attr("to")
     if to not in ANY:
-        return f"Cast to {_type_name(to)} not supported by Core ML (supported: float, float16, int32, int64, bool)"
+        return f"Cast to {dtype_name(to)} not supported by Core ML (supported: float, float16, int32, int64, bool)"
     return None
 
 
@@ -350,13 +316,14 @@ def _e(op: str, dtypes=FLOAT, *constraints, since: int = 1, until: int | None = 
     return OpSupport(op, since=since, until=until, dtypes=frozenset(dtypes), constraints=tuple(constraints))
 
 
-_AUTO_PAD = attr_in("auto_pad", {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}, "NOTSET")
+_AUTO_PAD = attr_in("auto_pad", ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"), "NOTSET")
+_LAST_INDEX = attr_in("select_last_index", (0,), 0)
 
 OP_SUPPORT: tuple[OpSupport, ...] = (
     # convolution and pooling (MIL conv / conv_transpose / max_pool / avg_pool)
     _e("Conv", FLOAT, rank_between(3, 5), _AUTO_PAD),
     _e("ConvTranspose", FLOAT, rank_between(3, 5), const_input(1, "weight"), const_input(2, "bias"),
-       attr_in("auto_pad", {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}, "NOTSET"), _conv_transpose),
+       _AUTO_PAD, _conv_transpose),
     _e("MaxPool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool, _pool_storage_order, _ceil_mode,
        no_output(1, "Indices")),
     _e("AveragePool", FLOAT, rank_between(3, 5), _AUTO_PAD, _no_dilated_pool, _ceil_mode),
@@ -364,7 +331,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("GlobalMaxPool", FLOAT, rank_between(3, 5)),
     # normalization
     _e("BatchNormalization", FLOAT, rank_between(3, 5), *(const_input(i, w) for i, w in (
-        (1, "scale"), (2, "bias"), (3, "mean"), (4, "var"))), attr_is("training_mode", 0, 0),
+        (1, "scale"), (2, "bias"), (3, "mean"), (4, "var"))), attr_in("training_mode", (0,), 0),
        no_output(1, "running_mean"), no_output(2, "running_var")),
     _e("InstanceNormalization", FLOAT, rank_between(3, 5), const_input(1, "scale"), const_input(2, "B")),
     _e("LayerNormalization", FLOAT, const_input(1, "scale"), const_input(2, "B"), _layer_norm_params,
@@ -378,7 +345,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
         "Relu", "Sigmoid", "Tanh", "Softplus", "Softsign", "LeakyRelu", "Elu", "Selu", "ThresholdedRelu",
         "HardSigmoid", "HardSwish", "PRelu", "Mish", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Floor",
         "Ceil", "Sin", "Cos", "Tan", "IsNaN")),
-    _e("Gelu", FLOAT, attr_in("approximate", {"none", "tanh"}, "none"), since=20),
+    _e("Gelu", FLOAT, attr_in("approximate", ("none", "tanh"), "none"), since=20),
     _e("Softmax", FLOAT, _softmax_legacy),
     _e("LogSoftmax", FLOAT, _softmax_legacy),
     # elementwise arithmetic and logic
@@ -408,7 +375,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     _e("Tile", ANY, known_at_compile(1, what="repeats")),
     _e("ConstantOfShape", {T.INT64}, known_at_compile(0, what="shape")),
     _e("Range", NUMERIC - {T.FLOAT16}, known_at_compile(0, 1, 2, what="start/limit/delta")),
-    _e("Pad", ANY - {T.BOOL}, _pad_modes),
+    _e("Pad", ANY - {T.BOOL}, attr_in("mode", ("constant", "reflect", "edge"), "constant"), _pad_modes),
     _e("Resize", FLOAT, _resize, since=11),
     # indexing
     _e("Gather", ANY),
@@ -418,7 +385,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     *(_e(op, NUMERIC, _axes_const) for op in ("ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd")),
     *(_e(op, FLOAT, _axes_const) for op in (
         "ReduceMean", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp")),
-    _e("ArgMax", NUMERIC, _arg_last_index),
-    _e("ArgMin", NUMERIC, _arg_last_index),
+    _e("ArgMax", NUMERIC, _LAST_INDEX),
+    _e("ArgMin", NUMERIC, _LAST_INDEX),
     _e("CumSum", NUMERIC, _cumsum_axis),
 )
