@@ -181,18 +181,21 @@ def _search(graph, feed, options, reg, names, gate, gate_text, deadline) -> tupl
     cands = [first] + [_Candidate(n, [n], _user_placement(options, [n])) for n in names]
     exhausted = _build_all(cands, graph, options, reg, deadline, always=first)
     if first.built is not None and not exhausted:
-        variants = _variants(first, graph, options, reg, names)
+        variants = _variants(first, graph, options, reg, names, deadline)
         exhausted = _build_all(variants, graph, options, reg, deadline, always=None, seen=cands)
         cands += [v for v in variants if v.duplicate_of is None]  # a duplicate variant says nothing new
     live = [c for c in cands if c.session is not None]
     for c in live:
+        if c is not first and time.perf_counter() > deadline:
+            c.session, exhausted = None, True  # reported as not measured
+            continue
         _warm(c, feed, options.tuning_warmup, ref_out, gate)
     live = [c for c in live if c.session is not None]
     exhausted = _measure(live, feed, options.tuning_repeats, deadline, always=first) or exhausted
     best = _best(cands)
     combo = _combined(first, cands, graph, options, reg) if best is not None and not exhausted else None
     if combo is not None:
-        exhausted = _try_combined(combo, best, graph, feed, options, reg, ref_out, gate, deadline) or exhausted
+        exhausted = _try_combined(combo, best, cands, graph, feed, options, reg, ref_out, gate, deadline) or exhausted
         cands.append(combo)
         best = _best([best, combo])
     winner = best or reference
@@ -283,14 +286,15 @@ def _assignment(plan: Plan) -> tuple:
     return tuple((n, p.delegate, p.backend) for p in plan.partitions for n in p.nodes)
 
 
-def _variants(default: _Candidate, graph, options, reg, names) -> list[_Candidate]:
-    """The default plan with one partition moved to another delegate that claims all its nodes."""
+def _variants(default: _Candidate, graph, options, reg, names, deadline: float) -> list[_Candidate]:
+    """The default plan with one partition moved to another delegate that claims all its nodes
+    (largest partitions first; planning them stops at the deadline)."""
     others = list(names) + ([options.fallback] if options.fallback and options.fallback not in names else [])
     pinned = set(options.placement)
     out = []
     for p in sorted(default.plan.partitions, key=lambda p: -len(p.nodes)):
         for d in others:
-            if d == p.delegate:
+            if d == p.delegate or time.perf_counter() > deadline:
                 continue
             moved = {n: d for n, op in zip(p.nodes, p.op_types) if n not in pinned and op not in pinned}
             if not moved:
@@ -326,17 +330,22 @@ def _combined(default: _Candidate, cands, graph, options, reg) -> _Candidate | N
     return _Candidate("combined", default.delegates, placement, note=f"default, {moves}")
 
 
-def _try_combined(combo, best, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
-    """Build ``combo`` and time it alternating with ``best`` (whose earlier times are replaced)."""
-    _build_all([combo], graph, options, reg, deadline, always=None)
+def _try_combined(combo, best, seen, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
+    """Build ``combo`` (unless its plan is one of ``seen``) and time it alternating with
+    ``best``, whose earlier times are replaced."""
+    _build_all([combo], graph, options, reg, deadline, always=None, seen=seen)
     if combo.session is None:
         return time.perf_counter() > deadline
     _warm(combo, feed, options.tuning_warmup, ref_out, gate)
     if combo.session is None:
         return False
-    best.times = []
-    best.note = (best.note + "; " if best.note else "") + "re-timed against 'combined'"
-    return _measure([best, combo], feed, options.tuning_repeats, deadline, always=None)
+    earlier, best.times = best.times, []
+    exhausted = _measure([best, combo], feed, options.tuning_repeats, deadline, always=None)
+    if best.times:
+        best.note = (best.note + "; " if best.note else "") + "re-timed against 'combined'"
+    else:
+        best.times = earlier  # the budget ran out first: its earlier times stand, 'combined' is untimed
+    return exhausted
 
 
 def _best(cands) -> _Candidate | None:

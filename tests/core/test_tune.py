@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -34,11 +35,25 @@ class FastWrong(ToyDelegate):
         return WrongExecutable(partition)
 
 
+class SleepyExecutable(ToyExecutable):
+    """Right and slow: 3 ms per run."""
+
+    def run(self, inputs):
+        time.sleep(0.003)
+        return super().run(inputs)
+
+
+class Sleepy(ToyDelegate):
+    """The toy, 3 ms slower per partition run."""
+
+    def compile(self, partition, options):
+        self.compiled.append(partition)
+        return SleepyExecutable(partition)
+
+
 def _options(tmp_path, *delegates: ToyDelegate, names=None, **kw) -> SessionOptions:
-    return SessionOptions(
-        plugins=[ToyPlugin(*delegates)], cache_dir=tmp_path / "cache", tuning_delegates=names,
-        tuning_repeats=3, tuning_warmup=1, **kw,
-    )
+    kw = {"tuning_repeats": 3, "tuning_warmup": 1, **kw}
+    return SessionOptions(plugins=[ToyPlugin(*delegates)], cache_dir=tmp_path / "cache", tuning_delegates=names, **kw)
 
 
 def _row(plan: Plan, name: str):
@@ -125,6 +140,32 @@ def test_mixed_candidates_move_one_partition_of_the_default_plan(tmp_path):
     chosen = [c for c in session.plan.tuning.candidates if c.chosen]
     assert len(chosen) == 1 and chosen[0].passed and chosen[0].runs >= 1
     np.testing.assert_allclose(session.run(None, {"x": x})[0], -(np.maximum(x, 0) @ w), rtol=1e-5, atol=1e-6)
+
+
+def test_combined_takes_the_best_move_of_each_partition(tmp_path):
+    # Relu -> Mul -> Neg. Default plan: slow(Relu) | mid(Mul) | slow(Neg); only fasta takes Relu
+    # besides slow, only fastb takes Neg: the moves p0->fasta and p2->fastb each save 3 ms
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="r"),
+        helper.make_node("Mul", ["a", "c"], ["m"], name="m"),
+        helper.make_node("Neg", ["m"], ["y"], name="n"),
+    ]
+    c = rand((4,), seed=1)
+    model = graph_model(nodes, {"x": (np.float32, [4])}, {"c": c})
+    toys = [Sleepy("slow", refuse=("Mul",)), ToyDelegate("mid", refuse=("Relu", "Neg")),
+            ToyDelegate("fasta", refuse=("Neg", "Mul")), ToyDelegate("fastb", refuse=("Relu", "Mul"))]
+    opts = _options(tmp_path, *toys, names=[t.name for t in toys], fallback=None, tuning_repeats=5)
+    session = InferenceSession(model, "auto", opts)
+    plan = session.plan
+    assert _row(plan, "default").summary == "slow 2, mid 1 (3 partitions)"
+    assert _row(plan, "slow").note.startswith("cannot plan: ")  # nobody else takes Mul without a fallback
+    assert _row(plan, "default, p0->fasta").passed and _row(plan, "default, p2->fastb").passed
+    combined = _row(plan, "combined")
+    assert combined.note == "default, p0->fasta, p2->fastb" or combined.note == "default, p2->fastb, p0->fasta"
+    assert combined.chosen and combined.passed and plan.tuning.chosen == "combined"
+    assert plan.assignment() == {"r": "fasta", "m": "mid", "n": "fastb"}
+    x = rand((4,), seed=5)
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], -(np.maximum(x, 0) * c), rtol=1e-6)
 
 
 def test_accuracy_gates():
