@@ -6,7 +6,9 @@ what crosses a partition boundary is in the measurement, not assumed):
 1. ``default``: the priority plan over the candidate delegates
    (``SessionOptions.tuning_delegates``, else every available executing
    delegate in default order), fallback last: what ``delegates=None`` runs.
-2. Each candidate delegate alone, with the fallback (``delegates=[name]``).
+2. Each candidate delegate alone, with the fallback (``delegates=[name]``);
+   the fallback delegate alone first, as it compiles fast and every other
+   plan leans on it.
 3. Per-partition variants: for each partition of the default plan (largest
    first) and each other candidate delegate that claims all its nodes, the
    default plan with that partition placed on that delegate
@@ -20,8 +22,9 @@ search over every segmentation of the graph: a delegate that would win only
 on a cut the default planner never makes is not found. Candidates whose plans
 assign every node as an earlier candidate's did are listed, not measured.
 
-Measuring: every candidate runs ``tuning_warmup`` untimed runs, then
-``tuning_repeats`` timed runs in rounds that alternate between candidates,
+Measuring: every candidate runs ``tuning_warmup`` untimed runs as soon as
+it is compiled, then ``tuning_repeats`` timed runs in rounds that alternate
+between candidates,
 on ``SessionOptions.tuning_inputs`` (inputs not given: seeded uniform random
 values, symbolic dims from ``free_dimensions``, else 1). The accuracy gate
 compares each candidate's first outputs with ONNX Runtime's fp32 outputs (the
@@ -29,10 +32,13 @@ compares each candidate's first outputs with ONNX Runtime's fp32 outputs (the
 A candidate that fails the gate is reported and never chosen; when nothing
 passes, the reference plan runs.
 
-Budget: ``tuning_seconds`` covers compiling and measuring. The reference and
-the first candidate (``default``) are always built and timed at least once,
-so there is always a choice; when the budget runs out the best candidate
-measured so far wins and ``Plan.tuning.budget_exhausted`` says so.
+Budget: ``tuning_seconds`` covers compiling and measuring. No new candidate
+is compiled after the deadline, but a compile under way is not cut short, so
+tuning can overrun by one compile. The reference and the first candidate
+(``default``) are always built, and every candidate that was built is timed at
+least once, so there is always a choice; when the budget runs out the best
+candidate measured so far wins and ``Plan.tuning.budget_exhausted`` says so.
+All candidates stay compiled (in memory) until the choice is made.
 
 Cache: the decision (the chosen delegates and placement, and the candidate
 table) is stored as a small JSON entry in the compile cache
@@ -178,20 +184,17 @@ def _search(graph, feed, options, reg, names, gate, gate_text, deadline) -> tupl
     reference.note = "accuracy reference (ONNX Runtime, no graph optimizations); runs only if nothing passes"
     default_spec = None if options.tuning_delegates is None else list(names)
     first = _Candidate("default", default_spec, _user_placement(options, names))
-    cands = [first] + [_Candidate(n, [n], _user_placement(options, [n])) for n in names]
-    exhausted = _build_all(cands, graph, options, reg, deadline, always=first)
+    # the fallback alone second: every other plan leans on it, and it compiles fast
+    order = sorted(names, key=lambda n: n != options.fallback)
+    cands = [first] + [_Candidate(n, [n], _user_placement(options, [n])) for n in order]
+    warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
+    exhausted = _build_all(cands, graph, options, reg, deadline, warm, always=first)
     if first.built is not None and not exhausted:
         variants = _variants(first, graph, options, reg, names, deadline)
-        exhausted = _build_all(variants, graph, options, reg, deadline, always=None, seen=cands)
+        exhausted = _build_all(variants, graph, options, reg, deadline, warm, seen=cands)
         cands += [v for v in variants if v.duplicate_of is None]  # a duplicate variant says nothing new
     live = [c for c in cands if c.session is not None]
-    for c in live:
-        if c is not first and time.perf_counter() > deadline:
-            c.session, exhausted = None, True  # reported as not measured
-            continue
-        _warm(c, feed, options.tuning_warmup, ref_out, gate)
-    live = [c for c in live if c.session is not None]
-    exhausted = _measure(live, feed, options.tuning_repeats, deadline, always=first) or exhausted
+    exhausted = _measure(live, feed, options.tuning_repeats, deadline) or exhausted
     best = _best(cands)
     combo = _combined(first, cands, graph, options, reg) if best is not None and not exhausted else None
     if combo is not None:
@@ -259,11 +262,13 @@ def _build(c: _Candidate, graph, options, reg, planned=None) -> None:
     c.session = InferenceSession._from_parts(graph, c.built.plan, c.built.partitions, replace(opts, plugins=()))
 
 
-def _build_all(cands, graph, options, reg, deadline, always, seen=()) -> bool:
-    """Build each candidate in order until the deadline (``always`` regardless).
+def _build_all(cands, graph, options, reg, deadline, warm, always=None, seen=()) -> bool:
+    """Build and ``warm`` (warm-up runs and the gate) each candidate in order
+    until the deadline (``always`` regardless; a compile under way is not cut).
 
-    A candidate whose plan assigns every node as an earlier one's did is not
-    built; its note names the earlier one. Returns True if the budget ran out.
+    A candidate whose plan assigns every node as an earlier one's (or one of
+    ``seen``) did is not built; its note names the earlier one. Returns True
+    if the budget ran out.
     """
     known = {_assignment(c.plan): c.name for c in seen if c.plan is not None}
     for c in cands:
@@ -277,6 +282,8 @@ def _build_all(cands, graph, options, reg, deadline, always, seen=()) -> bool:
             c.plan, c.duplicate_of, c.note = planned.plan, same, f"same plan as '{same}'"
             continue
         _build(c, graph, options, reg, planned)
+        if c.session is not None:
+            warm(c)
         if c.plan is not None:
             known.setdefault(_assignment(c.plan), c.name)
     return False
@@ -333,14 +340,13 @@ def _combined(default: _Candidate, cands, graph, options, reg) -> _Candidate | N
 def _try_combined(combo, best, seen, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
     """Build ``combo`` (unless its plan is one of ``seen``) and time it alternating with
     ``best``, whose earlier times are replaced."""
-    _build_all([combo], graph, options, reg, deadline, always=None, seen=seen)
-    if combo.session is None:
-        return time.perf_counter() > deadline
-    _warm(combo, feed, options.tuning_warmup, ref_out, gate)
+    warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
+    if _build_all([combo], graph, options, reg, deadline, warm, seen=seen):
+        return True
     if combo.session is None:
         return False
     earlier, best.times = best.times, []
-    exhausted = _measure([best, combo], feed, options.tuning_repeats, deadline, always=None)
+    exhausted = _measure([best, combo], feed, options.tuning_repeats, deadline)
     if best.times:
         best.note = (best.note + "; " if best.note else "") + "re-timed against 'combined'"
     else:
@@ -382,19 +388,20 @@ def _warm(c: _Candidate, feed, warmup: int, reference, gate) -> dict | None:
     return outputs
 
 
-def _measure(cands: Sequence[_Candidate], feed, repeats: int, deadline: float, always) -> bool:
+def _measure(cands: Sequence[_Candidate], feed, repeats: int, deadline: float) -> bool:
     """Timed runs in rounds alternating between ``cands``, until ``repeats`` or the deadline.
 
-    ``always`` (when given) gets one timed run whatever the deadline. Run
+    Every candidate gets one timed run whatever the deadline (it is compiled
+    and warm: one run is cheap next to that, and it can then be chosen). Run
     times (seconds) are appended to each candidate's ``times``. Returns True
     if the deadline cut the rounds short.
     """
     for _ in range(max(1, repeats)):
+        if time.perf_counter() > deadline and all(c.times or c.session is None for c in cands):
+            return True
         for c in cands:
-            if c.session is None:
+            if c.session is None or (c.times and time.perf_counter() > deadline):
                 continue
-            if time.perf_counter() > deadline and not (c is always and not c.times):
-                return True
             t0 = time.perf_counter()
             try:
                 c.session.run(None, feed)
