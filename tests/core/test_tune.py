@@ -13,7 +13,8 @@ import unified.plugins
 import unified.tune
 from unified import InferenceSession, Plan, SessionOptions, TuningError
 from unified.cli import main
-from unified.tune import accuracy_gate, tune
+from unified.accuracy import accuracy_gate
+from unified.tune import tune
 
 from ..onnx_models import graph_model, rand, relu_neg
 from .toy_delegate import ToyDelegate, ToyExecutable, ToyPlugin
