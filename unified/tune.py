@@ -67,7 +67,7 @@ import onnx
 
 from unified.accuracy import accuracy_gate
 from unified.cache import CompileCache, default_cache_dir
-from unified.errors import DelegateUnavailableError, InputError, TuningError, UnifiedError, UnsupportedError
+from unified.errors import CacheError, DelegateUnavailableError, InputError, TuningError, UnifiedError, UnsupportedError
 from unified.graph import Graph, ModelLike, random_feed
 from unified.pipeline import CompiledModel, compile_model, plan_model
 from unified.plan import CandidateResult, Plan, Tuning
@@ -163,7 +163,10 @@ def tune(
     if cache is not None:
         choice = {"name": winner.name, "delegates": winner.delegates, "placement": winner.placement}
         payload = {"schema": TUNING_SCHEMA_VERSION, "choice": choice, "tuning": _asdict(tuning)}
-        cache.put(key, json.dumps(payload, default=str).encode(), {"kind": "tuning"})
+        try:
+            cache.put(key, json.dumps(payload, default=str).encode(), {"kind": "tuning"})
+        except CacheError as exc:  # the decision stands; only its reuse is lost
+            log.warning("tuning decision not cached: %s", exc)
     built = winner.built
     return replace(built, plan=replace(built.plan, tuning=tuning))
 
@@ -366,6 +369,8 @@ def _warm(c: _Candidate, feed, warmup: int, reference, gate) -> dict | None:
         for _ in range(max(0, warmup - 1)):
             c.session.run(None, feed)
     except UnifiedError as exc:
+        if reference is None and isinstance(exc, InputError):
+            raise  # a tuning input of the wrong dtype or shape: the message names it
         if reference is None:
             raise TuningError(f"the accuracy reference (onnxruntime alone) failed to run the model: {exc}") from None
         c.note, c.session = f"run failed: {_first_line(exc)}", None

@@ -191,6 +191,9 @@ def test_unknown_tuning_input_is_an_input_error(tmp_path):
     opts = _options(tmp_path, ToyDelegate("toy"), names=["toy"], tuning_inputs={"nope": np.zeros(2)})
     with pytest.raises(unified.InputError, match=r"tuning_inputs names unknown input\(s\) \['nope'\]"):
         InferenceSession(relu_neg((2,)), "auto", opts)
+    opts = _options(tmp_path, ToyDelegate("toy"), names=["toy"], tuning_inputs={"x": np.zeros(2, np.float64)})
+    with pytest.raises(unified.InputError, match="input 'x' has dtype float64, expected float32"):
+        InferenceSession(relu_neg((2,)), "auto", opts)
 
 
 def test_the_plan_with_its_table_round_trips_through_json(tmp_path):
