@@ -16,6 +16,7 @@ from unified.errors import (
     InputError,
     ModelError,
     PluginError,
+    TuningError,
     UnifiedError,
     UnsupportedError,
 )

@@ -7,8 +7,13 @@ Commands::
     unified run MODEL [--input NAME=FILE.npy ...] [--delegates a,b]
                       [--output-dir DIR] [--profile] [--repeat N]
     unified compile MODEL --delegates a,b -o DIR [--force]   ahead-of-time bundle
+    unified tune MODEL [--input NAME=FILE.npy ...] [--delegates a,b] [--force]
+                       [--json OUT] [--seconds S] [--repeats N] [--cosine C | --max-abs K]
 
-``plan``, ``run`` and ``compile`` take ``--free-dim NAME=VALUE`` (fix a
+``tune`` measures candidate plans (``delegates="auto"``, ``unified.tune``),
+prints the candidate table and the chosen plan; ``--delegates`` there names
+the delegates candidates are built from. ``plan``, ``run``, ``compile`` and
+``tune`` take ``--free-dim NAME=VALUE`` (fix a
 symbolic input dim) and ``-v`` (debug lines, and the frameworks' own
 logging, which is otherwise silenced; ``UNIFIED_LOG_LEVEL`` does the same).
 
@@ -287,8 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_args(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="bundle directory to write")
     p.add_argument("--force", action="store_true", help="replace an existing bundle in DIR")
+    p = sub.add_parser("tune", help="measure candidate plans here and cache the fastest accurate one")
+    _add_session_args(p)
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="sample input (others are random)")
+    p.add_argument("--force", action="store_true", help="measure again even if a decision is cached")
+    p.add_argument("--json", metavar="OUT", help="write the plan with its candidate table as JSON to OUT")
+    p.add_argument("--seconds", type=float, default=60.0, help="tuning budget, seconds (compiling and measuring)")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per candidate")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs per candidate first")
+    gate = p.add_mutually_exclusive_group()
+    gate.add_argument("--max-abs", type=float, metavar="K", help="gate: max abs error <= K x max(1, max|ref|) (1e-3)")
+    gate.add_argument("--cosine", type=float, metavar="C", help="gate: cosine similarity to ORT >= C per output")
     for name, command in registry().commands.items():
-        if name in ("devices", "plan", "run", "compile"):
+        if name in ("devices", "plan", "run", "compile", "tune"):
             continue
         command.add_arguments(sub.add_parser(name, help=command.help))
     return parser
@@ -312,14 +328,44 @@ def _cmd_compile(args) -> int:
     return 0
 
 
-_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile}
+def _cmd_tune(args) -> int:
+    """``unified tune MODEL``: measure candidate plans, print the table, cache (and optionally write) the choice."""
+    from unified.tune import tune
+
+    options = _session_options(args)
+    specs = parse_delegates(args.delegates)
+    if specs and any(not isinstance(d, str) for d in specs):
+        raise InputError("tune --delegates takes delegate names only (each candidate uses its default backend)")
+    options.tuning_delegates = specs
+    options.tuning_inputs = _load_inputs(args.input)
+    options.tuning_seconds, options.tuning_repeats, options.tuning_warmup = args.seconds, args.repeats, args.warmup
+    if args.max_abs is not None:
+        options.tuning_tolerance = {"max_abs": args.max_abs}
+    elif args.cosine is not None:
+        options.tuning_tolerance = {"cosine": args.cosine}
+    log.info("tuning %s (budget %g s)", args.model, args.seconds)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        built = tune(args.model, options, force=args.force)
+    _warnings_to_log(caught)
+    print(built.plan.tuning.table())
+    print()
+    print(built.plan)
+    if args.json:
+        Path(args.json).write_text(built.plan.to_json())
+        print(f"wrote {args.json}")
+    return 0
+
+
+_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile, "tune": _cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unified`` script. Returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_cli_logging(getattr(args, "verbose", 0) or 0, quiet=bool(getattr(args, "json", False) or getattr(args, "dot", False)))
+    quiet = args.command != "tune" and bool(getattr(args, "json", False) or getattr(args, "dot", False))
+    configure_cli_logging(getattr(args, "verbose", 0) or 0, quiet=quiet)
     handler = _BUILTIN.get(args.command) or registry().commands[args.command].run
     try:
         return int(handler(args) or 0)

@@ -18,6 +18,7 @@ __all__ = [
     "PluginError",
     "CacheError",
     "BundleError",
+    "TuningError",
 ]
 
 
@@ -60,3 +61,8 @@ class CacheError(UnifiedError):
 class BundleError(UnifiedError):
     """An ahead-of-time bundle is missing, tampered with, or does not match
     this installation."""
+
+
+class TuningError(UnifiedError):
+    """``delegates="auto"`` could not tune: a malformed tuning option, or no
+    accuracy reference (the ``onnxruntime`` delegate) to gate candidates on."""

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
-__all__ = ["Partition", "Rejection", "Plan", "PLAN_SCHEMA_VERSION"]
+__all__ = ["Partition", "Rejection", "Plan", "CandidateResult", "Tuning", "PLAN_SCHEMA_VERSION"]
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -67,6 +67,105 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class CandidateResult:
+    """One candidate plan measured by ``delegates="auto"`` (``unified.tune``).
+
+    Attributes:
+        name: e.g. ``"default"``, ``"tflite"`` (that delegate alone, with the
+            fallback), ``"default, p1->onnxruntime"`` (the default plan with
+            partition 1 moved), ``"combined"``, ``"reference"``.
+        summary: the candidate's plan in one line (nodes per delegate, partitions).
+        median_ms: median wall time of one ``run()``, milliseconds; None when
+            it was not timed.
+        spread_ms: interquartile range of those times, milliseconds.
+        runs: timed runs (after warm-up).
+        error: the accuracy gate's measure against ONNX Runtime (see
+            ``Tuning.gate``); None when it never produced outputs.
+        passed: it passed the accuracy gate.
+        chosen: it is the plan the session runs.
+        note: why it failed, was skipped, or is special.
+    """
+
+    name: str
+    summary: str
+    median_ms: float | None = None
+    spread_ms: float | None = None
+    runs: int = 0
+    error: float | None = None
+    passed: bool = False
+    chosen: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How ``delegates="auto"`` chose a plan: the candidate table and the budget.
+
+    Attributes:
+        candidates: every candidate considered, in the order they were built.
+        chosen: the chosen candidate's name.
+        gate: the accuracy gate in words, e.g. ``"max|out - ref| / max(1, max|ref|) <= 0.001"``.
+        budget_seconds: ``SessionOptions.tuning_seconds``.
+        seconds: wall time tuning took (compiling and measuring), seconds.
+        budget_exhausted: the budget ran out before every candidate was measured.
+        from_cache: the decision was read from the tuning cache (nothing measured).
+        key: the tuning-cache key (SHA-256 hex).
+    """
+
+    candidates: tuple[CandidateResult, ...]
+    chosen: str
+    gate: str
+    budget_seconds: float
+    seconds: float
+    budget_exhausted: bool = False
+    from_cache: bool = False
+    key: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Tuning":
+        """Rebuild from ``dataclasses.asdict`` of a ``Tuning`` (as in ``Plan.to_dict``)."""
+        cands = tuple(CandidateResult(**c) for c in d["candidates"])
+        return cls(**{**d, "candidates": cands})
+
+    def table(self) -> str:
+        """The candidate table as text (chosen row marked ``*``), with a summary line."""
+        from tabulate import tabulate
+
+        def num(v, fmt):
+            return "-" if v is None else format(v, fmt)
+
+        rows = [
+            (
+                "*" if c.chosen else "",
+                c.name,
+                c.summary,
+                num(c.median_ms, ".3f"),
+                num(c.spread_ms, ".3f"),
+                str(c.runs),
+                num(c.error, ".2e"),
+                "-" if c.error is None and not c.passed else "pass" if c.passed else "FAIL",
+                c.note,
+            )
+            for c in self.candidates
+        ]
+        head = ("", "candidate", "plan", "median ms", "IQR ms", "runs", "error vs ORT", "gate", "note")
+        lines = tabulate(rows, head, tablefmt="simple", disable_numparse=True).splitlines()
+        lines.append(f"accuracy gate: {self.gate}")
+        lines.append(self.summary_line())
+        return "\n".join(lines)
+
+    def summary_line(self) -> str:
+        """One line: the choice, how long tuning took, budget and cache."""
+        text = f"tuned (delegates='auto'): chose '{self.chosen}' of {len(self.candidates)} candidate(s)"
+        if self.from_cache:
+            return text + f" (decision from the tuning cache, key {self.key[:12]}; nothing measured)"
+        text += f" in {self.seconds:.1f} s"
+        if self.budget_exhausted:
+            text += f"; the tuning budget of {self.budget_seconds:g} s ran out before every candidate was measured"
+        return text
+
+
+@dataclass(frozen=True)
 class Plan:
     """Ordered partitions for one model.
 
@@ -78,6 +177,8 @@ class Plan:
         rejections: for every node, the reason each delegate ahead of the
             one that got it declined it.
         inputs / outputs: the model's input and output names.
+        tuning: with ``delegates="auto"``, how this plan was chosen (the
+            candidate table); else None.
     """
 
     partitions: tuple[Partition, ...]
@@ -85,6 +186,7 @@ class Plan:
     rejections: tuple[Rejection, ...] = ()
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    tuning: Tuning | None = None
 
     @property
     def fallback_nodes(self) -> list[str]:
@@ -111,8 +213,10 @@ class Plan:
     # --- output ----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict with ``schema_version`` (see :meth:`from_dict`)."""
+        """JSON-safe dict with ``schema_version`` (see :meth:`from_dict`); ``tuning`` only when tuned."""
         d = asdict(self)
+        if d["tuning"] is None:
+            del d["tuning"]  # an untuned plan's JSON is what it was before tuning existed
         d["schema_version"] = PLAN_SCHEMA_VERSION
         return d
 
@@ -139,7 +243,8 @@ class Plan:
             for p in d["partitions"]
         )
         rej = tuple(Rejection(**r) for r in d.get("rejections", ()))
-        return cls(parts, tuple(d["delegates"]), rej, tuple(d.get("inputs", ())), tuple(d.get("outputs", ())))
+        tuning = Tuning.from_dict(d["tuning"]) if d.get("tuning") else None
+        return cls(parts, tuple(d["delegates"]), rej, tuple(d.get("inputs", ())), tuple(d.get("outputs", ())), tuning)
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
@@ -205,6 +310,8 @@ class Plan:
         if declined:
             lines.append("declined (delegate: op: reason):")
             lines.extend(f"  {line}" for line in declined)
+        if self.tuning is not None:
+            lines.append(self.tuning.summary_line())
         return "\n".join(lines)
 
 

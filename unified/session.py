@@ -46,6 +46,19 @@ class SessionOptions:
             many input-shape signatures of one partition are kept compiled
             (an LRU; each is also in the compile cache).
         progress: called with one-line status messages while compiling.
+        tuning_inputs: for ``delegates="auto"``: input name -> sample array
+            the candidates are measured on; inputs not given are drawn at
+            random (seeded; symbolic dims from ``free_dimensions``, else 1).
+        tuning_tolerance: the accuracy gate against ONNX Runtime fp32 outputs:
+            None (``{"max_abs": 1e-3}``: max abs error <= 1e-3 x max(1,
+            max|ref|) per output), ``{"cosine": 0.999}`` (cosine similarity
+            per output), or a callable ``(outputs, reference) -> bool | (bool,
+            error)`` over name -> array dicts. See ``unified.tune``.
+        tuning_seconds: time budget of tuning (compiling and measuring), seconds.
+        tuning_delegates: delegate names to build candidates from, in priority
+            order (None: every available executing delegate in default order).
+        tuning_repeats: timed runs per candidate (alternating, after warm-up).
+        tuning_warmup: untimed runs per candidate before timing.
     """
 
     cache_dir: str | os.PathLike | None = None
@@ -59,6 +72,12 @@ class SessionOptions:
     plugins: Sequence[Any] = ()
     specializations: int = 8
     progress: Callable[[str], None] | None = None
+    tuning_inputs: Mapping[str, Any] | None = None
+    tuning_tolerance: Mapping[str, float] | Callable[..., Any] | None = None
+    tuning_seconds: float = 60.0
+    tuning_delegates: Sequence[str] | None = None
+    tuning_repeats: int = 20
+    tuning_warmup: int = 2
 
 
 @dataclass(frozen=True)
@@ -139,7 +158,10 @@ class InferenceSession:
             pairs, like ONNX Runtime's ``providers``; options may hold
             ``"backend"`` (one of the delegate's ``backends()``) and
             delegate-specific keys. None: every available executing delegate
-            with a default priority, fallback last.
+            with a default priority, fallback last. ``"auto"``: measure
+            candidate plans on this machine and run the fastest that passes
+            the accuracy gate (``unified.tune.tune``; the decision is cached,
+            ``plan.tuning`` holds the candidate table).
         options: :class:`SessionOptions`.
 
     Raises:
@@ -149,17 +171,24 @@ class InferenceSession:
         UnsupportedError: unclaimed nodes with ``strict``.
         DelegateError: a delegate failed to compile a partition it claimed.
         PluginError: a plugin in ``options.plugins`` was rejected.
+        TuningError: ``delegates="auto"`` with a malformed tuning option, or
+            without the ``onnxruntime`` delegate as its accuracy reference.
     """
 
     def __init__(
         self,
         model: ModelLike,
-        delegates: Sequence[DelegateSpec] | None = None,
+        delegates: Sequence[DelegateSpec] | str | None = None,
         options: SessionOptions | None = None,
     ):
         self.options = options or SessionOptions()
         self._registry = registry().extended(self.options.plugins)
-        built = compile_model(model, delegates, self.options, reg=self._registry, execute=True)
+        if isinstance(delegates, str) and delegates == "auto":
+            from unified.tune import tune
+
+            built = tune(model, self.options, reg=self._registry)
+        else:
+            built = compile_model(model, delegates, self.options, reg=self._registry, execute=True)
         self._graph = built.graph
         self.plan: Plan = built.plan
         self._compiled: list[CompiledPartition] = built.partitions

@@ -1,0 +1,539 @@
+"""``delegates="auto"``: measure candidate plans here, gate them on accuracy, cache the choice.
+
+What is searched (all candidates are whole plans, measured end to end, so
+what crosses a partition boundary is in the measurement, not assumed):
+
+1. ``default``: the priority plan over the candidate delegates
+   (``SessionOptions.tuning_delegates``, else every available executing
+   delegate in default order), fallback last: what ``delegates=None`` runs.
+2. Each candidate delegate alone, with the fallback (``delegates=[name]``);
+   the fallback delegate alone first, as it compiles fast and every other
+   plan leans on it.
+3. Per-partition variants: for each partition of the default plan (largest
+   first) and each other candidate delegate that claims all its nodes, the
+   default plan with that partition placed on that delegate
+   (``"default, p1->onnxruntime"``).
+4. ``combined``: when variants for two or more partitions each beat the
+   default plan, all those moves together; measured alternating with the best
+   so far and chosen only if faster in that same round.
+
+This is a coordinate search over the default plan's partitions, not a full
+search over every segmentation of the graph: a delegate that would win only
+on a cut the default planner never makes is not found. Candidates whose plans
+assign every node as an earlier candidate's did are listed, not measured.
+
+Measuring: every candidate runs ``tuning_warmup`` untimed runs as soon as
+it is compiled, then ``tuning_repeats`` timed runs in rounds that alternate
+between candidates,
+on ``SessionOptions.tuning_inputs`` (inputs not given: seeded uniform random
+values, symbolic dims from ``free_dimensions``, else 1). The accuracy gate
+compares each candidate's first outputs with ONNX Runtime's fp32 outputs (the
+``onnxruntime`` delegate alone, graph optimizations disabled: ``reference``).
+A candidate that fails the gate is reported and never chosen; when nothing
+passes, the reference plan runs.
+
+Budget: ``tuning_seconds`` covers compiling and measuring. No new candidate
+is compiled after the deadline, but a compile under way is not cut short, so
+tuning can overrun by one compile. The reference and the first candidate
+(``default``) are always built, and every candidate that was built is timed at
+least once, so there is always a choice; when the budget runs out the best
+candidate measured so far wins and ``Plan.tuning.budget_exhausted`` says so.
+All candidates stay compiled (in memory) until the choice is made.
+
+Cache: the decision (the chosen delegates and placement, and the candidate
+table) is stored as a small JSON entry in the compile cache
+(``unified.cache.CompileCache``) under a key of the model's bytes, the input
+shapes and dtypes, every candidate delegate's and framework's version, the CPU
+model and core count, and the planning and gate options. A later session with
+the same key compiles the chosen plan and measures nothing; ``force=True``
+(``unified tune --force``) measures again. The budget and repeat counts are
+not part of the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from unified.accuracy import accuracy_gate
+from unified.cache import CompileCache, default_cache_dir
+from unified.errors import CacheError, DelegateUnavailableError, InputError, TuningError, UnifiedError, UnsupportedError
+from unified.graph import Graph, ModelLike, random_feed
+from unified.pipeline import CompiledModel, compile_model, plan_model
+from unified.plan import CandidateResult, Plan, Tuning
+from unified.plugins import PluginRegistry, registry
+
+if TYPE_CHECKING:
+    from unified.session import InferenceSession, SessionOptions
+
+__all__ = ["tune", "tuning_key", "TUNING_SCHEMA_VERSION"]
+
+TUNING_SCHEMA_VERSION = 1
+REFERENCE = ("onnxruntime", {"optimization_level": "disable"})
+
+log = logging.getLogger("unified")
+
+@dataclass
+class _Candidate:
+    """One candidate: how to plan it, and what measuring it found."""
+
+    name: str
+    delegates: list | None
+    placement: dict
+    plan: Plan | None = None
+    built: CompiledModel | None = None
+    session: "InferenceSession | None" = None
+    times: list = field(default_factory=list)
+    error: float | None = None
+    passed: bool = False
+    note: str = ""
+    duplicate_of: str | None = None  # an earlier candidate with the same plan (not built)
+    moves: dict | None = None  # a per-partition variant: node -> delegate moved off the default plan
+
+    def median(self) -> float | None:
+        """Median run time in seconds (None before any timed run)."""
+        return float(np.median(self.times)) if self.times else None
+
+
+# --- the entry point ---------------------------------------------------------
+
+
+def tune(
+    model: ModelLike | Graph,
+    options: "SessionOptions | None" = None,
+    *,
+    force: bool = False,
+    reg: PluginRegistry | None = None,
+) -> CompiledModel:
+    """Choose, compile and return the fastest plan that passes the accuracy gate.
+
+    See this module's docstring for what is searched, how it is measured and
+    cached. ``InferenceSession(model, "auto", options)`` calls it.
+
+    Args:
+        model: path, bytes, ``onnx.ModelProto`` or a loaded ``Graph``.
+        options: a ``SessionOptions``; the ``tuning_*`` fields, planning
+            options (fallback, strict, placement, min_partition_nodes,
+            free_dimensions) and cache options are used.
+        force: measure even when the tuning cache holds a decision (the new
+            decision replaces it).
+        reg: the plugin registry (default: the process's plus ``options.plugins``).
+
+    Returns:
+        The chosen plan compiled; its ``plan.tuning`` is the candidate table.
+
+    Raises:
+        TuningError: a malformed tuning option, or the ``onnxruntime``
+            delegate (the accuracy reference) is unavailable or cannot run
+            the model.
+        InputError: ``tuning_inputs`` names an unknown input, or an input
+            cannot be drawn at random (pass it in ``tuning_inputs``).
+        ModelError, DelegateUnavailableError: see ``InferenceSession``.
+    """
+    from unified.session import SessionOptions
+
+    options = options or SessionOptions()
+    reg = reg or registry().extended(options.plugins)
+    start = time.perf_counter()
+    graph = model if isinstance(model, Graph) else Graph(model, options.free_dimensions)
+    names = _candidate_delegates(reg, options)
+    gate, gate_text = accuracy_gate(options.tuning_tolerance)
+    feed = _feed(graph, options)
+    key = tuning_key(graph, feed, options, names, reg, gate_text)
+    cache = CompileCache(options.cache_dir or default_cache_dir()) if options.use_cache else None
+    if cache is not None and not force:
+        cached = _from_cache(cache, key, graph, options, reg)
+        if cached is not None:
+            return cached
+    deadline = start + max(0.0, float(options.tuning_seconds))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # candidates fall back by design; the table says what ran where
+        winner, tuning = _search(graph, feed, options, reg, names, gate, gate_text, deadline)
+    tuning = replace(tuning, seconds=time.perf_counter() - start, key=key)
+    if cache is not None:
+        choice = {"name": winner.name, "delegates": winner.delegates, "placement": winner.placement}
+        payload = {"schema": TUNING_SCHEMA_VERSION, "choice": choice, "tuning": _asdict(tuning)}
+        try:
+            cache.put(key, json.dumps(payload, default=str).encode(), {"kind": "tuning"})
+        except CacheError as exc:  # the decision stands; only its reuse is lost
+            log.warning("tuning decision not cached: %s", exc)
+    built = winner.built
+    return replace(built, plan=replace(built.plan, tuning=tuning))
+
+
+def _search(graph, feed, options, reg, names, gate, gate_text, deadline) -> tuple[_Candidate, Tuning]:
+    """Build, measure and choose; returns the winner (compiled) and the table."""
+    reference = _Candidate("reference", [REFERENCE], {})
+    _build(reference, graph, replace(options, fallback=None, strict=False), reg)
+    if reference.session is None:
+        raise TuningError(
+            f"delegates='auto' needs the onnxruntime delegate as its accuracy reference, and it could not take "
+            f"this model: {reference.note}"
+        )
+    ref_out = _warm(reference, feed, options.tuning_warmup, None, gate)
+    reference.note = "accuracy reference (ONNX Runtime, no graph optimizations); runs only if nothing passes"
+    default_spec = None if options.tuning_delegates is None else list(names)
+    first = _Candidate("default", default_spec, _user_placement(options, names))
+    # the fallback alone second: every other plan leans on it, and it compiles fast
+    order = sorted(names, key=lambda n: n != options.fallback)
+    cands = [first] + [_Candidate(n, [n], _user_placement(options, [n])) for n in order]
+    warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
+    exhausted = _build_all(cands, graph, options, reg, deadline, warm, always=first)
+    if first.built is not None and not exhausted:
+        variants = _variants(first, graph, options, reg, names, deadline)
+        exhausted = _build_all(variants, graph, options, reg, deadline, warm, seen=cands)
+        cands += [v for v in variants if v.duplicate_of is None]  # a duplicate variant says nothing new
+    live = [c for c in cands if c.session is not None]
+    exhausted = _measure(live, feed, options.tuning_repeats, deadline) or exhausted
+    best = _best(cands)
+    combo = _combined(first, cands, graph, options, reg) if best is not None and not exhausted else None
+    if combo is not None:
+        exhausted = _try_combined(combo, best, cands, graph, feed, options, reg, ref_out, gate, deadline) or exhausted
+        cands.append(combo)
+        best = _best([best, combo])
+    winner = best or reference
+    for c in cands:
+        if c.session is None and not c.note:
+            c.note = "not measured: the tuning budget ran out"
+        elif c.session is not None and not c.times and c.passed:
+            c.note = c.note or "not timed: the tuning budget ran out"
+    rows = tuple(_row(c, c is winner) for c in cands + [reference])
+    tuning = Tuning(rows, winner.name, gate_text, float(options.tuning_seconds), 0.0, exhausted)
+    return winner, tuning
+
+
+# --- candidates ----------------------------------------------------------------
+
+
+def _candidate_delegates(reg: PluginRegistry, options: "SessionOptions") -> list[str]:
+    """The delegate names candidates are built from, in priority order."""
+    if options.tuning_delegates is None:
+        return list(reg.default_order())
+    if isinstance(options.tuning_delegates, (str, bytes)):
+        raise TuningError(f"tuning_delegates must be a list of delegate names, got {options.tuning_delegates!r}")
+    names = list(options.tuning_delegates)
+    for n in names:
+        reg.get(n)  # an unknown name raises, listing the registered ones
+    if not names:
+        raise TuningError("tuning_delegates is empty; name at least one delegate (or None for every available one)")
+    return names
+
+
+def _user_placement(options: "SessionOptions", names: Sequence[str]) -> dict:
+    """The user's placement entries whose delegate this candidate has (its list or the fallback)."""
+    have = set(names) | ({options.fallback} if options.fallback and not options.strict else set())
+    return {k: v for k, v in options.placement.items() if v in have}
+
+
+def _plan_of(c: _Candidate, graph, options, reg):
+    """Plan ``c`` (no compiling); None and a note when its delegates cannot take the model."""
+    try:
+        return plan_model(graph, c.delegates, replace(options, placement=c.placement), reg=reg, warn=False)
+    except UnifiedError as exc:
+        c.note = f"cannot plan: {_first_line(exc)}"
+        return None
+
+
+def _build(c: _Candidate, graph, options, reg, planned=None) -> None:
+    """Plan (unless ``planned`` is given) and compile ``c`` and open its session; a failure becomes its note."""
+    from unified.session import InferenceSession
+
+    planned = planned or _plan_of(c, graph, options, reg)
+    if planned is None:
+        return
+    c.plan = planned.plan
+    opts = replace(options, placement=c.placement)
+    try:
+        c.built = compile_model(planned, c.delegates, opts, reg=reg)
+    except UnifiedError as exc:
+        c.note = f"compile failed: {_first_line(exc)}"
+        return
+    c.plan = c.built.plan
+    c.session = InferenceSession._from_parts(graph, c.built.plan, c.built.partitions, replace(opts, plugins=()))
+
+
+def _build_all(cands, graph, options, reg, deadline, warm, always=None, seen=()) -> bool:
+    """Build and ``warm`` (warm-up runs and the gate) each candidate in order
+    until the deadline (``always`` regardless; a compile under way is not cut).
+
+    A candidate whose plan assigns every node as an earlier one's (or one of
+    ``seen``) did is not built; its note names the earlier one. Returns True
+    if the budget ran out.
+    """
+    known = {_assignment(c.plan): c.name for c in seen if c.plan is not None}
+    for c in cands:
+        if c is not always and time.perf_counter() > deadline:
+            return True
+        planned = _plan_of(c, graph, options, reg)
+        if planned is None:
+            continue
+        same = known.get(_assignment(planned.plan))
+        if same is not None:
+            c.plan, c.duplicate_of, c.note = planned.plan, same, f"same plan as '{same}'"
+            continue
+        _build(c, graph, options, reg, planned)
+        if c.session is not None:
+            warm(c)
+        if c.plan is not None:
+            known.setdefault(_assignment(c.plan), c.name)
+    return False
+
+
+def _assignment(plan: Plan) -> tuple:
+    return tuple((n, p.delegate, p.backend) for p in plan.partitions for n in p.nodes)
+
+
+def _variants(default: _Candidate, graph, options, reg, names, deadline: float) -> list[_Candidate]:
+    """The default plan with one partition moved to another delegate that claims all its nodes
+    (largest partitions first; planning them stops at the deadline)."""
+    others = list(names) + ([options.fallback] if options.fallback and options.fallback not in names else [])
+    pinned = set(options.placement)
+    out = []
+    for p in sorted(default.plan.partitions, key=lambda p: -len(p.nodes)):
+        for d in others:
+            if d == p.delegate or time.perf_counter() > deadline:
+                continue
+            moved = {n: d for n, op in zip(p.nodes, p.op_types) if n not in pinned and op not in pinned}
+            if not moved:
+                continue
+            c = _Candidate(f"default, {p.name}->{d}", default.delegates, {**default.placement, **moved})
+            try:
+                plan_model(graph, c.delegates, replace(options, placement=c.placement), reg=reg, warn=False)
+            except (UnsupportedError, DelegateUnavailableError):
+                continue  # d declines a node of p: not a candidate
+            c.moves = moved
+            out.append(c)
+    return out
+
+
+def _combined(default: _Candidate, cands, graph, options, reg) -> _Candidate | None:
+    """All single-partition moves that beat the default plan, together (None if fewer than two)."""
+    base = default.median()
+    if base is None:
+        return None
+    best_per_partition: dict[str, _Candidate] = {}
+    for c in cands:
+        if c.moves is None or not c.passed or c.median() is None or c.median() >= base:
+            continue
+        part = c.name.split(", ")[1].split("->")[0]
+        if part not in best_per_partition or c.median() < best_per_partition[part].median():
+            best_per_partition[part] = c
+    if len(best_per_partition) < 2:
+        return None
+    placement = dict(default.placement)
+    for c in best_per_partition.values():
+        placement.update(c.moves)
+    moves = ", ".join(c.name.split(", ")[1] for c in best_per_partition.values())
+    return _Candidate("combined", default.delegates, placement, note=f"default, {moves}")
+
+
+def _try_combined(combo, best, seen, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
+    """Build ``combo`` (unless its plan is one of ``seen``) and time it alternating with
+    ``best``, whose earlier times are replaced."""
+    warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
+    if _build_all([combo], graph, options, reg, deadline, warm, seen=seen):
+        return True
+    if combo.session is None:
+        return False
+    earlier, best.times = best.times, []
+    exhausted = _measure([best, combo], feed, options.tuning_repeats, deadline)
+    if best.times:
+        best.note = (best.note + "; " if best.note else "") + "re-timed against 'combined'"
+    else:
+        best.times = earlier  # the budget ran out first: its earlier times stand, 'combined' is untimed
+    return exhausted
+
+
+def _best(cands) -> _Candidate | None:
+    timed = [c for c in cands if c.passed and c.times]
+    return min(timed, key=lambda c: c.median()) if timed else None
+
+
+# --- measuring -------------------------------------------------------------------
+
+
+def _warm(c: _Candidate, feed, warmup: int, reference, gate) -> dict | None:
+    """Untimed runs (at least one); gate the first outputs against ``reference`` (None: this is it)."""
+    try:
+        first = c.session.run(None, feed)
+        for _ in range(max(0, warmup - 1)):
+            c.session.run(None, feed)
+    except UnifiedError as exc:
+        if reference is None and isinstance(exc, InputError):
+            raise  # a tuning input of the wrong dtype or shape: the message names it
+        if reference is None:
+            raise TuningError(f"the accuracy reference (onnxruntime alone) failed to run the model: {exc}") from None
+        c.note, c.session = f"run failed: {_first_line(exc)}", None
+        return None
+    outputs = dict(zip((o.name for o in c.session.get_outputs()), first))
+    if reference is None:
+        c.error, c.passed = 0.0, True
+        return outputs
+    try:
+        c.error, c.passed = gate(outputs, reference)
+    except UnifiedError:
+        raise
+    except Exception as exc:
+        raise TuningError(f"the tuning_tolerance callable raised {type(exc).__name__}: {exc}") from None
+    if not c.passed:
+        c.note = "fails the accuracy gate: never chosen" + (f"; {c.note}" if c.note else "")
+    return outputs
+
+
+def _measure(cands: Sequence[_Candidate], feed, repeats: int, deadline: float) -> bool:
+    """Timed runs in rounds alternating between ``cands``, until ``repeats`` or the deadline.
+
+    Every candidate gets one timed run whatever the deadline (it is compiled
+    and warm: one run is cheap next to that, and it can then be chosen). Run
+    times (seconds) are appended to each candidate's ``times``. Returns True
+    if the deadline cut the rounds short.
+    """
+    for _ in range(max(1, repeats)):
+        if time.perf_counter() > deadline and all(c.times or c.session is None for c in cands):
+            return True
+        for c in cands:
+            if c.session is None or (c.times and time.perf_counter() > deadline):
+                continue
+            t0 = time.perf_counter()
+            try:
+                c.session.run(None, feed)
+            except UnifiedError as exc:
+                c.note, c.session, c.passed = f"run failed: {_first_line(exc)}", None, False
+                continue
+            c.times.append(time.perf_counter() - t0)
+    return False
+
+
+def _row(c: _Candidate, chosen: bool) -> CandidateResult:
+    ms = np.asarray(c.times) * 1e3
+    spread = float(np.percentile(ms, 75) - np.percentile(ms, 25)) if len(ms) else None
+    return CandidateResult(
+        name=c.name,
+        summary=_summary(c.plan) if c.plan is not None else "-",
+        median_ms=float(np.median(ms)) if len(ms) else None,
+        spread_ms=spread,
+        runs=len(ms),
+        error=c.error,
+        passed=c.passed,
+        chosen=chosen,
+        note=c.note,
+    )
+
+
+def _summary(plan: Plan) -> str:
+    counts = ", ".join(f"{d} {n}" for d, n in plan.node_counts().items())
+    return f"{counts} ({len(plan.partitions)} partition{'s' if len(plan.partitions) != 1 else ''})"
+
+
+# --- inputs, the key and the cache ---------------------------------------------------
+
+
+def _feed(graph: Graph, options: "SessionOptions") -> dict[str, Any]:
+    """``tuning_inputs``, with every input not given drawn at random (seed 0)."""
+    given = dict(options.tuning_inputs or {})
+    infos = graph.input_infos()
+    known = {t.name for t in infos}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InputError(f"tuning_inputs names unknown input(s) {unknown}; the model's inputs are: {sorted(known)}")
+    feed = random_feed([t for t in infos if t.name not in given], seed=0, dims=options.free_dimensions)
+    feed.update({k: np.asarray(v) for k, v in given.items()})
+    return {t.name: feed[t.name] for t in infos}
+
+
+def tuning_key(graph: Graph, feed: Mapping[str, Any], options: "SessionOptions", names: Sequence[str],
+               reg: PluginRegistry, gate_text: str) -> str:
+    """The SHA-256 hex key of one tuning decision.
+
+    It covers the model (its loaded bytes), the input shapes and dtypes, the
+    candidate delegates with their versions (and the reference's), the
+    ``unified``, onnx and numpy versions, the CPU model and logical core
+    count, the planning options (fallback, strict, placement,
+    min_partition_nodes, free_dimensions) and the accuracy gate.
+    """
+    import unified
+
+    delegates = sorted(set(names) | {REFERENCE[0]} | ({options.fallback} if options.fallback else set()))
+    versions = {}
+    for n in delegates:
+        try:
+            versions[n] = reg.availability(n).version
+        except KeyError:
+            versions[n] = None
+    meta = {
+        "schema": TUNING_SCHEMA_VERSION,
+        "inputs": {k: [str(v.dtype), list(v.shape)] for k, v in feed.items()},
+        "candidates": list(names),
+        "versions": versions,
+        "frameworks": {"unified": unified.__version__, "onnx": onnx.__version__, "numpy": np.__version__},
+        "cpu": [_cpu_model(), os.cpu_count()],
+        "options": {
+            "fallback": options.fallback, "strict": options.strict, "placement": dict(options.placement),
+            "min_partition_nodes": options.min_partition_nodes, "free_dimensions": dict(options.free_dimensions),
+            "gate": gate_text,
+        },
+    }
+    h = hashlib.sha256(b"unified-tuning\0")
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    h.update(hashlib.sha256(graph.model.SerializeToString(deterministic=True)).digest())
+    return h.hexdigest()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _from_cache(cache: CompileCache, key: str, graph, options, reg) -> CompiledModel | None:
+    """The cached decision compiled, or None (no entry, or it no longer plans or compiles)."""
+    blob = cache.get(key)
+    if blob is None:
+        return None
+    try:
+        payload = json.loads(blob)
+        choice = payload["choice"]
+        tuning = Tuning.from_dict(payload["tuning"])
+        if payload.get("schema") != TUNING_SCHEMA_VERSION:
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    delegates = None if choice["delegates"] is None else [
+        d if isinstance(d, str) else (d[0], dict(d[1])) for d in choice["delegates"]
+    ]
+    opts = replace(options, placement=dict(choice["placement"]))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            built = compile_model(graph, delegates, opts, reg=reg)
+    except UnifiedError as exc:
+        log.info("cached tuning decision %s no longer compiles (%s); tuning again", key[:12], _first_line(exc))
+        return None
+    log.debug("tuning decision %s from the cache: %s", key[:12], choice["name"])
+    return replace(built, plan=replace(built.plan, tuning=replace(tuning, from_cache=True)))
+
+
+def _asdict(tuning: Tuning) -> dict:
+    from dataclasses import asdict
+
+    return asdict(tuning)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
