@@ -37,6 +37,7 @@ __all__ = [
     "OpSupport",
     "Constraint",
     "attr_in",
+    "attr_absent",
 ]
 
 
@@ -100,6 +101,19 @@ def attr_in(name: str, allowed: Iterable[Any], default: Any = None) -> Constrain
         if value not in allowed:
             shown = ", ".join(repr(a) for a in allowed)
             return f"{node.op_type} {name}={value!r} not supported (supported: {shown})"
+        return None
+
+    return check
+
+
+def attr_absent(name: str, instead: str) -> Constraint:
+    """Constraint: the node does not set attribute ``name``; the reason says
+    what to give ``instead``, e.g. ``"ConvTranspose output_shape attribute not
+    supported (give pads instead)"``."""
+
+    def check(node: NodeView) -> str | None:
+        if node.attr(name) is not None:
+            return f"{node.op_type} {name} attribute not supported (give {instead} instead)"
         return None
 
     return check

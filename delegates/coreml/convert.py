@@ -34,7 +34,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from unified.errors import DelegateError
-from unified.onnx import NON_DETERMINISTIC, Node, dims, dtype_name, evaluate_node, value_types
+from unified.onnx import NON_DETERMINISTIC, Node, dims, dtype_name, elem_type, evaluate_node, numel, value_types
 
 __all__ = [
     "build_program", "signature", "output_ranks", "IoSpec", "Ctx", "mil_array", "np_dtype", "out_name",
@@ -405,7 +405,7 @@ def _lower_node(ctx: Ctx, proto: onnx.NodeProto, lowerings, opset: int, opset_im
     if (
         proto.op_type not in NON_DETERMINISTIC
         and all(a is None or isinstance(a, np.ndarray) for a in args)
-        and all(_known_size(ctx.shapes.get(o)) <= _FOLD_MAX_ELEMENTS for o in outs)
+        and all(numel(ctx.shapes.get(o)) <= _FOLD_MAX_ELEMENTS for o in outs)
     ):
         try:
             results = evaluate_node(proto, args, opset_imports)
@@ -441,8 +441,7 @@ def _value_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, tupl
     """Value name -> ONNX elem type (0 for a non-tensor) and -> dims (None: unknown rank), from
     :func:`unified.onnx.value_types`."""
     types_ = value_types(model)
-    # TODO(shared): move to unified.onnx (values.elem_type(tp) -> int, 0 for a non-tensor or None)
-    elems = {k: (t.tensor_type.elem_type if t.HasField("tensor_type") else 0) for k, t in types_.items()}
+    elems = {k: elem_type(t) for k, t in types_.items()}
     return elems, {k: dims(t) for k, t in types_.items()}
 
 
@@ -451,8 +450,3 @@ def _io_dims(shape) -> list:
     return [] if shape is None else [d if isinstance(d, int) else (d or "?") for d in shape]
 
 
-def _known_size(shape) -> int:  # TODO(shared): move to unified.onnx (values.numel of a dims tuple)
-    """Element count of a static shape; 0 when unknown (such a value is folded regardless of size)."""
-    if shape is None or any(not isinstance(d, int) for d in shape):
-        return 0
-    return int(np.prod(shape, dtype=np.int64))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from onnx import TensorProto as T
 
-from unified.delegate import OpSupport, attr_in
+from unified.delegate import OpSupport, attr_absent, attr_in
 from unified.graph import NodeView
 from unified.onnx import dtype_name
 
@@ -35,19 +35,6 @@ def _no_output(slot: int, what: str):
     def check(node: NodeView) -> str | None:
         if len(node.outputs) > slot and node.outputs[slot].name:
             return f"{node.op_type} output {slot} ({what}) is not produced by the reference kernels"
-        return None
-
-    return check
-
-
-# TODO(shared): move to unified.delegate (tflite's conv_transpose_ok makes the same check)
-def _attr_absent(name: str, instead: str):
-    """Constraint: the node does not set attribute ``name``; the reason says
-    what to give ``instead``."""
-
-    def check(node: NodeView) -> str | None:
-        if node.attr(name) is not None:
-            return f"{node.op_type} {name} attribute not supported (give {instead} instead)"
         return None
 
     return check
@@ -105,7 +92,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     # MAC ops: the systolic array
     _e("Conv", FLOATS, _rank_between(3, 5)),
     _e("ConvTranspose", FLOATS, _rank_between(3, 5), attr_in("auto_pad", ("NOTSET",), "NOTSET"),
-       _attr_absent("output_shape", "pads and output_padding")),
+       attr_absent("output_shape", "pads and output_padding")),
     _e("Gemm"),
     _e("MatMul"),
     # element-wise: the vector unit

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from onnx import TensorProto as T
 
-from unified.delegate import OpSupport, attr_in
+from unified.delegate import OpSupport, attr_absent, attr_in
 from unified.graph import NodeView
 
 __all__ = ["OP_SUPPORT", "common_checks"]
@@ -122,13 +122,6 @@ def conv_groups(n: NodeView) -> str | None:
     if group > 1 and w and w[1] != 1 and dil is not None and any(int(d) != 1 for d in dil):
         return "Conv with dilations and groups>1 (not depthwise) not supported"
     return None
-
-
-def no_output_shape(n: NodeView) -> str | None:
-    """TRANSPOSE_CONV's output size comes from the pads; ``output_shape`` is declined."""
-    if n.attr("output_shape") is None:
-        return None
-    return "ConvTranspose with an output_shape attribute not supported; give pads instead"
 
 
 def pool_ok(n: NodeView) -> str | None:
@@ -261,7 +254,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     # convolutions, pooling, normalization
     _e("Conv", F32, rank(3, 4), conv_groups),
     _e("ConvTranspose", F32, rank(4), const(1, 2, what="weight/bias"), all_ones("dilations"),
-       attr_in("group", [1], 1), no_output_shape),  # TRANSPOSE_CONV has no groups
+       attr_in("group", [1], 1), attr_absent("output_shape", "pads")),  # TRANSPOSE_CONV has no groups
     _e("BatchNormalization", F32, batchnorm_ok),
     _e("MaxPool", F32, rank(4), all_ones("dilations"), pool_ok, single_output),
     _e("AveragePool", F32, rank(4), all_ones("dilations")),

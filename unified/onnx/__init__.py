@@ -28,7 +28,7 @@ from unified.onnx.fold import NON_DETERMINISTIC, evaluate_node, has_subgraph
 from unified.onnx.node import Node
 from unified.onnx.spatial import Window, conv_transpose_pads, resolve_pads, same_pads, window
 from unified.onnx.topology import consumers, io_names, last_uses, node_reads, producers
-from unified.onnx.values import dims, static_shape, value_types
+from unified.onnx.values import dims, elem_type, numel, static_shape, value_types
 
 __all__ = [
     "attr_ints",
@@ -51,6 +51,8 @@ __all__ = [
     "last_uses",
     "node_reads",
     "dims",
+    "elem_type",
+    "numel",
     "static_shape",
     "value_types",
 ]

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-__all__ = ["value_types", "static_shape", "dims"]
+__all__ = ["value_types", "static_shape", "dims", "elem_type", "numel"]
 
 
 def value_types(model: onnx.ModelProto, infer: bool = False) -> dict[str, onnx.TypeProto]:
@@ -78,3 +78,15 @@ def static_shape(tp: onnx.TypeProto | None) -> tuple[int, ...] | None:
     if d is None or any(not isinstance(x, int) for x in d):
         return None
     return d
+
+
+def elem_type(tp: onnx.TypeProto | None) -> int:
+    """ONNX element type of a tensor type; 0 for None or a non-tensor type."""
+    return tp.tensor_type.elem_type if tp is not None and tp.HasField("tensor_type") else 0
+
+
+def numel(shape) -> int:
+    """Element count of a dims tuple (from :func:`dims`); 0 when the rank or a dim is unknown."""
+    if shape is None or any(not isinstance(d, int) for d in shape):
+        return 0
+    return int(np.prod(shape, dtype=np.int64))
