@@ -2,7 +2,7 @@
 Concat, Split, Slice, Squeeze, Unsqueeze, Pad, Gather, GatherND, Expand, Tile,
 Shape, ConstantOfShape, Range, Identity, Dropout.
 
-Shape-producing ops run on host values (see ``table``): ``Shape`` of a
+Shape-producing ops run on host values (see ``ops_common``): ``Shape`` of a
 (static) tensor is a NumPy array, and the ops that consume shapes read them
 as Python values while tracing, so no data-dependent op is exported.
 Semantics: the ONNX operator spec (https://onnx.ai/onnx/operators/).
@@ -17,11 +17,8 @@ from onnx import TensorProto
 
 from unified.graph import NodeView
 
-from .table import (
-    ALL,
-    INTS,
+from .ops_common import (
     F,
-    Lowering,
     LoweringError,
     host_ints,
     is_host,
@@ -31,6 +28,7 @@ from .table import (
     torch,
     torch_dtype,
 )
+from .support import ALL, INTS, Lowering
 
 __all__ = ["LOWERINGS"]
 
