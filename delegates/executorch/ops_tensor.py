@@ -27,6 +27,7 @@ from .ops_common import (
     to_tensor,
     torch,
     torch_dtype,
+    torch_pad_list,
 )
 from .support import ALL, INTS, Lowering
 
@@ -213,10 +214,8 @@ def pad(node: NodeView, x, pads=None, value=None, axes=None):
     n = len(axes)
     for i, a in enumerate(axes):
         begins[a], ends[a] = pads[i], pads[n + i]
-    first = next((i for i in range(rank) if begins[i] or ends[i]), rank)
-    flat = []
-    for i in range(rank - 1, first - 1, -1):
-        flat += [begins[i], ends[i]]
+    first = next((i for i in range(rank) if begins[i] or ends[i]), rank)  # F.pad needs no pairs before it
+    flat = torch_pad_list(begins[first:], ends[first:])
     mode = _PAD_MODES[node.attr("mode", "constant")]
     if mode == "constant":
         return F.pad(x, flat, value=value)
