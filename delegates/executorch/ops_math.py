@@ -12,11 +12,13 @@ import functools
 import operator
 
 import numpy as np
-from onnx import helper
 
+from unified.delegate import attr_in
 from unified.graph import NodeView
+from unified.onnx import dtype_name, to_numpy
 
-from .table import ALL, BOOL, FLOAT, NUMERIC, TORCH_DTYPES, F, Lowering, host_ints, torch, torch_dtype
+from .ops_common import F, host_ints, torch, torch_dtype
+from .support import ALL, BOOL, FLOAT, NUMERIC, TORCH_DTYPES, Lowering, torch_dtype_names
 
 __all__ = ["LOWERINGS"]
 
@@ -120,13 +122,13 @@ def cast(node: NodeView, x):
 def _host_cast(node: NodeView, x):
     if x.dtype == object:  # symbolic sizes stay symbolic (ints)
         return x
-    return x.astype(helper.tensor_dtype_to_np_dtype(node.attr("to")))
+    return x.astype(to_numpy(node.attr("to")))
 
 
 def _cast_check(node: NodeView) -> str | None:
     to = node.attr("to")
     if to not in TORCH_DTYPES:
-        return f"Cast to {helper.tensor_dtype_to_string(to)} not handled (handled: float, int32, int64, bool)"
+        return f"Cast to {dtype_name(to)} not handled (handled: {torch_dtype_names()})"
     return None
 
 
@@ -180,12 +182,6 @@ def _arg(kind: str):
         return fn(x, node.attr("axis", 0), keepdim=bool(node.attr("keepdims", 1)))
 
     return lower
-
-
-def _no_last_index(node: NodeView) -> str | None:
-    if node.attr("select_last_index", 0):
-        return f"{node.op_type} select_last_index=1 not handled"
-    return None
 
 
 def _reduce_entry(op: str, kind: str, axes_input_since: int = 18) -> list[Lowering]:
@@ -265,7 +261,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     *_reduce_entry("ReduceL2", "l2"),
     *_reduce_entry("ReduceSumSquare", "sumsquare"),
     Lowering("ArgMax", _arg("max"), frozenset({"axis", "keepdims", "select_last_index"}), dtypes=NUMERIC,
-             constraints=(_no_last_index,)),
+             constraints=(attr_in("select_last_index", (0,), 0),)),
     Lowering("ArgMin", _arg("min"), frozenset({"axis", "keepdims", "select_last_index"}), dtypes=NUMERIC,
-             constraints=(_no_last_index,)),
+             constraints=(attr_in("select_last_index", (0,), 0),)),
 )

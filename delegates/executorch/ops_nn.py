@@ -11,30 +11,17 @@ from __future__ import annotations
 
 import math
 
-
+from unified.delegate import attr_in
 from unified.graph import NodeView
+from unified.onnx import conv_transpose_pads, resolve_pads, window
 
-from .table import (
-    F,
-    Lowering,
-    attr_in,
-    is_host,
-    onnx_pads,
-    torch,
-    torch_pad_list,
-)
+from .ops_common import F, is_host, torch, torch_pad_list
+from .support import Lowering, spatial_rank
 
 __all__ = ["LOWERINGS"]
 
 _CONV = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
 _CONV_T = {1: "conv_transpose1d", 2: "conv_transpose2d", 3: "conv_transpose3d"}
-
-
-def _spatial_rank(node: NodeView) -> str | None:
-    r = node.inputs[0].rank
-    if r is None or not 3 <= r <= 5:
-        return f"{node.op_type} on rank-{r} input not handled (handled: 1-D, 2-D, 3-D spatial, i.e. rank 3..5)"
-    return None
 
 
 def _no_3d(node: NodeView) -> str | None:
@@ -47,23 +34,20 @@ def _no_3d(node: NodeView) -> str | None:
 
 def conv(node: NodeView, x, w, b=None):
     nd = w.dim() - 2
-    strides = list(node.attr("strides", [1] * nd))
-    dil = list(node.attr("dilations", [1] * nd))
-    begins, ends = onnx_pads(node, list(x.shape[2:]), list(w.shape[2:]), strides, dil)
+    win = window(node.attributes, w.shape[2:])
+    begins, ends = resolve_pads(node.attributes, x.shape[2:], win)
     if begins != ends:
         x = F.pad(x, torch_pad_list(begins, ends))
         begins = [0] * nd
-    return getattr(F, _CONV[nd])(x, w, b, strides, begins, dil, node.attr("group", 1))
+    return getattr(F, _CONV[nd])(x, w, b, list(win.strides), begins, list(win.dilations), win.group)
 
 
 def conv_transpose(node: NodeView, x, w, b=None):
     nd = w.dim() - 2
-    strides = list(node.attr("strides", [1] * nd))
-    dil = list(node.attr("dilations", [1] * nd))
+    win = window(node.attributes, w.shape[2:])
     out_pad = list(node.attr("output_padding", [0] * nd))
-    pads = list(node.attr("pads", [0] * (2 * nd)))
-    begins, ends = pads[:nd], pads[nd:]
-    y = getattr(F, _CONV_T[nd])(x, w, b, strides, 0, out_pad, node.attr("group", 1), dil)
+    begins, ends, _ = conv_transpose_pads(node.attributes, x.shape[2:], win)  # auto_pad NOTSET or VALID only
+    y = getattr(F, _CONV_T[nd])(x, w, b, list(win.strides), 0, out_pad, win.group, list(win.dilations))
     if any(begins) or any(ends):  # ONNX pads crop the full transposed output (spec: ConvTranspose)
         index = [slice(None), slice(None)] + [slice(bg, y.shape[2 + i] - e) for i, (bg, e) in enumerate(zip(begins, ends))]
         y = y[tuple(index)]
@@ -94,12 +78,9 @@ def matmul(node: NodeView, a, b):
 
 
 def _pool_common(node: NodeView, x):
-    kernel = list(node.attr("kernel_shape"))
-    nd = len(kernel)
-    strides = list(node.attr("strides", [1] * nd))
-    dil = list(node.attr("dilations", [1] * nd))
-    begins, ends = onnx_pads(node, list(x.shape[2:]), kernel, strides, dil)
-    return nd, kernel, strides, dil, begins, ends
+    win = window(node.attributes, node.attr("kernel_shape"))
+    begins, ends = resolve_pads(node.attributes, x.shape[2:], win)
+    return len(win.kernel), list(win.kernel), list(win.strides), list(win.dilations), begins, ends
 
 
 def max_pool(node: NodeView, x):
@@ -262,13 +243,6 @@ def resize(node: NodeView, x, roi=None, scales=None, sizes=None):
     return F.interpolate(x, mode={1: "linear", 2: "bilinear", 3: "trilinear"}[nd], align_corners=align, **kwargs)
 
 
-def _dims_match(node: NodeView) -> str | None:
-    r = node.inputs[0].rank
-    if r is None or not 3 <= r <= 5:
-        return f"Resize on rank-{r} input not handled (handled: rank 3..5, NC + spatial)"
-    return None
-
-
 def _conv_weight_rank(node: NodeView) -> str | None:
     w = node.inputs[1]
     if w.rank != node.inputs[0].rank:
@@ -320,21 +294,21 @@ _CONV_ATTRS = frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads
 _POOL_ATTRS = frozenset({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"})
 
 LOWERINGS: tuple[Lowering, ...] = (
-    Lowering("Conv", conv, _CONV_ATTRS, constraints=(_spatial_rank, _no_3d, _conv_weight_rank)),
+    Lowering("Conv", conv, _CONV_ATTRS, constraints=(spatial_rank, _no_3d, _conv_weight_rank)),
     Lowering(
         "ConvTranspose",
         conv_transpose,
         frozenset({"dilations", "group", "kernel_shape", "output_padding", "pads", "strides", "auto_pad"}),
-        constraints=(_spatial_rank, _no_3d, _conv_weight_rank, attr_in("auto_pad", ("NOTSET", "VALID"), "NOTSET")),
+        constraints=(spatial_rank, _no_3d, _conv_weight_rank, attr_in("auto_pad", ("NOTSET", "VALID"), "NOTSET")),
     ),
     Lowering("Gemm", gemm, frozenset({"alpha", "beta", "transA", "transB"}), constraints=(_gemm_ranks,)),
     Lowering("MatMul", matmul),
-    Lowering("MaxPool", max_pool, _POOL_ATTRS | {"storage_order"}, constraints=(_spatial_rank, _no_3d, _pool_checks)),
+    Lowering("MaxPool", max_pool, _POOL_ATTRS | {"storage_order"}, constraints=(spatial_rank, _no_3d, _pool_checks)),
     Lowering(
         "AveragePool",
         average_pool,
         _POOL_ATTRS | {"count_include_pad"},
-        constraints=(_spatial_rank, _no_3d, _pool_checks),
+        constraints=(spatial_rank, _no_3d, _pool_checks),
     ),
     Lowering("GlobalAveragePool", global_average_pool),
     Lowering("GlobalMaxPool", global_max_pool),
@@ -361,6 +335,6 @@ LOWERINGS: tuple[Lowering, ...] = (
         _RESIZE_ATTRS,
         since=10,
         host_inputs=(1, 2, 3),
-        constraints=(_dims_match, _resize_host_inputs, _resize_check),
+        constraints=(spatial_rank, _resize_host_inputs, _resize_check),
     ),
 )

@@ -2,7 +2,7 @@
 Concat, Split, Slice, Squeeze, Unsqueeze, Pad, Gather, GatherND, Expand, Tile,
 Shape, ConstantOfShape, Range, Identity, Dropout.
 
-Shape-producing ops run on host values (see ``table``): ``Shape`` of a
+Shape-producing ops run on host values (see ``ops_common``): ``Shape`` of a
 (static) tensor is a NumPy array, and the ops that consume shapes read them
 as Python values while tracing, so no data-dependent op is exported.
 Semantics: the ONNX operator spec (https://onnx.ai/onnx/operators/).
@@ -17,11 +17,8 @@ from onnx import TensorProto
 
 from unified.graph import NodeView
 
-from .table import (
-    ALL,
-    INTS,
+from .ops_common import (
     F,
-    Lowering,
     LoweringError,
     host_ints,
     is_host,
@@ -30,7 +27,9 @@ from .table import (
     to_tensor,
     torch,
     torch_dtype,
+    torch_pad_list,
 )
+from .support import ALL, INTS, Lowering
 
 __all__ = ["LOWERINGS"]
 
@@ -215,10 +214,8 @@ def pad(node: NodeView, x, pads=None, value=None, axes=None):
     n = len(axes)
     for i, a in enumerate(axes):
         begins[a], ends[a] = pads[i], pads[n + i]
-    first = next((i for i in range(rank) if begins[i] or ends[i]), rank)
-    flat = []
-    for i in range(rank - 1, first - 1, -1):
-        flat += [begins[i], ends[i]]
+    first = next((i for i in range(rank) if begins[i] or ends[i]), rank)  # F.pad needs no pairs before it
+    flat = torch_pad_list(begins[first:], ends[first:])
     mode = _PAD_MODES[node.attr("mode", "constant")]
     if mode == "constant":
         return F.pad(x, flat, value=value)

@@ -1,4 +1,5 @@
-"""The ONNX-op -> torch lowering table's entry type and its shared checks.
+"""What the delegate claims and why not: the lowering table's entry type and
+its shared checks.
 
 One :class:`Lowering` per ONNX op type says, as data, what the translator
 handles: the opset range, the element types of the first input, the
@@ -15,7 +16,8 @@ shape arithmetic such as ``Shape -> Gather -> Concat``). Partitions reach
 host values are plain numbers. The ``dtype=object`` branches (host arrays of
 ``torch.SymInt``, from the former ``torch.export.Dim`` export of dynamic
 dims) no longer occur; they are kept only until a clean-up removes them
-with tests, and are inert.
+with tests, and are inert. The helpers the lowerings share (host values,
+the lazy ``torch`` module, pads) are in ``ops_common``.
 """
 
 from __future__ import annotations
@@ -23,16 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
 from onnx import TensorProto
 
 from unified.delegate import Constraint, OpSupport
-from unified.errors import DelegateError
 from unified.graph import NodeView, TensorInfo
+from unified.onnx import dtype_name
 
 __all__ = [
     "Lowering",
-    "LoweringError",
     "HOST_ROLES",
     "FLOAT",
     "NUMERIC",
@@ -40,18 +40,8 @@ __all__ = [
     "ALL",
     "BOOL",
     "TORCH_DTYPES",
-    "is_host",
-    "host_ints",
-    "static_input",
-    "attr_in",
-    "torch",
-    "F",
-    "torch_dtype",
-    "onnx_pads",
-    "torch_pad_list",
-    "static_output_shape",
-    "to_tensor",
-    "symbolic",
+    "torch_dtype_names",
+    "spatial_rank",
 ]
 
 FLOAT = frozenset({TensorProto.FLOAT})
@@ -70,9 +60,9 @@ TORCH_DTYPES = {
 }
 
 
-class LoweringError(DelegateError):
-    """The translator met something its table entry claimed but cannot trace
-    (e.g. a Reshape shape computed from tensor data rather than from shapes)."""
+def torch_dtype_names() -> str:
+    """The element types the lowering handles, named: ``"float, int32, int64, bool"``."""
+    return ", ".join(dtype_name(t) for t in TORCH_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -203,7 +193,7 @@ def _check_typed(node: NodeView) -> str | None:
             return f"input '{t.name}' has no inferred {'rank' if t.elem_type else 'dtype'}; torch.export needs both"
     for t in node.inputs + node.outputs:
         if t.name and t.elem_type and t.elem_type not in TORCH_DTYPES:
-            return f"value '{t.name}' has dtype {t.type_str}; the ExecuTorch lowering handles float, int32, int64, bool"
+            return f"value '{t.name}' has dtype {t.type_str}; the ExecuTorch lowering handles {torch_dtype_names()}"
     return None
 
 
@@ -220,134 +210,9 @@ def _shape(t: TensorInfo) -> str:
     return "[?]" if t.shape is None else "[" + ", ".join("?" if d is None else str(d) for d in t.shape) + "]"
 
 
-# --- helpers for entries ---------------------------------------------------
-
-
-def is_host(value: Any) -> bool:
-    """True for a host value (NumPy array), False for a ``torch.Tensor``."""
-    return isinstance(value, np.ndarray)
-
-
-def host_ints(value: np.ndarray | None) -> list:
-    """A host value as a flat list of Python ints / ``torch.SymInt``."""
-    if value is None:
-        return []
-    flat = value.reshape(-1).tolist()
-    return [v if not isinstance(v, (float, np.floating)) else int(v) for v in flat]
-
-
-def static_input(slot: int, what: str) -> Constraint:
-    """Constraint: input ``slot`` must be a constant (e.g. a weight read as data)."""
-
-    def check(node: NodeView) -> str | None:
-        if slot < len(node.inputs) and node.inputs[slot].name and not node.inputs[slot].is_initializer:
-            if node.inputs[slot].const is None:
-                return f"{node.op_type} {what} (input {slot}) must be a constant for the ExecuTorch lowering"
-        return None
-
-    return check
-
-
-def attr_in(name: str, allowed: tuple, default: Any) -> Constraint:
-    """Constraint: attribute ``name`` (default ``default``) takes one of ``allowed``."""
-
-    def check(node: NodeView) -> str | None:
-        value = node.attr(name, default)
-        if value not in allowed:
-            return f"{node.op_type} {name}={value!r} not handled (handled: {', '.join(map(repr, allowed))})"
-        return None
-
-    return check
-
-
-class _LazyModule:
-    """Attribute access imports the module on first use, so the table can be
-    built (and ``supports()`` answered) without importing torch."""
-
-    def __init__(self, name: str):
-        self._name = name
-        self._module = None
-
-    def __getattr__(self, attr: str) -> Any:
-        if self._module is None:
-            import importlib
-
-            self._module = importlib.import_module(self._name)
-        return getattr(self._module, attr)
-
-
-torch = _LazyModule("torch")
-F = _LazyModule("torch.nn.functional")
-
-
-def torch_dtype(elem_type: int):
-    """torch dtype of an ONNX element type in :data:`TORCH_DTYPES`."""
-    return getattr(torch, TORCH_DTYPES[elem_type])
-
-
-def onnx_pads(node: NodeView, spatial: list, kernel: list, strides: list, dilations: list) -> tuple[list, list]:
-    """Begin and end paddings of a Conv/pool node, one per spatial dim.
-
-    ``auto_pad`` SAME_UPPER / SAME_LOWER follow the ONNX Conv spec: total
-    padding ``max((ceil(in / stride) - 1) * stride + (k - 1) * dilation + 1 - in, 0)``,
-    the odd element at the end (UPPER) or the beginning (LOWER).
-    """
-    nd = len(kernel)
-    mode = node.attr("auto_pad", "NOTSET")
-    if mode in ("NOTSET", ""):
-        pads = list(node.attr("pads", [0] * (2 * nd)))
-        return pads[:nd], pads[nd:]
-    if mode == "VALID":
-        return [0] * nd, [0] * nd
-    begins, ends = [], []
-    for size, k, s, d in zip(spatial, kernel, strides, dilations):
-        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
-        small, big = total // 2, total - total // 2
-        begins.append(small if mode == "SAME_UPPER" else big)
-        ends.append(big if mode == "SAME_UPPER" else small)
-    return begins, ends
-
-
-def torch_pad_list(begins: list, ends: list) -> list:
-    """ONNX per-dim (begin, end) pads -> ``F.pad``'s last-dim-first pair list."""
-    out = []
-    for b, e in zip(reversed(begins), reversed(ends)):
-        out += [b, e]
-    return out
-
-
-def static_output_shape(node: NodeView, slot: int = 0) -> list[int]:
-    """The inferred static shape of output ``slot``.
-
-    Raises:
-        LoweringError: the shape is not static (the node's shape input was
-            computed from tensor data, which torch.export cannot trace).
-    """
-    t = node.outputs[slot]
-    if not t.is_static:
-        raise LoweringError(
-            f"{node.op_type} node '{node.name}': its shape input is computed from tensor data and its output "
-            f"shape is not static; torch.export needs shapes known while tracing"
-        )
-    return list(t.shape)
-
-
-def symbolic(*values: Any) -> bool:
-    """True when any host value holds ``torch.SymInt`` elements (``dtype=object``)."""
-    return any(is_host(v) and v.dtype == object for v in values)
-
-
-def to_tensor(value: Any, dtype: Any = None):
-    """A host value (NumPy array, possibly of ``torch.SymInt``) as a torch tensor.
-
-    Args:
-        value: NumPy array or torch tensor (returned as is).
-        dtype: NumPy dtype to cast a numeric array to first, or None.
-    """
-    if not is_host(value):
-        return value
-    if value.dtype == object:  # symbolic sizes: torch.tensor traces them as sym_size ops
-        return torch.tensor(value.tolist(), dtype=torch.int64)
-    if dtype is not None:
-        value = value.astype(dtype, copy=False)
-    return torch.from_numpy(np.ascontiguousarray(value).copy())
+def spatial_rank(node: NodeView) -> str | None:
+    """Constraint: the first input is ``(N, C, ...)`` with 1 to 3 spatial dims (rank 3..5)."""
+    r = node.inputs[0].rank
+    if r is None or not 3 <= r <= 5:
+        return f"{node.op_type} on rank-{r} input not handled (handled: 1-D, 2-D, 3-D spatial, i.e. rank 3..5)"
+    return None
