@@ -21,11 +21,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import numpy as np
 import onnx
 
 from unified.conformance.compare import Tolerance
 from unified.errors import UnifiedError
+from unified.onnx.dtypes import numpy_name
 from unified.records import record_dict
 
 __all__ = [
@@ -52,14 +52,7 @@ class ConformanceError(UnifiedError):
     """A conformance case, source, report or command-line argument is invalid."""
 
 
-def dtype_name(elem_type: int) -> str:
-    """``onnx.TensorProto.FLOAT`` -> ``"float32"`` (NumPy names; ``"bfloat16"`` etc. for the rest)."""
-    if not elem_type:
-        return "unknown"
-    try:
-        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
-    except (KeyError, TypeError, ValueError):
-        return onnx.helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
+dtype_name = numpy_name  # reports name dtypes as NumPy does: "float32"
 
 
 @dataclass

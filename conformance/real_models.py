@@ -64,6 +64,7 @@ import numpy as np
 
 from unified.conformance.cases import Case, CaseData, CaseSource, ConformanceError
 from unified.conformance.compare import Tolerance
+from unified.onnx.dtypes import numpy_name
 
 __all__ = [
     "SOURCE",
@@ -625,7 +626,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     def sig(v: onnx.ValueInfoProto) -> str:
         t = v.type.tensor_type
         dims = [d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?") for d in t.shape.dim]
-        return f"{v.name}: {onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else '?'} [{', '.join(dims)}]"
+        return f"{v.name}: {numpy_name(t.elem_type, '?')} [{', '.join(dims)}]"
 
     inits = {i.name for i in m.graph.initializer}
     graph_inputs = [v for v in m.graph.input if v.name not in inits]

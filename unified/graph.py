@@ -581,7 +581,7 @@ def _fold_constant_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
             if a.name == "value" and a.t.data_type != onnx.TensorProto.STRING:
                 arr = numpy_helper.to_array(a.t)
             elif a.name in _CONSTANT_ATTRS:
-                arr = np.array(helper.get_attribute_value(a), dtype=_CONSTANT_ATTRS[a.name])
+                arr = np.array(decode_attributes(n)[a.name], dtype=_CONSTANT_ATTRS[a.name])
         if arr is None:
             keep.append(n)
         else:

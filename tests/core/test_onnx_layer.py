@@ -7,7 +7,6 @@ Folding: ``evaluate_node`` must match ONNX Runtime on the same node.
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import onnx

@@ -23,7 +23,7 @@ delegate's framework, so a plugin author can build on it.
 """
 
 from unified.onnx.attributes import attr_ints, decode_attributes
-from unified.onnx.dtypes import dtype_name, from_numpy, to_numpy
+from unified.onnx.dtypes import dtype_name, from_numpy, numpy_name, to_numpy
 from unified.onnx.fold import NON_DETERMINISTIC, evaluate_node, has_subgraph
 from unified.onnx.node import Node
 from unified.onnx.spatial import Window, conv_transpose_pads, resolve_pads, same_pads, window
@@ -35,6 +35,7 @@ __all__ = [
     "decode_attributes",
     "dtype_name",
     "from_numpy",
+    "numpy_name",
     "to_numpy",
     "NON_DETERMINISTIC",
     "evaluate_node",

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-__all__ = ["to_numpy", "from_numpy", "dtype_name"]
+__all__ = ["to_numpy", "from_numpy", "dtype_name", "numpy_name"]
 
 
 def to_numpy(elem_type: int) -> np.dtype | None:
@@ -52,3 +52,13 @@ def dtype_name(elem_type: int, unknown: str = "unknown") -> str:
         return helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
     except (KeyError, ValueError):
         return f"type{elem_type}"
+
+
+def numpy_name(elem_type: int, unknown: str = "unknown") -> str:
+    """NumPy name of an element type (``1`` -> ``"float32"``, ``9`` ->
+    ``"bool"``); the ONNX name (:func:`dtype_name`) for a type NumPy lacks;
+    ``unknown`` for 0. Conformance reports name dtypes this way."""
+    if not elem_type:
+        return unknown
+    np_dtype = to_numpy(elem_type)
+    return np_dtype.name if np_dtype is not None else dtype_name(elem_type)
