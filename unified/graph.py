@@ -76,6 +76,11 @@ class TensorInfo:
             Both flags come from a trial specialization at load time
             (:meth:`Graph.specialization_trial`), which also gives the rank
             (dims None) of a value whose rank inference at load lost.
+        trial_shape: the value's dims in that trial, with every symbolic
+            input dim set to :data:`TRIAL_DIM`; exact for a model without
+            symbolic input dims (None when the trial left it unknown). A
+            delegate may use it to decline shapes it cannot run (a zero-size
+            dim) that inference at load could not see.
         consumed: some node reads the value, or it is a model output (False
             for an unused optional output such as Dropout's mask).
     """
@@ -89,6 +94,7 @@ class TensorInfo:
     type_proto: onnx.TypeProto | None = field(default=None, compare=False, repr=False)
     shape_derived: bool = field(default=False, compare=False)
     static_when_specialized: bool = field(default=False, compare=False)
+    trial_shape: tuple[int, ...] | None = field(default=None, compare=False)
     consumed: bool = field(default=True, compare=False)
 
     @property
@@ -493,11 +499,12 @@ class Graph:
         derived, static = self.specialization_trial
         known = init is not None or const is not None or (shape is not None and all(isinstance(d, int) for d in shape))
         if shape is None and name in static:  # inference at load lost the rank; the trial found it
-            shape = (None,) * static[name]
+            shape = (None,) * len(static[name])
         return TensorInfo(
             name, elem, shape, const, init is not None, type_proto=tp,
             shape_derived=name in derived,
             static_when_specialized=known or name in static,
+            trial_shape=static.get(name),
             consumed=name in self._consumed,
         )
 
@@ -511,8 +518,8 @@ class Graph:
         return frozenset(names)
 
     @cached_property
-    def specialization_trial(self) -> tuple[frozenset[str], Mapping[str, int]]:
-        """``(shape_derived names, {static-when-specialized name: rank})``.
+    def specialization_trial(self) -> tuple[frozenset[str], Mapping[str, tuple[int, ...]]]:
+        """``(shape_derived names, {static-when-specialized name: its dims in the trial})``.
 
         Every symbolic input dim is fixed to :data:`TRIAL_DIM` (64) on a copy
         of the model, shapes are inferred again and constants folded
@@ -600,7 +607,7 @@ TRIAL_DIM = 64
 usual CNN strides 2..32)."""
 
 
-def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], Mapping[str, int]]:
+def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], Mapping[str, tuple[int, ...]]]:
     shapes = {
         vi.name: [d.dim_value if d.HasField("dim_value") else TRIAL_DIM for d in vi.type.tensor_type.shape.dim]
         for vi in model.graph.input
@@ -620,13 +627,13 @@ def _specialization_trial(model: onnx.ModelProto) -> tuple[frozenset[str], Mappi
     g = trial.graph
     derived = frozenset(folded)
     static = {
-        vi.name: len(vi.type.tensor_type.shape.dim)
+        vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
         for vi in list(g.input) + list(g.value_info) + list(g.output)
         if vi.type.HasField("tensor_type")
         and vi.type.tensor_type.HasField("shape")
         and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)
     }
-    static.update({t.name: len(t.dims) for t in g.initializer if t.name in derived})
+    static.update({t.name: tuple(t.dims) for t in g.initializer if t.name in derived})
     return derived, MappingProxyType(static)
 
 

@@ -199,10 +199,17 @@ def _check_typed(node: NodeView) -> str | None:
 
 def _check_nonempty(node: NodeView) -> str | None:
     """The ExecuTorch runtime refuses tensors with a 0 dim (``0 in strides``) as
-    program inputs, outputs and intermediates; constants are folded on the host."""
+    program inputs, outputs and intermediates; constants are folded on the host.
+    A dim inference at load left unknown counts as zero when the load-time
+    specialization trial (``TensorInfo.trial_shape``) found it zero."""
     for t in node.inputs + node.outputs:
-        if t.name and t.const is None and t.shape is not None and any(d == 0 for d in t.shape):
+        if not t.name or t.const is not None:
+            continue
+        if t.shape is not None and any(d == 0 for d in t.shape):
             return f"value '{t.name}' has a zero-size dim {_shape(t)}; the ExecuTorch runtime rejects empty tensors"
+        if t.trial_shape is not None and 0 in t.trial_shape:
+            return (f"value '{t.name}' has a zero-size dim once shapes are folded {list(t.trial_shape)}; "
+                    "the ExecuTorch runtime rejects empty tensors")
     return None
 
 

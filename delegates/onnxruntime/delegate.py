@@ -43,6 +43,9 @@ class OnnxRuntimeDelegate(Delegate):
         DelegateOption("num_threads", (int,), None, "intra-op threads (None: ORT's default, one per core)"),
         DelegateOption("optimization_level", (str,), "all", "ORT graph optimizations",
                        ("disable", "basic", "extended", "all")),
+        DelegateOption("qdq_fusion", (bool,), False,
+                       "run QDQ groups as ORT's fused integer kernels (faster, rounds off the ONNX spec); "
+                       "off: as the spec writes them"),
     )
     cacheable = False  # compiling is loading; caching the ONNX bytes buys nothing
     handles_non_tensor_values = True  # sequences and optionals are probed like tensors
