@@ -27,14 +27,14 @@ def _report() -> Report:
     return Report(cases=cases, results=r, delegates={"tflite": {}, "executorch": {}}, created="t0")
 
 
-def test_every_claimed_pair_gets_one_case_and_shared_picks_are_preferred():
+def test_every_claimed_op_pair_gets_one_case_and_shared_picks_are_preferred():
     data = derive_fast_cases(_report())
-    assert data["pairs"] == {
-        "executorch": {"Conv": "n/conv_a", "squeezenet": "models/light/squeezenet"},
+    assert data["pairs"] == {  # whole models stay out: their sources' own subsets cover them
+        "executorch": {"Conv": "n/conv_a"},
         # conv_b is quicker, but conv_a is already in the subset for executorch
         "tflite": {"Conv": "n/conv_a", "Relu": "n/relu"},
     }
-    assert data["cases"] == ["models/light/squeezenet", "n/conv_a", "n/relu"]
+    assert data["cases"] == ["n/conv_a", "n/relu"]
 
 
 def test_written_subset_is_read_back(tmp_path):
@@ -46,8 +46,7 @@ def test_written_subset_is_read_back(tmp_path):
 def test_committed_fast_cases_all_exist():
     """Every case id of the committed subset is still a case (a renamed case would silently drop a pair)."""
     committed = fast_case_ids()
-    if not committed:
-        return
+    assert len(committed) > 100, "conformance/data/fast_cases.json is missing or nearly empty"
     _, cases = gather_cases(None, None)
     missing = sorted(committed - {c.id for c in cases})
     assert not missing, f"conformance/data/fast_cases.json names cases that no longer exist: {missing[:10]}"
