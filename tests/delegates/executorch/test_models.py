@@ -42,7 +42,14 @@ def _check(model, feeds, options, ort_reference):
     return sess
 
 
-@pytest.mark.parametrize("name", zoo.LIGHT_MODELS)
+# The three slowest exports (60-115 s each on 2 cores) run in `make test-all`;
+# the full conformance run covers them too (models/light/* on executorch).
+_HEAVY = {"densenet121", "inception_v2", "vgg19"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.heavy) if n in _HEAVY else n for n in zoo.LIGHT_MODELS]
+)
 def test_light_model(name, light, options, ort_reference):
     model = _expose_logits(light(name, seed=0))
     model.ir_version = 10
