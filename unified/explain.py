@@ -45,7 +45,7 @@ import onnx
 
 from unified.errors import InputError, UnifiedError
 from unified.graph import TRIAL_DIM, Graph, ModelLike
-from unified.onnx.dtypes import dtype_name, to_numpy
+from unified.onnx.dtypes import numpy_name, to_numpy
 from unified.onnx.topology import consumers, node_reads, producers
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Boundary:
 
     Attributes:
         tensor: the value name.
-        dtype: ONNX dtype name, e.g. ``"float32"``.
+        dtype: NumPy dtype name, e.g. ``"float32"``.
         shape: dims with symbolic input dims replaced by the chosen values;
             None entries where even that leaves a dim unknown.
         bytes: ``prod(shape) * itemsize``; None when a dim is unknown or the
@@ -302,7 +302,7 @@ def _boundary(graph: Graph, name: str, shapes: Graph | None, dims: Mapping[str, 
     size = None
     if shape is not None and np_type is not None and np_type.kind not in "OSU" and None not in shape:
         size = int(np.prod(shape, dtype=np.int64)) * np_type.itemsize
-    return Boundary(name, dtype_name(info.elem_type), shape, size)
+    return Boundary(name, numpy_name(info.elem_type), shape, size)
 
 
 _DIM_CALLS = {"floor": math.floor, "ceil": math.ceil, "min": min, "max": max}
