@@ -36,28 +36,30 @@ import math
 import operator
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
-import onnx
 
-from unified.errors import InputError, UnifiedError
+from unified.errors import InputError
 from unified.graph import TRIAL_DIM, Graph, ModelLike
 from unified.onnx.dtypes import numpy_name, to_numpy
 from unified.onnx.topology import consumers, node_reads, producers
+from unified.rewrites import (
+    Replanner, Rewrite, best_rewrite, fold_candidate, opset_candidates, pin_candidate, placement_candidate,
+)
 
 if TYPE_CHECKING:
     from unified.pipeline import PlannedModel
     from unified.session import SessionOptions
 
-__all__ = ["Boundary", "Rewrite", "Island", "Explanation", "explain", "copy_bandwidth", "EXPLAIN_SCHEMA_VERSION"]
+__all__ = [
+    "Boundary", "Rewrite", "Island", "Explanation", "explain", "copy_bandwidth", "default_dims", "EXPLAIN_SCHEMA_VERSION",
+]
 
 EXPLAIN_SCHEMA_VERSION = 1
-_OPSET_TARGETS = (13, 17, 18, 21)
-"""Opsets the opset rewrite tries, lowest first (13: Split/Squeeze/Reduce* take
-axes as inputs; 17: LayerNormalization; 18: Split num_outputs; 21: int4 QDQ)."""
+
 
 
 @dataclass(frozen=True)
@@ -77,58 +79,6 @@ class Boundary:
     dtype: str
     shape: tuple[int | None, ...] | None
     bytes: int | None
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """A change to the model or the session options that removes an island.
-
-    Attributes:
-        kind: ``"free_dims"``, ``"fold"``, ``"opset"`` or ``"placement"``.
-        description: what to do, in words.
-        cli: the ``unified`` options that apply it ("" where none does).
-        partitions_before / partitions_after: partition counts of the plan
-            before and after the rewrite (the latter from planning the
-            rewritten model).
-        free_dimensions: dims to pin (kind ``free_dims``).
-        opset: the default-domain opset to convert to (kind ``opset``).
-        placement: node name or op type -> delegate (kind ``placement``).
-    """
-
-    kind: str
-    description: str
-    cli: str
-    partitions_before: int
-    partitions_after: int
-    free_dimensions: Mapping[str, int] = field(default_factory=dict)
-    opset: int | None = None
-    placement: Mapping[str, str] = field(default_factory=dict)
-
-    def apply(self, model: ModelLike, options: "SessionOptions | None" = None):
-        """The rewritten model and session options: plan them to get ``partitions_after``.
-
-        Args:
-            model: the model the explanation was made for (path, bytes or
-                ``ModelProto``; not modified).
-            options: the session options it was planned with.
-
-        Returns:
-            ``(model, options)``: for ``fold`` and ``opset`` a new
-            ``onnx.ModelProto``, else ``model`` itself; a copy of
-            ``options`` with the dims or placement added.
-        """
-        from unified.session import SessionOptions
-
-        options = dataclasses.replace(options) if options is not None else SessionOptions()
-        if self.kind == "free_dims":
-            options.free_dimensions = {**options.free_dimensions, **self.free_dimensions}
-        elif self.kind == "placement":
-            options.placement = {**options.placement, **self.placement}
-        elif self.kind == "fold":
-            model = _folded(model, options)
-        elif self.kind == "opset":
-            model = _converted(model, self.opset)
-        return model, options
 
 
 @dataclass(frozen=True)
@@ -369,120 +319,6 @@ def default_dims(graph: Graph, given: Mapping[str, int] | None = None) -> dict[s
     return {name: given.get(name, 1 if seen == {0} else TRIAL_DIM) for name, seen in sorted(axes.items())}
 
 
-# --- rewrites ------------------------------------------------------------------------
-
-
-def _folded(model: ModelLike, options: "SessionOptions") -> onnx.ModelProto:
-    """``model`` loaded (dims pinned as ``options`` says) with every constant computation folded."""
-    from unified.graph import _infer_shapes, load_model
-    from unified.onnx.fold import fold_constants
-
-    return fold_constants(load_model(model, options.free_dimensions), _infer_shapes)
-
-
-def _converted(model: ModelLike, opset: int | None) -> onnx.ModelProto:
-    """``model`` converted to default-domain ``opset`` with ``onnx.version_converter``."""
-    from onnx import version_converter
-
-    from unified.graph import _read_model
-
-    proto, _ = _read_model(model)
-    return version_converter.convert_version(proto, int(opset or 0))
-
-
-class _Replanner:
-    """Plans the model and its rewrites with the same delegates, options and registry.
-
-    ``plan`` answers None when the rewritten model cannot be planned (the
-    rewrite is then not offered).
-    """
-
-    def __init__(self, model: ModelLike, delegates, options: "SessionOptions", reg) -> None:
-        self.model, self.delegates, self.options, self.reg = model, delegates, options, reg
-
-    def plan(self, model: ModelLike, options: "SessionOptions") -> "PlannedModel | None":
-        from unified.pipeline import plan_model
-
-        try:
-            return plan_model(model, self.delegates, options, reg=self.reg, execute=False, warn=False)
-        except (UnifiedError, onnx.checker.ValidationError, RuntimeError, ValueError):
-            return None
-
-
-def _owner_by_output(planned: "PlannedModel") -> dict[str, str]:
-    """First output name of each planned node -> its delegate (output names survive rewrites)."""
-    index = {name: i for i, name in enumerate(planned.graph.node_names)}
-    out: dict[str, str] = {}
-    for p in planned.plan.partitions:
-        for n in p.nodes:
-            outputs = [o for o in planned.graph.nodes[index[n]].output if o]
-            if outputs:
-                out[outputs[0]] = p.delegate
-    return out
-
-
-def _pin_candidate(replan: _Replanner, planned: "PlannedModel", dims: Mapping[str, int]):
-    """Pin every symbolic input dim: ``(Rewrite without counts, PlannedModel or None)``."""
-    opts = dataclasses.replace(replan.options, free_dimensions={**replan.options.free_dimensions, **dims})
-    cli = " ".join(f"--free-dim {k}={v}" for k, v in dims.items())
-    values = ", ".join(f"{k}={v}" for k, v in dims.items())
-    text = f"pin the symbolic input dims ({values}; use the sizes you run with)"
-    rewrite = Rewrite("free_dims", text, cli, len(planned.plan.partitions), 0, free_dimensions=dict(dims))
-    return rewrite, replan.plan(replan.model, opts)
-
-
-def _fold_candidate(replan: _Replanner, planned: "PlannedModel"):
-    """Fold constant computations, when that removes any node: ``(Rewrite, PlannedModel or None)`` or None."""
-    try:
-        folded = _folded(replan.model, replan.options)
-    except UnifiedError:
-        return None
-    if len(folded.graph.node) >= len(planned.graph.nodes):
-        return None
-    text = "fold constant computations (unified.onnx.fold.fold_constants) and save the model"
-    return Rewrite("fold", text, "", len(planned.plan.partitions), 0), replan.plan(folded, replan.options)
-
-
-def _opset_candidates(replan: _Replanner, planned: "PlannedModel"):
-    """Convert to each opset of :data:`_OPSET_TARGETS` above the model's."""
-    found = []
-    for target in (t for t in _OPSET_TARGETS if t > planned.graph.opsets.get("", 1)):
-        try:
-            converted = _converted(replan.model, target)
-        except Exception:  # the converter has no adapter for some op: not a rewrite
-            continue
-        text = f"upgrade the model to opset {target} (onnx.version_converter.convert_version(model, {target}))"
-        rewrite = Rewrite("opset", text, "", len(planned.plan.partitions), 0, opset=target)
-        found.append((rewrite, replan.plan(converted, replan.options)))
-    return found
-
-
-def _placement_candidate(replan: _Replanner, planned, preferred: str, nodes, ops, reasons):
-    """Place the island on ``preferred`` when it declined only for partition size."""
-    if not reasons or any("min_partition_nodes" not in why for _, why, _ in reasons):
-        return None
-    for place in ({op: preferred for op in ops}, {n: preferred for n in nodes}):
-        opts = dataclasses.replace(replan.options, placement={**replan.options.placement, **place})
-        result = replan.plan(replan.model, opts)
-        if result is not None:
-            cli = " ".join(f"--place {k}={v}" for k, v in place.items())
-            text = f"place {', '.join(sorted(place))} on '{preferred}' (SessionOptions.placement)"
-            return Rewrite("placement", text, cli, len(planned.plan.partitions), 0, placement=place), result
-    return None
-
-
-def _best_rewrite(candidates, outputs: list[str], preferred: str, before: int) -> Rewrite | None:
-    """The candidate with the fewest partitions that puts every surviving node of the island on ``preferred``."""
-    best = None
-    for rw, result in candidates:
-        owner = _owner_by_output(result)
-        after = len(result.plan.partitions)
-        if after < before and all(owner.get(o, preferred) == preferred for o in outputs):
-            if best is None or after < best.partitions_after:
-                best = dataclasses.replace(rw, partitions_after=after)
-    return best
-
-
 # --- explain -------------------------------------------------------------------------
 
 
@@ -527,11 +363,11 @@ def explain(
         raise InputError(f"bandwidth = {bandwidth!r} bytes/s; expected a positive number")
     options = options or SessionOptions()
     planned = planned or plan_model(model, delegates, options, reg=reg, execute=False, warn=False)
-    replan = _Replanner(model, delegates, options, reg)
+    replan = Replanner(model, delegates, options, reg)
     graph, plan = planned.graph, planned.plan
     preferred = planned.choices[0].name if planned.choices else plan.delegates[0]
     pins = default_dims(graph, dims)
-    pinned = _pin_candidate(replan, planned, pins) if pins else None
+    pinned = pin_candidate(replan, planned, pins) if pins else None
     shapes = pinned[1].graph if pinned and pinned[1] is not None else None
     source = "given" if bandwidth is not None else "measured here: np.copyto of 64 MiB, fastest of 5"
     bandwidth = bandwidth if bandwidth is not None else copy_bandwidth()
@@ -539,7 +375,7 @@ def explain(
     for k, members in enumerate(_islands(graph, plan, preferred)):
         islands.append(_island(k, members, planned, preferred, shapes, pins, bandwidth, options.placement))
     if rewrites:
-        candidates = [c for c in [pinned, _fold_candidate(replan, planned)] if c is not None]
+        candidates = [c for c in [pinned, fold_candidate(replan, planned)] if c is not None]
         islands = _with_rewrites(islands, replan, planned, preferred, candidates)
     return Explanation(
         preferred, len(plan.partitions), sum(len(p.nodes) for p in plan.partitions),
@@ -571,14 +407,14 @@ def _island(k, members, planned, preferred, shapes, pins, bandwidth, placement) 
 def _with_rewrites(islands: list[Island], replan, planned, preferred, candidates) -> list[Island]:
     """Each island with its best rewrite (opset candidates are built once, when a reason names an opset)."""
     if any("opset" in why for island in islands for _, why, _ in island.reasons):
-        candidates = candidates + _opset_candidates(replan, planned)
+        candidates = candidates + opset_candidates(replan, planned)
     candidates = [(rw, p) for rw, p in candidates if p is not None]
     index = {name: i for i, name in enumerate(planned.graph.node_names)}
     before = len(planned.plan.partitions)
     out = []
     for island in islands:
         outputs = [next((o for o in planned.graph.nodes[index[n]].output if o), "") for n in island.nodes]
-        own = _placement_candidate(replan, planned, preferred, island.nodes, set(island.op_types), island.reasons)
-        found = _best_rewrite(([own] if own else []) + candidates, outputs, preferred, before)
+        own = placement_candidate(replan, planned, preferred, island.nodes, set(island.op_types), island.reasons)
+        found = best_rewrite(([own] if own else []) + candidates, outputs, preferred, before)
         out.append(dataclasses.replace(island, rewrite=found))
     return out

@@ -35,7 +35,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from unified.errors import InputError
 
-__all__ = ["node_key", "node_data", "write_node_data", "load_errors", "ERROR_KEYS", "ERROR_METRICS", "PALETTE"]
+__all__ = [
+    "node_key", "node_data", "write_node_data", "load_errors", "delegate_colors", "ERROR_KEYS", "ERROR_METRICS", "PALETTE",
+]
 
 PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5")
 """Delegate colors, in order of first appearance (ColorBrewer Set3, as ``Plan.to_dot``)."""
