@@ -249,7 +249,8 @@ def _mac_cost(d: OpDesc, hw: HardwareConfig, dt: DataType) -> OpCost:
     g = gemm_view(d)
     _, xs, ws, bs, params = _MAC_SLOTS[d.op_type]
     w = dt.bytes
-    filt = d.bytes(ws, w) + sum(d.bytes(i, w) for i in params if i < len(d.inputs) and d.inputs[i] is not None)
+    # weight scales / zero points: float32 scales unless a width is given (integer zero points have one)
+    filt = d.bytes(ws, w) + sum(d.bytes(i, 4.0) for i in params if i < len(d.inputs) and d.inputs[i] is not None)
     if bs is not None and len(d.inputs) > bs and d.inputs[bs] is not None:
         filt += d.bytes(bs, dt.acc_bytes)
     extra = g.macs // max(g.k, 1) if d.op_type == "ConvTranspose" else 0  # col2im: one add per product column
@@ -305,6 +306,7 @@ def descs_from_model(model: "onnx.ModelProto | str", dims: Mapping[str, int] | N
     graph = Graph(fixed)
     views = graph.node_views
     widths, folded = _stored_widths(views)
+    folded_values = {v.outputs[0].name for v in views if v.name in folded}
     descs = []
     for v in views:
         ins = tuple(None if not t.name else _static(t.shape, f"input '{t.name}' of node '{v.name}'") for t in v.inputs)
@@ -313,7 +315,7 @@ def descs_from_model(model: "onnx.ModelProto | str", dims: Mapping[str, int] | N
             else _static(t.shape, f"output '{t.name}' of node '{v.name}'")
             for i, t in enumerate(v.outputs)
         )
-        const = frozenset(i for i, t in enumerate(v.inputs) if t.is_initializer)
+        const = frozenset(i for i, t in enumerate(v.inputs) if t.is_initializer or t.name in folded_values)
         descs.append(
             OpDesc(
                 v.name, v.op_type, dict(v.attributes), ins, outs, const,
