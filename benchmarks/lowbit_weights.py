@@ -48,14 +48,18 @@ def _mxfp4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale.astype(ml_dtypes.float8_e8m0fnu)
 
 
+def _copy(model: onnx.ModelProto):
+    """(a copy of the model, its graph, initializer name -> TensorProto)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out, out.graph, {t.name: t for t in out.graph.initializer}
+
+
 def quantize_matmul_weights(model: onnx.ModelProto, scheme: str) -> onnx.ModelProto:
     """A copy of ``model`` with every MatMul's 2-D float32 initializer (K a
     multiple of 32) stored as ``scheme`` (``"int4"`` or ``"mxfp4"``) and
     dequantized by a DequantizeLinear node (blocks of 32 along K)."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = out.graph
-    inits = {t.name: t for t in g.initializer}
+    out, g, inits = _copy(model)
     nodes = []
     for n in g.node:
         w = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) > 1 else None
@@ -87,10 +91,7 @@ def dequantized_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
     so ONNX Runtime, which has no FLOAT8E8M0 scales, can run the MXFP4 model."""
     from onnx.reference import ReferenceEvaluator
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = out.graph
-    inits = {t.name: t for t in g.initializer}
+    out, g, inits = _copy(model)
     keep = []
     for n in g.node:
         if n.op_type == "DequantizeLinear" and all(x in inits for x in n.input if x):

@@ -19,8 +19,20 @@ Arithmetic modes (delegate option ``dtype``):
   float64 BLAS (every partial sum of int8 products stays below 2**53). Vector
   ops compute in float32 between the QDQ pairs that bound them.
 
+QDQ groups (``DequantizeLinear -> Conv / Gemm / MatMul / Add / Mul /
+AveragePool / Relu / Concat -> QuantizeLinear`` with constant scales) run in
+integers in every mode: int8 x int8 -> exact int32 accumulation, then
+``q = saturate(rint(acc * sx * sw / sy) + zy)``, the multiplier formed in
+float32 and applied in float64 as the ONNX spec's reference kernels do (see
+``qdq.py``); within 1 LSB of the float QDQ semantics (ONNX Runtime with
+``session.disable_quant_qdq=1``). Such a step is costed as an int8 op, its
+operands at their stored widths.
+
 Nodes whose inputs are all constants (weight dequantization, weight fills)
-are evaluated once at compile time; they cost nothing at run time.
+are evaluated once at compile time; they cost nothing at run time. A
+weight dequantized this way (int4, MXFP4, int8 per channel) keeps its stored
+width for the cost model: quantized data plus scales and zero points
+(``npu_sim.workload.stored_width``).
 """
 
 from __future__ import annotations
