@@ -24,6 +24,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input value (others are random)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p.add_argument("--json", metavar="OUT", help="also write the result as JSON to OUT")
+    p.add_argument("--place", action="append", metavar="NODE_OR_OP=DELEGATE", help="placement override (repeatable)")
     p.add_argument("--cache-dir", help="compile cache directory (default ~/.cache/unified)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the compile cache")
     p.add_argument("--free-dim", action="append", metavar="NAME=VALUE", help="fix a symbolic input dim (repeatable)")
