@@ -234,9 +234,9 @@ class _Search:
             if t in ref and hasattr(env.get(t), "dtype") and env[t].dtype.kind in "fiub":
                 measured[t] = (source, runs.tensor_metrics(env[t], ref[t], self.gate))
         self.measured[k] = measured
-        judged = [(m["error"], t) for t, (_, m) in measured.items() if t in ours]
-        worst_error, worst = max(judged, default=(0.0, ""))
-        diverged = any(not measured[t][1]["ok"] for _, t in judged)
+        judged = [(m["error"], i, t) for i, (t, (_, m)) in enumerate(measured.items()) if t in ours]
+        worst_error, _, worst = max(judged, default=(0.0, 0, ""))  # ties: the latest in plan order
+        diverged = any(not measured[t][1]["ok"] for _, _, t in judged)
         self.probes.append(Probe(k, last, diverged, worst, float(worst_error)))
         return diverged
 
