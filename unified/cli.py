@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from unified.errors import InputError, UnifiedError
+from unified.debug.commands import COMMANDS as DEBUG_COMMANDS
 from unified.graph import random_feed
 from unified.log import configure_cli_logging, logger as log
 from unified.plugins import registry
@@ -311,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate = p.add_mutually_exclusive_group()
     gate.add_argument("--max-abs", type=float, metavar="K", help="gate: max abs error <= K x max(1, max|ref|) (1e-3)")
     gate.add_argument("--cosine", type=float, metavar="C", help="gate: cosine similarity to ORT >= C per output")
+    for command in DEBUG_COMMANDS:  # compare, bisect (unified.debug)
+        command.add_arguments(sub.add_parser(command.name, help=command.help))
     for name, command in registry().commands.items():
-        if name in ("devices", "plan", "run", "compile", "tune"):
+        if name in ("devices", "plan", "run", "compile", "tune") or name in _DEBUG:
             continue
         command.add_arguments(sub.add_parser(name, help=command.help))
     return parser
@@ -366,6 +369,8 @@ def _cmd_tune(args) -> int:
 
 
 _BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile, "tune": _cmd_tune}
+_DEBUG = {c.name: c.run for c in DEBUG_COMMANDS}
+_BUILTIN.update(_DEBUG)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
