@@ -47,26 +47,22 @@ INT8_CONVERTERS: dict[str, Int8Handler] = {}
 to leave the node to the float converter in ``CONVERTERS``."""
 
 
-def register(*op_types: str) -> Callable[[Handler], Handler]:
-    """Decorator: ``fn(cx, node, attrs)`` converts nodes of ``op_types``."""
+def _registrar(table: dict, doc: str):
+    def register_in(*op_types: str) -> Callable:
+        def deco(fn):
+            for op in op_types:
+                table[op] = fn
+            return fn
 
-    def deco(fn: Handler) -> Handler:
-        for op in op_types:
-            CONVERTERS[op] = fn
-        return fn
+        return deco
 
-    return deco
+    register_in.__doc__ = doc
+    return register_in
 
 
-def register_int8(*op_types: str) -> Callable[[Int8Handler], Int8Handler]:
-    """Decorator: ``fn(cx, node, attrs) -> bool`` tries ``op_types`` as an int8 QDQ group first."""
-
-    def deco(fn: Int8Handler) -> Int8Handler:
-        for op in op_types:
-            INT8_CONVERTERS[op] = fn
-        return fn
-
-    return deco
+register = _registrar(CONVERTERS, "Decorator: ``fn(cx, node, attrs)`` converts nodes of ``op_types``.")
+register_int8 = _registrar(INT8_CONVERTERS, "Decorator: ``fn(cx, node, attrs) -> bool`` tries ``op_types`` as an "
+                           "int8 QDQ group first (False: leave the node to the float converter).")
 
 
 @dataclass(eq=False)
