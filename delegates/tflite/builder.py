@@ -231,6 +231,24 @@ class ModelBuilder:
             setattr(obj, k, v)
         return obj
 
+    def prune(self) -> None:
+        """Drop operators none of whose outputs is read (by a later operator or
+        as a subgraph output) and recount ``op_counts``. Operators are in
+        execution order, so one backward pass finds them all."""
+        read = {int(i) for i in self.outputs}
+        kept = []
+        for op in reversed(self.operators):
+            if any(int(o) in read for o in op.outputs):
+                kept.append(op)
+                read.update(int(i) for i in op.inputs if i >= 0)
+        self.operators = kept[::-1]
+        names = {v: k for k, v in vars(self.schema.BuiltinOperator).items() if not k.startswith("_")}
+        counts: dict[str, int] = {}
+        for op in self.operators:
+            name = names[self.opcode_list[op.opcodeIndex].builtinCode]
+            counts[name] = counts.get(name, 0) + 1
+        self.op_counts = counts
+
     # --- packing ----------------------------------------------------------------
 
     def finish(self) -> bytes:

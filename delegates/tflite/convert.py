@@ -28,11 +28,12 @@ from onnx import numpy_helper
 
 from unified.errors import DelegateError
 from unified.onnx import NON_DETERMINISTIC, consumers, decode_attributes, dims, evaluate_node, has_subgraph, to_numpy
-from unified.onnx import value_types
+from unified.onnx import producers, value_types
 
 from .builder import ModelBuilder
 
-__all__ = ["Value", "Converter", "ConversionResult", "convert", "register", "CONVERTERS", "NHWC", "NCHW_OF_NHWC"]
+__all__ = ["Value", "Converter", "ConversionResult", "convert", "register", "register_int8", "CONVERTERS",
+           "INT8_CONVERTERS", "NHWC", "NCHW_OF_NHWC"]
 
 NHWC = (0, 2, 3, 1)
 """``perm`` of an NHWC tensor holding a rank-4 NCHW value."""
@@ -40,17 +41,28 @@ NCHW_OF_NHWC = (0, 3, 1, 2)
 
 Handler = Callable[["Converter", onnx.NodeProto, dict], None]
 CONVERTERS: dict[str, Handler] = {}
+Int8Handler = Callable[["Converter", onnx.NodeProto, dict], bool]
+INT8_CONVERTERS: dict[str, Int8Handler] = {}
+"""QDQ groups as TFLite int8 ops (``ops_quant.py``): a handler returns False
+to leave the node to the float converter in ``CONVERTERS``."""
 
 
-def register(*op_types: str) -> Callable[[Handler], Handler]:
-    """Decorator: ``fn(cx, node, attrs)`` converts nodes of ``op_types``."""
+def _registrar(table: dict, doc: str):
+    def register_in(*op_types: str) -> Callable:
+        def deco(fn):
+            for op in op_types:
+                table[op] = fn
+            return fn
 
-    def deco(fn: Handler) -> Handler:
-        for op in op_types:
-            CONVERTERS[op] = fn
-        return fn
+        return deco
 
-    return deco
+    register_in.__doc__ = doc
+    return register_in
+
+
+register = _registrar(CONVERTERS, "Decorator: ``fn(cx, node, attrs)`` converts nodes of ``op_types``.")
+register_int8 = _registrar(INT8_CONVERTERS, "Decorator: ``fn(cx, node, attrs) -> bool`` tries ``op_types`` as an "
+                           "int8 QDQ group first (False: leave the node to the float converter).")
 
 
 @dataclass(eq=False)
@@ -147,6 +159,7 @@ class Converter:
         self.types = _value_types(model)
         self.nodes = list(self.graph.node)
         self._readers = consumers(self.nodes)
+        self._producers = producers(self.nodes)
         self.output_names = {o.name for o in self.graph.output}
         self.skip: set[int] = set()
         self.layout_transposes = 0
@@ -281,6 +294,11 @@ class Converter:
         """The nodes reading ``name``, in order, each once."""
         return [self.nodes[i] for i in self._readers.get(name, [])]
 
+    def producer(self, name: str) -> onnx.NodeProto | None:
+        """The partition node that computes ``name`` (None for an input or initializer)."""
+        k = self._producers.get(name)
+        return None if k is None else self.nodes[k]
+
     def sole_consumer(self, name: str) -> onnx.NodeProto | None:
         """The only node reading ``name`` when ``name`` is not a partition output."""
         users = self.users(name)
@@ -310,6 +328,9 @@ class Converter:
                 self._fold(node)
                 continue
             attrs = decode_attributes(node)
+            int8 = INT8_CONVERTERS.get(node.op_type)
+            if int8 is not None and self._try(int8, node, attrs):
+                continue
             handler = CONVERTERS.get(node.op_type)
             if handler is None:
                 raise DelegateError(f"tflite converter has no converter for op {node.op_type} (node '{node.name}')")
@@ -329,7 +350,17 @@ class Converter:
                 self.reshape_op(idx, out, v.shape)
                 idx = out
             self.builder.outputs.append(idx)
+        self.builder.prune()  # e.g. a DEQUANTIZE whose every reader took the int8 tensor
         return ConversionResult(self.builder.finish(), dict(self.builder.op_counts), self.layout_transposes)
+
+    def _try(self, handler: Int8Handler, node: onnx.NodeProto, attrs: dict) -> bool:
+        try:
+            return handler(self, node, attrs)
+        except DelegateError:
+            raise
+        except Exception as exc:
+            raise DelegateError(f"tflite converter failed on node '{node.name}' ({node.op_type}) as int8: "
+                                f"{type(exc).__name__}: {exc}") from exc
 
     def mark_fused(self, node: onnx.NodeProto) -> None:
         """Skip ``node`` later: an earlier converter has absorbed it."""
@@ -388,7 +419,7 @@ def convert(model: onnx.ModelProto) -> ConversionResult:
         DelegateError: a node the converter cannot express, or a value without
             a static shape.
     """
-    from . import ops_conv, ops_elementwise, ops_linear, ops_shape  # noqa: F401  (registers the converters)
+    from . import ops_conv, ops_elementwise, ops_linear, ops_quant, ops_shape  # noqa: F401  (registers the converters)
 
     return Converter(model).run()
 

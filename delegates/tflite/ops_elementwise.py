@@ -17,6 +17,7 @@ from unified.errors import DelegateError
 from .convert import Converter, Value, register
 from .fuse import act_enum, fused_activation, clip_bounds
 from .ops_shape import to_rank
+from .quantize import same_quant
 
 _UNARY = {
     "Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "Exp": "EXP", "Log": "LOG", "Sqrt": "SQRT",
@@ -286,8 +287,7 @@ def dequantize(cx: Converter, node, attrs) -> None:
     zp = np.zeros(scale.shape, x.dtype) if zp is None else zp
     lay = x.layout
     taxis = x.axis(axis) if scale.size > 1 else 0
-    if x.quant is not None and np.array_equal(x.quant[0], scale) and np.array_equal(x.quant[1], zp) \
-            and x.quant[2] == taxis:
+    if x.quant is not None and same_quant(x.quant, (scale, zp)) and x.quant[2] == taxis:
         xt = cx.tensor(x, lay, node.input[0])
         out = cx.define(node.output[0], lay)
         cx.builder.op("DEQUANTIZE", [xt], [out.tensor])

@@ -60,15 +60,16 @@ def _place_unit_dims(order: list[int], dst: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(order)
 
 
-def reshape_value(cx: Converter, x: Value, x_name: str, out_name: str, shape: tuple[int, ...]) -> None:
-    """Define ``out_name`` = ONNX reshape of ``x`` to ``shape``, keeping x's layout where possible."""
+def reshape_value(cx: Converter, x: Value, x_name: str, out_name: str, shape: tuple[int, ...], quant=None) -> None:
+    """Define ``out_name`` = ONNX reshape of ``x`` to ``shape``, keeping x's layout where possible
+    (``quant``: the int8 output's (scale, zero point, axis), the input's)."""
     if x.perm is None and x.col_perm is None:
-        out = cx.define(out_name, None, shape=shape)
+        out = cx.define(out_name, None, shape=shape, quant=quant)
         cx.reshape_op(x.tensor, out.tensor, shape)
         return
     if x.col_perm is not None:
         xt = cx.tensor(x, None, x_name)
-        out = cx.define(out_name, None, shape=shape)
+        out = cx.define(out_name, None, shape=shape, quant=quant)
         cx.reshape_op(xt, out.tensor, shape)
         return
     groups = _groups(x.shape, shape)
@@ -82,7 +83,7 @@ def reshape_value(cx: Converter, x: Value, x_name: str, out_name: str, shape: tu
         return all([pos[a] for a in ga] == list(range(pos[ga[0]], pos[ga[0]] + len(ga))) for ga, _ in groups)
 
     if not fits(p):
-        flat = _flatten_for_fc(cx, x, out_name, shape)
+        flat = None if quant is not None else _flatten_for_fc(cx, x, out_name, shape)
         if flat is not None:
             return
         # move data once: bring each group's dims together, in order, where its first dim sits
@@ -102,7 +103,7 @@ def reshape_value(cx: Converter, x: Value, x_name: str, out_name: str, shape: tu
         if a in first:
             order.extend(first[a][1])
     new_perm = _place_unit_dims(order, shape)
-    out = cx.define(out_name, new_perm, shape=shape)
+    out = cx.define(out_name, new_perm, shape=shape, quant=quant)
     cx.reshape_op(x_t, out.tensor, out.tshape())
 
 
