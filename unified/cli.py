@@ -9,6 +9,7 @@ Commands::
     unified compile MODEL --delegates a,b -o DIR [--force]   ahead-of-time bundle
     unified tune MODEL [--input NAME=FILE.npy ...] [--delegates a,b] [--force]
                        [--json OUT] [--seconds S] [--repeats N] [--cosine C | --max-abs K]
+    unified quantize MODEL -o OUT.onnx [--calibration DIR | --samples N] [--weights int4|mxfp4]
 
 ``tune`` measures candidate plans (``delegates="auto"``, ``unified.tune``),
 prints the candidate table and the chosen plan; ``--delegates`` there names
@@ -303,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     gate = p.add_mutually_exclusive_group()
     gate.add_argument("--max-abs", type=float, metavar="K", help="gate: max abs error <= K x max(1, max|ref|) (1e-3)")
     gate.add_argument("--cosine", type=float, metavar="C", help="gate: cosine similarity to ORT >= C per output")
+    from unified.quantize.cli import add_arguments as quantize_arguments
+
+    quantize_arguments(sub.add_parser("quantize", help="quantize a float model: int8 QDQ, or --weights int4|mxfp4"))
     for name, command in registry().commands.items():
-        if name in ("devices", "plan", "run", "compile", "tune"):
+        if name in ("devices", "plan", "run", "compile", "tune", "quantize"):
             continue
         command.add_arguments(sub.add_parser(name, help=command.help))
     return parser
@@ -357,7 +361,15 @@ def _cmd_tune(args) -> int:
     return 0
 
 
-_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile, "tune": _cmd_tune}
+def _cmd_quantize(args) -> int:
+    """``unified quantize MODEL -o OUT``: see :mod:`unified.quantize.cli`."""
+    from unified.quantize.cli import run
+
+    return run(args)
+
+
+_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile, "tune": _cmd_tune,
+            "quantize": _cmd_quantize}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
