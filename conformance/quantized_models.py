@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -86,10 +85,9 @@ def cached_quantized(name: str, model: onnx.ModelProto, cache_dir: str | os.Path
     calibration = random_calibration(model, CALIBRATION_SAMPLES, seed=1)
     q = quantize_static(model, calibration=calibration)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx")
-    os.close(fd)
-    onnx.save(q, tmp)
-    os.replace(tmp, path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")  # written whole, then moved into place
+    onnx.save(q, str(partial))
+    os.replace(partial, path)
     return q
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from unified.quantize.static import QuantizationError
+from unified.quantize.static import QuantizationError, convert_opset
 
 __all__ = ["SCHEMES", "pack_int4", "pack_mxfp4", "quantize_weights", "ort_failure", "E2M1_EMAX"]
 
@@ -143,18 +143,9 @@ def _candidates(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    from onnx import version_converter
-
     from unified.partition import min_ir_version_for
 
-    have = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 1)
-    if have < opset:
-        try:
-            model = version_converter.convert_version(model, opset)
-        except Exception as exc:
-            raise QuantizationError(
-                f"the model is opset {have}; converting it to opset {opset} (needed by blocked DequantizeLinear) "
-                f"failed: {' '.join(str(exc).split())[:300]}") from None
+    model = convert_opset(model, opset, "blocked DequantizeLinear")
     model.ir_version = min_ir_version_for(model)
     return model
 

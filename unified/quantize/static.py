@@ -146,19 +146,28 @@ def _check_samples(samples: Sequence[Mapping[str, np.ndarray]], model: onnx.Mode
 
 def _prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model at opset >= :data:`MIN_QDQ_OPSET` and IR <= 10 (ONNX Runtime's quantizer reads it)."""
-    from onnx import version_converter
-
-    opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 1)
-    if opset < MIN_QDQ_OPSET:
-        log.info("converting the model from opset %d to %d (per-channel QDQ needs it)", opset, MIN_QDQ_OPSET)
-        try:
-            model = version_converter.convert_version(model, MIN_QDQ_OPSET)
-        except Exception as exc:
-            raise QuantizationError(
-                f"the model is opset {opset}; converting it to opset {MIN_QDQ_OPSET} for per-channel QDQ failed: "
-                f"{' '.join(str(exc).split())[:300]}") from None
+    model = convert_opset(model, MIN_QDQ_OPSET, "per-channel QDQ")
     model.ir_version = min(max(model.ir_version, 7), 10)
     return model
+
+
+def convert_opset(model: onnx.ModelProto, opset: int, why: str) -> onnx.ModelProto:
+    """``model`` at default-domain opset >= ``opset`` (``onnx.version_converter``; unchanged when already).
+
+    Raises:
+        QuantizationError: the converter failed (its message, and ``why`` the opset is needed).
+    """
+    from onnx import version_converter
+
+    have = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 1)
+    if have >= opset:
+        return model
+    log.info("converting the model from opset %d to %d (%s needs it)", have, opset, why)
+    try:
+        return version_converter.convert_version(model, opset)
+    except Exception as exc:
+        raise QuantizationError(f"the model is opset {have}; converting it to opset {opset} for {why} failed: "
+                                f"{' '.join(str(exc).split())[:300]}") from None
 
 
 def quantize_static(
