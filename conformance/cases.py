@@ -66,10 +66,14 @@ class CaseData:
             ``expected`` is a list with one entry per graph output, in order
             (arrays, lists of arrays for sequence outputs, None for an empty
             optional), or None when the oracle must compute it.
+        tolerance: a tolerance known only once the case is built (a
+            quantized model's output step is the scale of its last
+            ``DequantizeLinear``); None keeps ``Case.tolerance``.
     """
 
     model: onnx.ModelProto
     data_sets: list[tuple[dict[str, Any], list | None]]
+    tolerance: Tolerance | None = None
 
 
 @dataclass(frozen=True)

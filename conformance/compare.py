@@ -19,8 +19,19 @@ Tolerance profiles (:data:`PROFILES`), by output dtype:
 * float16 / bfloat16: 5 ULP of the output dtype (so the bound scales with the
   magnitude the way half-precision rounding does), plus atol of 5 ULP at 1.0
   below |x| < 1 where ULPs of subnormals would be meaninglessly tight.
-* int8 / uint8 (QDQ outputs): +-1, one quantization step of rounding slack.
+* int8 / uint8 (QDQ outputs): +-1, one quantization step of rounding slack
+  (the NNAPI CTS rule for quantized int8 outputs); the share of elements off
+  by exactly one step is reported (``off_by_one``).
 * every other integer, bool and string: exact.
+
+Quantized cases (``unified.conformance.quantized_ops``,
+``quantized_models``) give a tolerance with a ``step``: the output's
+quantization step in output units (1 for an int8/uint8 output, the scale of
+the ``DequantizeLinear`` that produces a float output). An element passes
+within one step (float outputs get 1e-4 of a step of float32 rounding
+slack), elements off by (0.5, 1] step are counted as ``off_by_one``, and
+``min_pass`` (default 1.0) is the share of elements that must pass: whole
+quantized models pass at 0.99.
 
 A case may override the profile, and a delegate may override both (see
 :func:`effective_tolerance`).
@@ -44,11 +55,17 @@ class Tolerance:
         atol: absolute tolerance, in output units.
         rtol: relative tolerance (fraction of ``|expected|``).
         ulp: optional bound in units in the last place of the output dtype.
+        step: the output's quantization step (output units): an element
+            within one step passes, one off by (0.5, 1] step counts as
+            off by one (for integer outputs the step is always 1).
+        min_pass: share of elements that must be within tolerance (1.0: all).
     """
 
     atol: float = 0.0
     rtol: float = 0.0
     ulp: float | None = None
+    step: float | None = None
+    min_pass: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,12 +75,22 @@ class Tolerance:
         """Accept a Tolerance, a ``{"atol":..., "rtol":..., "ulp":...}`` dict, or None."""
         if value is None or isinstance(value, Tolerance):
             return value
-        return cls(float(value.get("atol", 0.0)), float(value.get("rtol", 0.0)), value.get("ulp"))
+        return cls(float(value.get("atol", 0.0)), float(value.get("rtol", 0.0)), value.get("ulp"),
+                   value.get("step"), float(value.get("min_pass", 1.0)))
+
+    @property
+    def quantized(self) -> bool:
+        """A quantized-output tolerance (a ``step`` or a pass share below 1)."""
+        return self.step is not None or self.min_pass < 1.0
 
     def __str__(self) -> str:
         parts = [f"atol={self.atol:g}", f"rtol={self.rtol:g}"]
         if self.ulp is not None:
             parts.append(f"ulp={self.ulp:g}")
+        if self.step is not None:
+            parts.append(f"step={self.step:g}")
+        if self.min_pass < 1.0:
+            parts.append(f"min_pass={self.min_pass:g}")
         return " ".join(parts)
 
 
@@ -74,12 +101,13 @@ PROFILES: dict[str, Tolerance] = {
     "float64": Tolerance(atol=1e-5, rtol=1e-4),
     "float16": Tolerance(atol=_HALF_ATOL, ulp=5),
     "bfloat16": Tolerance(atol=5 * 2.0**-7, ulp=5),
-    "int8": Tolerance(atol=1),
-    "uint8": Tolerance(atol=1),
+    "int8": Tolerance(atol=1, step=1),
+    "uint8": Tolerance(atol=1, step=1),
 }
 """Default tolerance per output dtype name; anything else compares exactly."""
 
 EXACT = Tolerance()
+_STEP_SLACK = 1e-4  # float32 rounding of (q - zero_point) * scale, relative to one step
 
 
 def profile_for(dtype_name: str) -> Tolerance:
@@ -97,13 +125,16 @@ def effective_tolerance(
     Precedence, lowest first: the dtype profile, the case's own tolerance
     (for float32/float64 outputs only: half-precision outputs keep the 5-ULP
     profile, since a case's fp32-sized rtol such as onnx's 1e-3 is finer
-    than 2 ULP of float16 (eps 9.8e-4); integer outputs stay exact or +-1),
+    than 2 ULP of float16 (eps 9.8e-4); integer outputs stay exact or +-1; a quantized case tolerance, one with
+    a ``step``, applies to int8/uint8 outputs too, with a step of 1),
     the delegate's override for that dtype (``delegate[dtype_name]`` or
     ``delegate["*"]``).
     """
     tol = profile_for(dtype_name)
     if case is not None and dtype_name in ("float32", "float64"):
         tol = case
+    elif case is not None and case.quantized and dtype_name in ("int8", "uint8"):
+        tol = Tolerance(atol=1, step=1, min_pass=case.min_pass)
     if delegate:
         override = delegate.get(dtype_name) or delegate.get("*")
         if override is not None:
@@ -130,6 +161,9 @@ class OutputStats:
         required_atol / required_rtol: the smallest atol (with rtol 0) and
             rtol (with atol 0) under which every element would pass.
         tolerance: the tolerance applied.
+        off_by_one: elements off by exactly one quantization step (integer
+            outputs: by 1; float outputs with a ``step``: by (0.5, 1] step);
+            0 when the tolerance has no step.
     """
 
     name: str
@@ -145,10 +179,17 @@ class OutputStats:
     required_atol: float = 0.0
     required_rtol: float = 0.0
     tolerance: Tolerance = EXACT
+    off_by_one: int = 0
+
+    @property
+    def off_by_one_share(self) -> float:
+        """``off_by_one / size`` (0 for an empty output)."""
+        return self.off_by_one / self.size if self.size else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)
+        d["off_by_one_share"] = self.off_by_one_share
         for k in ("max_abs", "max_rel", "max_ulp", "required_atol", "required_rtol"):
             d[k] = _json_float(d[k])
         return d
@@ -270,8 +311,15 @@ def compare_array(name: str, expected: np.ndarray, actual: Any, tol: Tolerance) 
     ok = diff_f <= tol.atol + tol.rtol * abs_e
     if tol.ulp is not None:
         ok |= ulp_f <= tol.ulp
+    off1 = 0
+    if tol.step is not None:
+        step = 1.0 if expected.dtype.kind in "iu" else float(tol.step) * (1 + _STEP_SLACK)
+        ok |= diff_f <= step
+        off1 = int(np.sum(finite & (diff_f > 0.5 * step) & (diff_f <= step)))
     ok = np.where(finite, ok, ~(nan_mismatch | inf_mismatch))
     mismatches = int(np.sum(~ok))
+    passed = mismatches == 0 or (tol.min_pass < 1.0 and not np.any(nan_mismatch | inf_mismatch)
+                                 and (expected.size - mismatches) >= tol.min_pass * expected.size)
     bad_special = bool(np.any(nan_mismatch | inf_mismatch))
     max_abs = float(np.max(diff_f)) if diff_f.size else 0.0
     max_rel = float(np.max(rel)) if rel.size else 0.0
@@ -281,7 +329,7 @@ def compare_array(name: str, expected: np.ndarray, actual: Any, tol: Tolerance) 
         name,
         dname,
         shape,
-        mismatches == 0,
+        bool(passed),
         "NaN/inf pattern differs" if bad_special else "",
         max_abs=max_abs,
         max_rel=max_rel,
@@ -291,6 +339,7 @@ def compare_array(name: str, expected: np.ndarray, actual: Any, tol: Tolerance) 
         required_atol=max_abs,
         required_rtol=max_rel,
         tolerance=tol,
+        off_by_one=off1,
     )
 
 

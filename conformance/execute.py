@@ -157,7 +157,8 @@ def _check_numerics(case: Case, data, built, tolerances: Mapping[str, Tolerance]
         except Exception as exc:
             return done("error", "run", _short(exc) + _where(exc))
         prefix = f"#{k} " if len(data.data_sets) > 1 else ""
-        for s in compare_outputs(output_names, list(expected), actual, case.tolerance, tolerances, case.compare_values):
+        case_tol = data.tolerance if data.tolerance is not None else case.tolerance
+        for s in compare_outputs(output_names, list(expected), actual, case_tol, tolerances, case.compare_values):
             d = s.to_dict()
             d["name"] = prefix + d["name"]
             stats.append(d)

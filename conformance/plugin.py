@@ -1,7 +1,7 @@
 """The conformance plugin (entry point ``conformance`` in group ``unified``).
 
 Contributes the built-in case sources (``onnx-node``, ``ops``, ``models``,
-``real-models``)
+``real-models``, ``quantized-ops``, ``quantized-models``)
 through ``unified_conformance_cases`` and the ``unified conformance``
 command through ``unified_cli_commands``. A third-party plugin adds its own
 sources by implementing the same hook and returning
@@ -17,18 +17,20 @@ from __future__ import annotations
 
 from unified.hookspecs import hookimpl
 
-BUILTIN_SOURCES = ("onnx-node", "ops", "models", "real-models")
+BUILTIN_SOURCES = ("onnx-node", "ops", "models", "real-models", "quantized-ops", "quantized-models")
 
 
 @hookimpl
 def unified_conformance_cases(sources):
-    from unified.conformance import model_cases, node_tests, op_sweeps, real_models
+    from unified.conformance import model_cases, node_tests, op_sweeps, quantized_models, quantized_ops, real_models
 
     builders = {
         "onnx-node": node_tests.source,
         "ops": op_sweeps.source,
         "models": model_cases.source,
         "real-models": real_models.source,
+        "quantized-ops": quantized_ops.source,
+        "quantized-models": quantized_models.source,
     }
     wanted = [s for s in BUILTIN_SOURCES if sources is None or s in sources]
     return [builders[s]() for s in wanted]

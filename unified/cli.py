@@ -10,6 +10,7 @@ Commands::
     unified compile MODEL --delegates a,b -o DIR [--force]   ahead-of-time bundle
     unified tune MODEL [--input NAME=FILE.npy ...] [--delegates a,b] [--force]
                        [--json OUT] [--seconds S] [--repeats N] [--cosine C | --max-abs K]
+    unified quantize MODEL -o OUT.onnx [--calibration DIR | --samples N] [--weights int4|mxfp4]
 
 ``tune`` measures candidate plans (``delegates="auto"``, ``unified.tune``),
 prints the candidate table and the chosen plan; ``--delegates`` there names
@@ -314,8 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--cosine", type=float, metavar="C", help="gate: cosine similarity to ORT >= C per output")
     for command in DEBUG_COMMANDS:  # compare, bisect (unified.debug)
         command.add_arguments(sub.add_parser(command.name, help=command.help))
+    from unified.quantize.cli import add_arguments as quantize_arguments
+
+    quantize_arguments(sub.add_parser("quantize", help="quantize a float model: int8 QDQ, or --weights int4|mxfp4"))
     for name, command in registry().commands.items():
-        if name in ("devices", "plan", "run", "compile", "tune") or name in _DEBUG:
+        if name in ("devices", "plan", "run", "compile", "tune", "quantize") or name in _DEBUG:
             continue
         command.add_arguments(sub.add_parser(name, help=command.help))
     return parser
@@ -368,7 +372,15 @@ def _cmd_tune(args) -> int:
     return 0
 
 
-_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile, "tune": _cmd_tune}
+def _cmd_quantize(args) -> int:
+    """``unified quantize MODEL -o OUT``: see :mod:`unified.quantize.cli`."""
+    from unified.quantize.cli import run
+
+    return run(args)
+
+
+_BUILTIN = {"devices": _cmd_devices, "plan": _cmd_plan, "run": _cmd_run, "compile": _cmd_compile, "tune": _cmd_tune,
+            "quantize": _cmd_quantize}
 _DEBUG = {c.name: c.run for c in DEBUG_COMMANDS}
 _BUILTIN.update(_DEBUG)
 

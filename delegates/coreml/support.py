@@ -20,7 +20,7 @@ from unified.delegate import OpSupport, attr_in
 from unified.graph import NodeView
 from unified.onnx import dtype_name, resolve_pads, window
 
-__all__ = ["OP_SUPPORT", "common_reason", "MAX_RANK", "pool_output_size"]
+__all__ = ["OP_SUPPORT", "QUANTIZED_OPS", "common_reason", "MAX_RANK", "pool_output_size"]
 
 MAX_RANK = 5
 
@@ -30,8 +30,21 @@ ANY = NUMERIC | {T.BOOL}
 _ALLOWED = ANY
 
 
+QUANTIZED_OPS = frozenset({
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+    "ConvInteger", "MatMulInteger", "QLinearAdd", "QLinearMul", "QLinearAveragePool", "QLinearConcat",
+})
+"""Quantized ONNX ops the Core ML delegate declines at planning time."""
+
+
 def common_reason(node: NodeView) -> str | None:
     """Why no Core ML op can take this node whatever its type, or None."""
+    if node.op_type in QUANTIZED_OPS:
+        return (
+            f"{node.op_type}: the Core ML delegate does not lower quantized ONNX ops (QDQ, QLinear*, *Integer); "
+            "its ML Programs hold float32/float16/int32/bool tensors (MIL quantize/dequantize and "
+            "constexpr-dequantized weights are not wired); run the QDQ model's float form or another delegate"
+        )
     values = node.inputs + node.outputs
     if node.op_type == "Dropout":  # the mask output is produced as a constant (all kept) from the input's shape
         values = node.inputs + node.outputs[:1]
