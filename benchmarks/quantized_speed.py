@@ -1,11 +1,12 @@
 """Latency of int8 (QDQ) models against their fp32 originals, per delegate.
 
 Models: ``light_resnet50`` and ``light_squeezenet`` (weights re-drawn, seed
-0, upgraded to opset 13 so per-channel DequantizeLinear is valid ONNX) and
+0, as the conformance ``models`` source draws them) and
 the MobileNet-style net from ``unified.conformance.nets``. Each is quantized
-with ``onnxruntime.quantization.quantize_static`` (QDQ format, per_channel=True,
-int8 activations and weights, 32 calibration inputs from
-``zoo.random_inputs`` with seeds 0..31). For each model and delegate
+with ``unified.quantize.quantize_static`` (QDQ format, per-channel
+symmetric int8 weights, int8 activations, 32 seeded calibration inputs;
+models below opset 13 are converted first), cached on disk as the
+``quantized-models`` conformance source caches them. For each model and delegate
 (``tflite``, ``executorch``), ``InferenceSession(fp32, [delegate])`` and
 ``InferenceSession(int8, [delegate])`` run the same input alternately, one run
 each, so both see the same machine load (``_versus_ort.alternate``); the
@@ -23,7 +24,6 @@ ratio int8 / fp32 (below 1: int8 is faster).
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import tempfile
@@ -32,46 +32,25 @@ import onnx
 
 from _versus_ort import alternate, print_rows
 
-CALIBRATION_INPUTS = 32
 
 
 def float_models() -> dict[str, onnx.ModelProto]:
-    """The fp32 models, opset >= 13."""
-    from onnx import version_converter
-
+    """The fp32 models (the light ones re-drawn as the conformance suite's ``models`` source does)."""
     from unified.conformance import nets, zoo
 
     out = {}
     for name in ("resnet50", "squeezenet"):
-        m = zoo.redraw_weights(onnx.load(zoo.light_model_path(name)), seed=0)
-        out[f"light_{name}"] = m
+        out[f"light_{name}"] = zoo.redraw_weights(onnx.load(zoo.light_model_path(name)), seed=0)
     out["mobilenet_like"] = nets.mobilenet_like()
-    return {k: version_converter.convert_version(m, 13) if _opset(m) < 13 else m for k, m in out.items()}
+    return out
 
 
-def _opset(m: onnx.ModelProto) -> int:
-    return next(i.version for i in m.opset_import if i.domain in ("", "ai.onnx"))
+def quantize(name: str, model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` quantized by ``unified.quantize.quantize_static`` (QDQ int8, per-channel weights,
+    32 seeded calibration inputs), through the conformance suite's on-disk cache."""
+    from unified.conformance.quantized_models import cached_quantized
 
-
-def quantize(model: onnx.ModelProto, workdir: str) -> onnx.ModelProto:
-    """``model`` quantized to QDQ int8 (per-channel weights), calibrated on
-    ``zoo.random_inputs(model, seed)`` for seeds 0..31."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    from unified.conformance import zoo
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._feeds = iter([zoo.random_inputs(model, seed=s) for s in range(CALIBRATION_INPUTS)])
-
-        def get_next(self):
-            return next(self._feeds, None)
-
-    src, dst = os.path.join(workdir, "fp32.onnx"), os.path.join(workdir, "int8.onnx")
-    onnx.save(model, src)
-    quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return onnx.load(dst)
+    return cached_quantized(name, model)
 
 
 def measure(fp32: onnx.ModelProto, int8: onnx.ModelProto, delegate: str, runs: int) -> dict:
@@ -115,8 +94,7 @@ def main() -> None:
     for name, fp32 in float_models().items():
         if args.models and name not in args.models:
             continue
-        with tempfile.TemporaryDirectory() as work:
-            int8 = quantize(fp32, work)
+        int8 = quantize(name, fp32)
         for delegate in args.delegates:
             rows.append((name, delegate, measure(fp32, int8, delegate, args.runs)))
     print_rows(rows, args.markdown, ("model", "delegate", "fp32 ms", "int8 ms", "int8 / fp32"), _cells,
