@@ -109,7 +109,11 @@ def resolve_delegates(
         if fallback in specs:
             specs = [n for n in specs if n != fallback] + [fallback]
     elif isinstance(delegates, (str, bytes)) or not isinstance(delegates, Iterable):
-        raise DelegateUnavailableError(f"delegates must be a list of names or (name, options) pairs, got {delegates!r}")
+        hint = f"; for that delegate alone write [{delegates!r}]" if isinstance(delegates, str) else ""
+        raise DelegateUnavailableError(
+            f"delegates must be None, \"auto\" (measure and choose) or a list of names or (name, options) pairs, "
+            f"got {delegates!r}{hint}"
+        )
     else:
         specs = list(delegates)
     choices: list[DelegateChoice] = []

@@ -4,6 +4,7 @@ Commands::
 
     unified devices                      delegates and backends here, with reasons
     unified plan MODEL [--delegates a,b] [--json | --dot] [--strict] [--compile]
+                       [--explain] [--html OUT.html] [--model-explorer OUT.json [--errors F] [--latency F]]
     unified run MODEL [--input NAME=FILE.npy ...] [--delegates a,b]
                       [--output-dir DIR] [--profile] [--trace OUT.json] [--repeat N]
     unified compile MODEL --delegates a,b -o DIR [--force]   ahead-of-time bundle
@@ -152,7 +153,11 @@ def _cmd_plan(args) -> int:
         else:
             built = plan_model(args.model, parse_delegates(args.delegates), _session_options(args), execute=False)
     _warnings_to_log(caught)
-    if args.json:
+    from unified.visualize.commands import plan_outputs
+
+    if plan_outputs(args, built, _session_options(args)):
+        pass  # --explain printed the plan and its explanation
+    elif args.json:
         print(built.plan.to_json())
     elif args.dot:
         print(built.plan.to_dot())
@@ -283,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dot", action="store_true", help="print the partition graph as Graphviz DOT")
     p.add_argument("--compile", action="store_true",
                    help="also compile every partition, to verify it (shows what fell back at compile time and why)")
+    from unified.visualize.commands import add_plan_arguments
+
+    add_plan_arguments(p)
     p = sub.add_parser("run", help="run a model (random inputs unless given)")
     _add_session_args(p)
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy")

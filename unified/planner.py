@@ -21,6 +21,7 @@ producers whenever that keeps every partition convex.
 from __future__ import annotations
 
 import graphlib
+import functools
 import inspect
 import warnings
 from dataclasses import dataclass, field
@@ -55,8 +56,18 @@ class DelegateChoice:
 def _takes_target(delegate: Delegate) -> bool:
     """Whether ``delegate.supports`` accepts ``backend=`` and ``options=``
     (a plugin written against the one-argument form still works)."""
+    supports = delegate.supports
     try:
-        params = inspect.signature(delegate.supports).parameters
+        return _signature_takes_target(getattr(supports, "__func__", supports))
+    except TypeError:  # an unhashable callable: inspect it every time
+        return _signature_takes_target.__wrapped__(supports)
+
+
+@functools.lru_cache(maxsize=256)
+def _signature_takes_target(fn) -> bool:
+    """``_takes_target`` per function, computed once (the planner asks for every node)."""
+    try:
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):

@@ -56,7 +56,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -69,6 +68,7 @@ from unified.accuracy import accuracy_gate
 from unified.cache import CompileCache, default_cache_dir
 from unified.errors import CacheError, DelegateUnavailableError, InputError, TuningError, UnifiedError, UnsupportedError
 from unified.graph import Graph, ModelLike, random_feed
+from unified.host import cpu_model, physical_cores
 from unified.pipeline import CompiledModel, compile_model, plan_model
 from unified.plan import CandidateResult, Plan, Tuning
 from unified.plugins import PluginRegistry, registry
@@ -476,7 +476,7 @@ def tuning_key(graph: Graph, feed: Mapping[str, Any], options: "SessionOptions",
         "candidates": list(names),
         "versions": versions,
         "frameworks": {"unified": unified.__version__, "onnx": onnx.__version__, "numpy": np.__version__},
-        "cpu": [_cpu_model(), os.cpu_count()],
+        "cpu": [cpu_model(), os.cpu_count(), physical_cores()],
         "options": {
             "fallback": options.fallback, "strict": options.strict, "placement": dict(options.placement),
             "min_partition_nodes": options.min_partition_nodes, "free_dimensions": dict(options.free_dimensions),
@@ -487,17 +487,6 @@ def tuning_key(graph: Graph, feed: Mapping[str, Any], options: "SessionOptions",
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     h.update(hashlib.sha256(graph.model.SerializeToString(deterministic=True)).digest())
     return h.hexdigest()
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _from_cache(cache: CompileCache, key: str, graph, options, reg) -> CompiledModel | None:

@@ -153,6 +153,9 @@ class OpCost:
         intensity: ops per DRAM byte (0 when no traffic).
         peak_ops_per_cycle / attainable_ops_per_cycle: roofline ceiling and
             the bound at this op's intensity.
+        weight_bytes: stored bytes of the MAC op's weights (filter, bias and
+            any quantization scales / zero points), each read once; part of
+            ``compulsory_bytes``; 0 for vector ops.
     """
 
     name: str
@@ -177,6 +180,7 @@ class OpCost:
     intensity: float
     peak_ops_per_cycle: float
     attainable_ops_per_cycle: float
+    weight_bytes: int = 0
 
     @property
     def dram_bytes(self) -> int:
@@ -210,6 +214,7 @@ def _finish(
     sram_writes: int = 0,
     exposed_bytes: int = 0,
     peak: float = 0.0,
+    weight_bytes: int = 0,
 ) -> OpCost:
     """The :class:`OpCost` of one op from its work and traffic: latency
     (roofline-overlapped compute and DRAM, plus the exposed pipeline fill),
@@ -239,6 +244,7 @@ def _finish(
         dram_read_bytes=reads, dram_write_bytes=writes, compulsory_bytes=compulsory, fits=traffic == compulsory,
         sram_read_bytes=sram_reads, sram_write_bytes=sram_writes, energy_pj=energy,
         ops=ops, intensity=intensity, peak_ops_per_cycle=peak, attainable_ops_per_cycle=attainable,
+        weight_bytes=weight_bytes,
     )
 
 
@@ -285,6 +291,7 @@ def array_cost(
     filter_bytes: int | None = None,
     ofmap_bytes: int | None = None,
     extra_vector_ops: int = 0,
+    weight_bytes: int = 0,
 ) -> OpCost:
     """Cost of a MAC-heavy op on the systolic array.
 
@@ -298,6 +305,9 @@ def array_cost(
         ofmap_bytes: output bytes; default ``groups x M x N x word``.
         extra_vector_ops: element ops the vector unit adds (e.g. col2im of
             ConvTranspose); they overlap with the array.
+        weight_bytes: the part of ``filter_bytes`` that is constant weights
+            (reported as :attr:`OpCost.weight_bytes`; 0 when the second
+            operand is an activation, e.g. attention's ``Q @ K^T``).
 
     Traffic per dataflow, with ``I``, ``F``, ``O`` the per-group bytes, ``P``
     the per-group partial sums at accumulator width (``M x N x acc``):
@@ -333,6 +343,7 @@ def array_cost(
         reads=int(round(reads)), writes=int(round(writes)), compulsory=int(round(G * (i_b + f_b + o_b))),
         sram_reads=int(round(G * sram_r + writes)), sram_writes=int(round(G * sram_w + reads)),
         exposed_bytes=(hw.rows + hw.cols) * w + hw.cols * w, peak=2.0 * hw.pes,
+        weight_bytes=weight_bytes,
     )
 
 

@@ -52,7 +52,8 @@ class SimulationReport:
         return sum(o.energy_pj for o in self.ops)
 
     def totals(self) -> dict[str, Any]:
-        """Totals of one inference: cycles, stalls, MACs, DRAM bytes, energy
+        """Totals of one inference: cycles, stalls, MACs, DRAM bytes (and the
+        weights' stored bytes, ``weight_bytes``), energy
         (pJ and mJ), latency (s), inferences/s, array utilization (0..1)."""
         cycles = self.cycles
         macs = sum(o.macs for o in self.ops)
@@ -65,6 +66,7 @@ class SimulationReport:
             "dram_read_bytes": sum(o.dram_read_bytes for o in self.ops),
             "dram_write_bytes": sum(o.dram_write_bytes for o in self.ops),
             "compulsory_bytes": sum(o.compulsory_bytes for o in self.ops),
+            "weight_bytes": sum(o.weight_bytes for o in self.ops),
             "energy_pj": self.energy_pj,
             "energy_mj_per_inference": self.energy_pj * 1e-9,
             "latency_s": self.latency_s,
@@ -134,7 +136,8 @@ class SimulationReport:
             f"latency {t['latency_s'] * 1e3:.4f} ms at {self.hw.clock_hz / 1e6:g} MHz -> "
             f"{t['inferences_per_s']:,.1f} inferences/s",
             f"DRAM {(t['dram_read_bytes'] + t['dram_write_bytes']) / 2**20:,.2f} MiB "
-            f"(compulsory {t['compulsory_bytes'] / 2**20:,.2f} MiB), energy {t['energy_mj_per_inference']:.4f} mJ/inference",
+            f"(compulsory {t['compulsory_bytes'] / 2**20:,.2f} MiB, weights {t['weight_bytes'] / 2**20:,.2f} MiB), "
+            f"energy {t['energy_mj_per_inference']:.4f} mJ/inference",
         ]
         return "\n".join(lines)
 

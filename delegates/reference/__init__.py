@@ -11,7 +11,10 @@ It is the model delegate to copy. Layout of the package:
 * ``kernels.py`` — the kernel table, op type -> NumPy function, from
   ``ops_conv.py`` (convolution, pooling), ``ops_math.py`` (matrix products,
   element-wise, normalization, reductions, quantization) and
-  ``ops_tensor.py`` (data movement).
+  ``ops_tensor.py`` (data movement) and ``ops_quant.py`` (QuantizeLinear,
+  DequantizeLinear incl. blocked int4 / MXFP4, the integer MAC ops);
+* ``qdq.py`` — QDQ groups (DequantizeLinear -> op -> QuantizeLinear) run as
+  integer kernels.
 """
 
 from __future__ import annotations

@@ -19,8 +19,20 @@ Arithmetic modes (delegate option ``dtype``):
   float64 BLAS (every partial sum of int8 products stays below 2**53). Vector
   ops compute in float32 between the QDQ pairs that bound them.
 
+QDQ groups (``DequantizeLinear -> Conv / Gemm / MatMul / Add / Mul /
+AveragePool / Relu / Concat -> QuantizeLinear`` with constant scales) run in
+integers in every mode: int8 x int8 -> exact int32 accumulation, then
+``q = saturate(rint(acc * sx * sw / sy) + zy)``, the multiplier formed in
+float32 and applied in float64 as the ONNX spec's reference kernels do (see
+``qdq.py``); within 1 LSB of the float QDQ semantics (ONNX Runtime with
+``session.disable_quant_qdq=1``). Such a step is costed as an int8 op, its
+operands at their stored widths.
+
 Nodes whose inputs are all constants (weight dequantization, weight fills)
-are evaluated once at compile time; they cost nothing at run time.
+are evaluated once at compile time; they cost nothing at run time. A
+weight dequantized this way (int4, MXFP4, int8 per channel) keeps its stored
+width for the cost model: quantized data plus scales and zero points
+(``npu_sim.workload.stored_width``).
 
 Profiling (``run_traced``): one ``op`` span per kernel step, its wall time on
 this host, with the simulated cost of that op on the NPU as span args (the
@@ -40,10 +52,10 @@ from onnx import numpy_helper
 
 from unified.backends.npu_sim.hardware import HardwareConfig
 from unified.backends.npu_sim.report import SimulationReport
-from unified.backends.npu_sim.workload import OpDesc, op_cost
+from unified.backends.npu_sim.workload import INTEGER_MAC_OPS, OpDesc, element_bytes, op_cost, stored_width
 from unified.delegate import Executable
 from unified.delegates.reference.kernels import KERNELS
-from unified.delegates.reference.ops_conv import conv, conv_transpose
+from unified.delegates.reference.qdq import find_groups, mac, out_channel_shape
 from unified.onnx import decode_attributes, last_uses
 from unified.trace import OpTracer
 
@@ -80,37 +92,13 @@ class _Step:
     reads: list[str] = field(default_factory=list)  # every env name read (for release)
     const_slots: frozenset = frozenset()
     fused: bool = False
+    group: bool = False  # a QDQ group run in integers (``qdq.py``)
 
 
 def _round_fp16(v: np.ndarray) -> np.ndarray:
     if v.dtype == np.float32:
         return v.astype(np.float16).astype(np.float32)
     return v
-
-
-def _mac(op: str, x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
-    """The MAC op without bias (and, for Gemm, without alpha/beta/C)."""
-    if op == "Conv":
-        return conv(x, w, None, attrs)
-    if op == "ConvTranspose":
-        return conv_transpose(x, w, None, attrs)
-    if op == "Gemm":
-        a = x.T if attrs.get("transA", 0) else x
-        b = w.T if attrs.get("transB", 0) else w
-        return np.matmul(a, b)
-    return np.matmul(x, w)
-
-
-def _out_channel_shape(op: str, attrs: dict, w: np.ndarray, y_ndim: int) -> tuple[tuple, int]:
-    """Broadcast shape of a per-output-channel vector against the output,
-    and the weight axis that indexes output channels."""
-    if op == "Conv":
-        return (1, -1) + (1,) * (y_ndim - 2), 0
-    if op == "ConvTranspose":
-        return (1, -1) + (1,) * (y_ndim - 2), 1
-    if op == "Gemm" and attrs.get("transB", 0):
-        return (1, -1), 0
-    return (-1,), w.ndim - 1
 
 
 def _int_weights(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,34 +131,9 @@ class ReferenceExecutable(Executable):
         self.output_names = [o.name for o in g.output]
         self.last_run_stats: Mapping[str, Any] | None = None
         self._stats_key: tuple | None = None
-        dq: dict[str, _Dq] = {}
-        steps: list[_Step] = []
-        folded = 0
-        for i, n in enumerate(g.node):
-            name = n.name or f"{n.op_type}_{i}"
-            attrs = decode_attributes(n, name)
-            step = _Step(
-                name=name,
-                op_type=n.op_type,
-                attrs=attrs,
-                opset=opsets.get(n.domain or "", 1),
-                inputs=list(n.input),
-                outputs=list(n.output),
-                fn=self._kernel(n.op_type, attrs, opsets.get(n.domain or "", 1)),
-                const_slots=frozenset(k for k, x in enumerate(n.input) if x in self.constants),
-            )
-            if n.op_type == "DequantizeLinear":
-                self._note_dq(step, dq)
-            if dtype == "int8" and n.op_type in _MAC:
-                self._quantized_mac(step, dq)
-            if all((not x) or x in self.constants for x in n.input):
-                outs = step.fn([self.constants[x] if x else None for x in n.input])
-                for name, value in zip(n.output, outs):
-                    if name:
-                        self.constants[name] = value
-                folded += 1
-                continue
-            steps.append(step)
+        self._stored: dict[str, float] = {}  # constant -> stored bytes per element (a dequantized weight)
+        self._int_compute = "int8" if "int8" in hw.dtypes else dtype
+        steps, folded = self._schedule(g, opsets)
         if dtype == "fp16":
             self.constants = {k: _round_fp16(v) for k, v in self.constants.items()}
         self._steps = self._prune(steps)
@@ -180,10 +143,54 @@ class ReferenceExecutable(Executable):
             "dtype": dtype,
             "kernels": len(self._steps),
             "folded_at_compile": folded,
-            "int8_fused_macs": sum(s.fused for s in self._steps),
+            "int8_fused_macs": sum(s.fused and s.op_type in _MAC for s in self._steps),
+            "qdq_integer_groups": sum(s.group for s in self._steps),
         }
 
     # --- compile helpers ---------------------------------------------------------
+
+    def _schedule(self, g: onnx.GraphProto, opsets: dict[str, int]) -> tuple[list[_Step], int]:
+        """The kernel steps of a graph (QDQ groups fused, int8 MACs set up,
+        all-constant nodes evaluated now), and how many nodes were folded."""
+        groups = find_groups(list(g.node), self.constants, set(self.output_names))
+        absorbed = {grp.q_index for grp in groups.values()}
+        dq: dict[str, _Dq] = {}
+        steps: list[_Step] = []
+        folded = 0
+        for i, n in enumerate(g.node):
+            if i in absorbed:
+                continue
+            name = n.name or f"{n.op_type}_{i}"
+            attrs = decode_attributes(n, name)
+            opset = opsets.get(n.domain or "", 1)
+            step = _Step(name=name, op_type=n.op_type, attrs=attrs, opset=opset, inputs=list(n.input),
+                         outputs=list(n.output), fn=self._kernel(n.op_type, attrs, opset))
+            if n.op_type == "DequantizeLinear":
+                self._note_dq(step, dq)
+            if i in groups:
+                grp = groups[i]
+                step.fn, step.inputs, step.outputs = grp.fn, grp.inputs, [grp.output]
+                step.fused = step.group = True
+            elif self.dtype == "int8" and n.op_type in _MAC:
+                self._quantized_mac(step, dq)
+            step.const_slots = frozenset(k for k, x in enumerate(step.inputs) if x in self.constants)
+            if all((not x) or x in self.constants for x in step.inputs):
+                self._fold(step)
+                folded += 1
+                continue
+            steps.append(step)
+        return steps, folded
+
+    def _fold(self, step: _Step) -> None:
+        """Evaluate an all-constant step now; a dequantized weight keeps its
+        stored width (quantized data plus scales, see ``stored_width``)."""
+        xs = [self.constants[x] if x else None for x in step.inputs]
+        for name, value in zip(step.outputs, step.fn(xs)):
+            if name:
+                self.constants[name] = value
+        if step.op_type == "DequantizeLinear" and step.outputs[0] in self.constants:
+            params = [(x.dtype, x.size) for x in xs[1:] if x is not None]
+            self._stored[step.outputs[0]] = stored_width((xs[0].dtype, xs[0].size), *params)
 
     def _kernel(self, op: str, attrs: dict, opset: int) -> Callable[[list], list]:
         fn = KERNELS[op]
@@ -195,6 +202,8 @@ class ReferenceExecutable(Executable):
         zp = self.constants.get(ins[2]) if len(ins) > 2 and ins[2] else None
         if scale is None or (len(ins) > 2 and ins[2] and zp is None):
             return  # runtime scales: no integer fusion
+        if step.attrs.get("block_size", 0) or scale.ndim > 1:
+            return  # blocked scales: the weight is dequantized at compile time, the MAC runs in float
         dq[step.outputs[0]] = _Dq(ins[0], scale.astype(np.float32), zp, int(step.attrs.get("axis", 1)))
 
     def _quantized_mac(self, step: _Step, dq: dict[str, _Dq]) -> None:
@@ -221,8 +230,8 @@ class ReferenceExecutable(Executable):
 
             def run(xs: list) -> list:
                 x_int = xs[0].astype(np.float64) - zx
-                acc = _mac(op, x_int, w_int, attrs)
-                shape, _ = _out_channel_shape(op, attrs, w_int, acc.ndim)
+                acc = mac(op, x_int, w_int, attrs)
+                shape, _ = out_channel_shape(op, attrs, w_int, acc.ndim)
                 if b_int is not None:
                     acc = acc + b_int.reshape(shape)
                 y = acc.astype(np.float32) * sxw.reshape(shape if sxw.size > 1 else ())
@@ -241,10 +250,10 @@ class ReferenceExecutable(Executable):
             x, w = xs[0], xs[1]
             sx = np.float32(np.abs(x).max() / 127.0) or np.float32(1.0)
             x_int = np.clip(np.rint(x / sx), -127, 127).astype(np.float64)
-            _, axis = _out_channel_shape(op, attrs, w, x.ndim)
+            _, axis = out_channel_shape(op, attrs, w, x.ndim)
             w_int, sw = _int_weights(w, axis)
-            acc = _mac(op, x_int, w_int, attrs)
-            shape, _ = _out_channel_shape(op, attrs, w, acc.ndim)
+            acc = mac(op, x_int, w_int, attrs)
+            shape, _ = out_channel_shape(op, attrs, w, acc.ndim)
             y = acc.astype(np.float32) * (sx * sw).reshape(shape if sw.size > 1 else ())
             if alpha != 1.0:
                 y = y * np.float32(alpha)
@@ -327,22 +336,34 @@ class ReferenceExecutable(Executable):
                 if name:
                     env[name] = _round_fp16(value) if fp16 else value
             if shapes is not None:
-                shapes.append(
-                    (
-                        tuple(None if x is None else x.shape for x in xs),
-                        tuple(env[o].shape if o else None for o in step.outputs),
-                    )
-                )
+                shapes.append(self._operands(step, xs, env))
             for name in release:
                 env.pop(name, None)
             if times is not None:
                 times.append(OpTracer.clock())
         return env, shapes
 
+    def _operands(self, step: _Step, xs: list, env: dict) -> tuple:
+        """(input shapes, output shapes, input widths, output widths) of one
+        step: widths are stored bytes per element, None for the compute
+        dtype's (see ``npu_sim.workload.element_bytes``)."""
+        outs = [env[o] if o else None for o in step.outputs]
+
+        def width(name: str, v) -> float | None:
+            return None if v is None else self._stored.get(name) or element_bytes(v.dtype)
+
+        return (
+            tuple(None if x is None else x.shape for x in xs),
+            tuple(None if v is None else v.shape for v in outs),
+            tuple(width(n, x) for n, x in zip(step.inputs, xs)),
+            tuple(width(n, v) for n, v in zip(step.outputs, outs)),
+        )
+
     def _stats(self, shapes: list[tuple]) -> dict[str, Any]:
         costs = []
-        for step, (ins, outs) in zip(self._steps, shapes):
-            desc = OpDesc(step.name, step.op_type, step.attrs, ins, outs, step.const_slots)
+        for step, (ins, outs, in_b, out_b) in zip(self._steps, shapes):
+            compute = self._int_compute if step.group or step.op_type in INTEGER_MAC_OPS else None
+            desc = OpDesc(step.name, step.op_type, step.attrs, ins, outs, step.const_slots, in_b, out_b, compute)
             costs.append(op_cost(desc, self.hw, self._dt))
         return SimulationReport(self.hw, self.dtype, costs).to_dict()
 

@@ -9,8 +9,8 @@ pooling through ``sliding_window_view``; the only Python loops run over
 kernel offsets (depthwise convolution, col2im) or axes.
 
 The kernels live by family: ``ops_conv.py`` (convolution and pooling),
-``ops_math.py`` (matrix products, element-wise, normalization, reductions,
-quantization), ``ops_tensor.py`` (data movement).
+``ops_math.py`` (matrix products, element-wise, normalization, reductions),
+``ops_quant.py`` (quantization, integer MAC ops), ``ops_tensor.py`` (data movement).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from unified.delegates.reference.ops_conv import conv, conv_transpose, pool
 from unified.delegates.reference.ops_math import MATH_KERNELS, erf
+from unified.delegates.reference.ops_quant import QUANT_KERNELS
 from unified.delegates.reference.ops_tensor import TENSOR_KERNELS
 
 __all__ = ["KERNELS", "Kernel", "erf", "run_kernel"]
@@ -33,6 +34,7 @@ KERNELS: dict[str, Kernel] = {
     "AveragePool": lambda xs, a, o: [pool(xs[0], a, "avg")],
     **MATH_KERNELS,
     **TENSOR_KERNELS,
+    **QUANT_KERNELS,
 }
 """Op type -> kernel. The op-support table (``support.py``) lists the same ops."""
 

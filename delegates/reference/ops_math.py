@@ -1,5 +1,5 @@
 """Arithmetic kernels of the reference delegate: matrix products, element-wise
-ops, normalizations, reductions and (de)quantization, one small NumPy function
+ops, normalizations and reductions, one small NumPy function
 per ONNX op (``fn(xs, attrs, opset) -> list of outputs``, see
 :mod:`.kernels`).
 
@@ -197,40 +197,6 @@ def _max_or_lowest(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     return np.max(x, axis=axis, keepdims=keepdims, initial=lowest)
 
 
-# --- quantization ------------------------------------------------------------------
-
-
-def _qparams(x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, a: dict):
-    """Scale and zero point shaped to broadcast against ``x`` (per tensor or per axis)."""
-    if scale.ndim == 1 and x.ndim > 0:
-        shape = [1] * x.ndim
-        shape[a.get("axis", 1) % x.ndim] = -1
-        scale = scale.reshape(shape)
-        zp = zp.reshape(shape) if zp is not None else None
-    return scale, zp
-
-
-def _quantize(xs, a, opset):
-    x, scale = xs[0], xs[1]
-    zp = xs[2] if len(xs) > 2 and xs[2] is not None else None
-    out_dtype = zp.dtype if zp is not None else np.dtype(np.uint8)
-    scale, zp = _qparams(x, scale, zp, a)
-    q = np.rint(x / scale.astype(x.dtype)).astype(np.float64)
-    if zp is not None:
-        q = q + zp.astype(np.float64)
-    info = np.iinfo(out_dtype)
-    return [np.clip(q, info.min, info.max).astype(out_dtype)]
-
-
-def _dequantize(xs, a, opset):
-    x, scale = xs[0], xs[1]
-    zp = xs[2] if len(xs) > 2 and xs[2] is not None else None
-    scale, zp = _qparams(x, scale, zp, a)
-    v = x.astype(np.int64) - (zp.astype(np.int64) if zp is not None else 0)
-    return [v.astype(np.float32) * scale.astype(np.float32)]
-
-
-
 MATH_KERNELS: dict[str, Kernel] = {
     # MAC ops (the array); Conv and ConvTranspose are in ops_conv
     "Gemm": _gemm,
@@ -261,8 +227,5 @@ MATH_KERNELS: dict[str, Kernel] = {
     "LayerNormalization": _layernorm,
     "BatchNormalization": _batchnorm,
     "LRN": _lrn,
-    # quantization
-    "QuantizeLinear": _quantize,
-    "DequantizeLinear": _dequantize,
 }
 """The arithmetic ops' kernels."""

@@ -54,24 +54,47 @@ def _no_crop_and_resize(node: NodeView) -> str | None:
     return None
 
 
-def _quant_type(slot: int, allowed: frozenset[int], what: str):
+_Q_OUT = frozenset({T.INT8, T.UINT8, T.INT16, T.UINT16, T.INT4, T.UINT4})
+_DQ_IN = _Q_OUT | {T.INT32, T.FLOAT4E2M1}
+_SCALES = frozenset({T.FLOAT, T.FLOAT16, T.FLOAT8E8M0})
+
+
+def _names(types) -> str:
+    return ", ".join(sorted(dtype_name(t) for t in types))
+
+
+def _quantize_output(node: NodeView) -> str | None:
+    """QuantizeLinear's output type (zero point's, else ``output_dtype``) is an integer type."""
+    t = node.outputs[0].elem_type if node.outputs else 0
+    if t and t not in _Q_OUT:
+        return f"QuantizeLinear output dtype {dtype_name(t)} not handled ({_names(_Q_OUT)})"
+    if node.attr("precision", 0):
+        return "QuantizeLinear precision attribute not handled"
+    return None
+
+
+def _dequantize_types(node: NodeView) -> str | None:
+    """DequantizeLinear data and scale types; an output that is a float type NumPy holds."""
+    x, s = node.inputs[0].elem_type, node.inputs[1].elem_type if len(node.inputs) > 1 else 0
+    if x and x not in _DQ_IN:
+        return f"DequantizeLinear input dtype {dtype_name(x)} not handled ({_names(_DQ_IN)})"
+    if s and s not in _SCALES:
+        return f"DequantizeLinear scale dtype {dtype_name(s)} not handled ({_names(_SCALES)})"
+    out = node.outputs[0].elem_type if node.outputs else 0
+    if out and out not in FLOATS:
+        return f"DequantizeLinear output dtype {dtype_name(out)} not handled (set output_dtype to float or float16)"
+    return None
+
+
+def _per_tensor(*slots: int):
     def check(node: NodeView) -> str | None:
-        if len(node.inputs) > slot and node.inputs[slot].name:
-            t = node.inputs[slot].elem_type
-            if t and t not in allowed:
-                return f"{node.op_type} {what} dtype {dtype_name(t)} not handled (int8, uint8)"
+        for i in slots:
+            t = node.inputs[i] if len(node.inputs) > i else None
+            if t is not None and t.name and t.shape is not None and any(d != 1 for d in t.shape):
+                return f"{node.op_type} input {i} ('{t.name}') must be per tensor (one element); it has shape {t.shape}"
         return None
 
     return check
-
-
-def _no_blocks(node: NodeView) -> str | None:
-    if node.attr("block_size", 0):
-        return f"{node.op_type} blocked quantization (block_size={node.attr('block_size')}) not handled"
-    out = node.attr("output_dtype", 0)
-    if out and out not in _QUANT:
-        return f"QuantizeLinear output_dtype {dtype_name(out)} not handled (int8, uint8)"
-    return None
 
 
 def _tensor_input(node: NodeView) -> str | None:
@@ -135,7 +158,12 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
        attr_in("keep_aspect_ratio_policy", ("stretch",), "stretch")),
     _e("Identity", (), _tensor_input),
     _e("ConstantOfShape", ()),
-    # quantization
-    _e("QuantizeLinear", {T.FLOAT}, _quant_type(2, _QUANT, "zero point"), _no_blocks, since=10),
-    _e("DequantizeLinear", _QUANT | {T.INT32}, _no_blocks, since=10),
+    # quantization (ops_quant.py); QDQ groups run in integers (qdq.py)
+    _e("QuantizeLinear", {T.FLOAT, T.FLOAT16}, _quantize_output, since=10),
+    _e("DequantizeLinear", (), _dequantize_types, since=10),
+    _e("DynamicQuantizeLinear", {T.FLOAT}, since=11),
+    _e("QLinearConv", _QUANT, _rank_between(3, 5), _per_tensor(1, 2, 6, 7), since=10),
+    _e("QLinearMatMul", _QUANT, _per_tensor(1, 2, 6, 7), since=10),
+    _e("ConvInteger", _QUANT, _rank_between(3, 5), _per_tensor(2), since=10),
+    _e("MatMulInteger", _QUANT, since=10),
 )

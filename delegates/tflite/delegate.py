@@ -4,7 +4,9 @@ and run by the LiteRT interpreter (XNNPACK on).
 Backends: ``cpu``.
 
 Options (``delegates=[("tflite", {...})]``):
-    num_threads: interpreter threads (int >= 1; default: LiteRT's choice).
+    num_threads: interpreter threads (int >= 1; default: one per physical
+        core, ``unified.host.physical_cores()``, as ONNX Runtime's CPU EP
+        does; LiteRT's own default is one thread for a model with XNNPACK).
 
 The runtime is ``ai_edge_litert.interpreter.Interpreter``; when the
 ``ai-edge-litert`` package is absent, ``tflite_runtime.interpreter`` is used;
@@ -19,6 +21,7 @@ import onnx
 
 from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption
 from unified.errors import DelegateError
+from unified.host import physical_cores
 
 from .executable import TFLiteExecutable, runtime
 from .executable import op_counts as _op_counts
@@ -29,13 +32,13 @@ __all__ = ["TFLiteDelegate"]
 _KNOWN_OPTIONS = ("num_threads",)
 
 
-def _num_threads(options: Mapping[str, Any]) -> int | None:
+def _num_threads(options: Mapping[str, Any]) -> int:
     unknown = sorted(set(options) - set(_KNOWN_OPTIONS))
     if unknown:
         raise DelegateError(f"unknown tflite option(s) {unknown}; known: {', '.join(_KNOWN_OPTIONS)}")
     n = options.get("num_threads")
     if n is None:
-        return None
+        return physical_cores()
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise DelegateError(f"tflite option num_threads={n!r}; expected an integer >= 1")
     return n
@@ -49,10 +52,10 @@ def _scalar_outputs(partition: onnx.ModelProto) -> frozenset[str]:
     )
 
 
-def _details(counts: Mapping[str, int], flatbuffer_bytes: int) -> dict[str, int]:
-    """Facts for the plan: TFLite ops, TRANSPOSE ops among them, flatbuffer size (bytes)."""
+def _details(counts: Mapping[str, int], flatbuffer_bytes: int, threads: int) -> dict[str, int]:
+    """Facts for the plan: TFLite ops, TRANSPOSE ops among them, flatbuffer size (bytes), interpreter threads."""
     return {"tflite_ops": sum(counts.values()), "transposes": counts.get("TRANSPOSE", 0),
-            "flatbuffer_bytes": flatbuffer_bytes}
+            "flatbuffer_bytes": flatbuffer_bytes, "num_threads": threads}
 
 
 def _io_names(partition: onnx.ModelProto) -> tuple[list[str], list[str]]:
@@ -79,7 +82,7 @@ class TFLiteDelegate(Delegate):
     op_support = OP_SUPPORT
     cacheable = True
     static_shapes = True
-    options = (DelegateOption("num_threads", (int,), None, "interpreter threads, >= 1 (None: LiteRT's default)"),)
+    options = (DelegateOption("num_threads", (int,), None, "interpreter threads, >= 1 (None: one per physical core)"),)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """``num_threads`` is at least 1 (checked when the session is created).
@@ -118,7 +121,7 @@ class TFLiteDelegate(Delegate):
         threads = _num_threads(options.options)
         result = convert(partition)
         ins, outs = _io_names(partition)
-        details = _details(result.op_counts, len(result.flatbuffer))
+        details = _details(result.op_counts, len(result.flatbuffer), threads)
         return TFLiteExecutable(result.flatbuffer, ins, outs, threads, details, _scalar_outputs(partition))
 
     def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> TFLiteExecutable:
@@ -128,6 +131,7 @@ class TFLiteDelegate(Delegate):
             DelegateError: a bad option, or LiteRT rejecting the artifact.
         """
         ins, outs = _io_names(partition)
-        details = _details(_op_counts(artifact), len(artifact))
-        return TFLiteExecutable(bytes(artifact), ins, outs, _num_threads(options.options), details,
+        threads = _num_threads(options.options)
+        details = _details(_op_counts(artifact), len(artifact), threads)
+        return TFLiteExecutable(bytes(artifact), ins, outs, threads, details,
                                 _scalar_outputs(partition))

@@ -196,6 +196,11 @@ def test_unknown_tuning_input_is_an_input_error(tmp_path):
         InferenceSession(relu_neg((2,)), "auto", opts)
 
 
+def test_a_bare_delegate_name_is_refused_with_the_list_form_suggested(tmp_path):
+    with pytest.raises(unified.DelegateUnavailableError, match=r"None, \"auto\" .* got 'toy'; for that delegate alone write \['toy'\]"):
+        InferenceSession(relu_neg((2,)), "toy", _options(tmp_path, ToyDelegate("toy")))
+
+
 def test_the_plan_with_its_table_round_trips_through_json(tmp_path):
     plan = InferenceSession(relu_neg((4,)), "auto", _options(tmp_path, ToyDelegate("toy"), names=["toy"])).plan
     again = Plan.from_json(plan.to_json())

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from unified.host import physical_cores
 from onnx import helper
 
 import unified
@@ -87,6 +89,9 @@ def test_num_threads_option_and_unknown_option(make_model, options) -> None:
     one = InferenceSession(m, delegates=[("tflite", {"num_threads": 1})], options=options).run(None, x)[0]
     two = InferenceSession(m, delegates=[("tflite", {"num_threads": 2})], options=options).run(None, x)[0]
     np.testing.assert_allclose(one, two, rtol=1e-6, atol=1e-6)
+    # default: one thread per physical core, as ONNX Runtime's CPU EP (not LiteRT's single thread)
+    default = InferenceSession(m, delegates=["tflite"], options=options)
+    assert default.plan.partitions[0].details["num_threads"] == physical_cores() >= 1
     # options are checked when the session is created, strict or not (never a silent fallback)
     with pytest.raises(DelegateError, match=r"delegate 'tflite' has no option 'threads'; its options are: backend, "
                                             r"num_threads \(int"):
