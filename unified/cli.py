@@ -6,7 +6,7 @@ Commands::
     unified plan MODEL [--delegates a,b] [--json | --dot] [--strict] [--compile]
                        [--explain] [--html OUT.html] [--model-explorer OUT.json [--errors F] [--latency F]]
     unified run MODEL [--input NAME=FILE.npy ...] [--delegates a,b]
-                      [--output-dir DIR] [--profile] [--repeat N]
+                      [--output-dir DIR] [--profile] [--trace OUT.json] [--repeat N]
     unified compile MODEL --delegates a,b -o DIR [--force]   ahead-of-time bundle
     unified tune MODEL [--input NAME=FILE.npy ...] [--delegates a,b] [--force]
                        [--json OUT] [--seconds S] [--repeats N] [--cosine C | --max-abs K]
@@ -86,7 +86,7 @@ def _session_options(args):
     return SessionOptions(
         strict=args.strict,
         placement=placement,
-        enable_profiling=getattr(args, "profile", False),
+        enable_profiling=getattr(args, "profile", False) or bool(getattr(args, "trace", None)),
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         min_partition_nodes=args.min_partition_nodes,
@@ -247,6 +247,8 @@ def _cmd_run(args) -> int:
             (out / "profile.json").write_text(json.dumps(data, indent=2, default=str))
     if args.save_artifacts:
         _save_artifacts(session.partitions, Path(args.save_artifacts))
+    if args.trace:
+        print(f"wrote trace {session.end_profiling(args.trace)} (open it in ui.perfetto.dev or chrome://tracing)")
     return 0
 
 
@@ -296,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy")
     p.add_argument("--output-dir", metavar="DIR", help="write outputs as .npy files")
     p.add_argument("--profile", action="store_true", help="per-partition timings")
+    p.add_argument("--trace", metavar="OUT.json",
+                   help="write a Chrome trace (compile, runs, partitions, hand-offs, ops) for Perfetto")
     p.add_argument("--repeat", type=int, default=1, help="number of runs (latency is their median)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p = sub.add_parser("compile", help="compile ahead of time into a bundle directory (no execution)")

@@ -20,6 +20,7 @@ from unified.graph import Graph
 from unified.partition import extract_partition
 from unified.plan import Partition, Plan
 from unified.specialize import SpecializedExecutable
+from unified.trace import Tracer, maybe_span
 
 __all__ = ["CompiledPartition", "compile_plan", "compile_one", "PartitionCompileError"]
 
@@ -70,6 +71,7 @@ def compile_plan(
     fallback: Callable[[Partition], Executable] | None = None,
     specializations: int = 8,
     reuse: dict | None = None,
+    tracer: Tracer | None = None,
 ) -> list[CompiledPartition]:
     """Compile each partition with its delegate.
 
@@ -90,6 +92,10 @@ def compile_plan(
         specializations: LRU size of compiled signatures per partition.
         reuse: a dict kept across calls: partitions compiled before with the
             same delegate, backend, nodes and boundary are reused (re-planning).
+        tracer: when profiling, records a ``compile`` span per partition
+            (with cache hits, and specializations compiled later at run time)
+            and asks delegates for profiling-ready executables
+            (``CompileOptions.profiling``).
 
     Raises:
         PartitionCompileError: a delegate raised while compiling or loading;
@@ -104,28 +110,39 @@ def compile_plan(
             compiled.append(CompiledPartition(p, c.model, c.executable, c.compile_seconds, c.cache_hit))
             continue
         delegate = delegates[p.delegate]
-        opts = CompileOptions(backend=p.backend, options=dict(options.get(p.delegate, {})), partition_name=p.name)
+        opts = CompileOptions(
+            backend=p.backend, options=dict(options.get(p.delegate, {})), partition_name=p.name,
+            profiling=tracer is not None,
+        )
         message = f"compiling partition {p.index + 1}/{len(plan.partitions)} ({len(p.nodes)} nodes) on {p.delegate}"
         log.info("%s", message)
         if progress:
             progress(message)
         start = time.perf_counter()
-        model = extract_partition(graph, p, delegate.max_ir_version)
-        if delegate.static_shapes:
-            exe, hit = _specialized(graph, delegate, model, opts, p, cache, fallback, specializations)
-        else:
-            exe, hit = compile_one(delegate, model, opts, p, cache)
+        with maybe_span(tracer, f"compile {p.name} {p.delegate}", "compile", delegate=p.delegate,
+                        backend=p.backend, nodes=len(p.nodes)) as span:
+            with maybe_span(tracer, "extract partition", "compile"):
+                model = extract_partition(graph, p, delegate.max_ir_version)
+            if delegate.static_shapes:
+                exe, hit = _specialized(graph, delegate, model, opts, p, cache, fallback, specializations, tracer)
+                span["deferred_to_first_run"] = bool(p.specialized)
+            else:
+                exe, hit = compile_one(delegate, model, opts, p, cache, tracer)
+            span["cache_hit"] = hit
         c = CompiledPartition(p, model, exe, time.perf_counter() - start, hit)
         reuse[key] = c
         compiled.append(c)
     return compiled
 
 
-def _specialized(graph, delegate, model, opts, p, cache, fallback, capacity):
+def _specialized(graph, delegate, model, opts, p, cache, fallback, capacity, tracer=None):
     hits: list[bool] = []
 
     def compile_fn(static_model: onnx.ModelProto) -> Executable:
-        exe, hit = compile_one(delegate, static_model, opts, p, cache)
+        with maybe_span(tracer, f"compile {p.name} {p.delegate} (specialization)", "compile",
+                        delegate=p.delegate, signature=len(hits) + 1) as span:
+            exe, hit = compile_one(delegate, static_model, opts, p, cache, tracer)
+            span["cache_hit"] = hit
         hits.append(hit)
         return exe
 
@@ -135,6 +152,7 @@ def _specialized(graph, delegate, model, opts, p, cache, fallback, capacity):
         model, compile_fn, derived, capacity,
         (lambda: fallback(p)) if fallback is not None else None,
         f"partition {p.name} on '{p.delegate}'",
+        tracer=tracer,
     )
     deferred = p.specialized or any(not t.is_static or t.shape_derived for t in infos.values() if t.kind == "tensor")
     if not deferred:  # every input shape is known now: compile at once, so a failure re-plans
@@ -151,9 +169,17 @@ def _specialized(graph, delegate, model, opts, p, cache, fallback, capacity):
 
 
 def compile_one(
-    delegate: Delegate, model: onnx.ModelProto, opts: CompileOptions, p: Partition, cache: CompileCache | None
+    delegate: Delegate,
+    model: onnx.ModelProto,
+    opts: CompileOptions,
+    p: Partition,
+    cache: CompileCache | None,
+    tracer: Tracer | None = None,
 ) -> tuple[Executable, bool]:
     """Compile (or load from ``cache``) one partition model on ``delegate``.
+
+    With ``tracer``, the cache look-up, the delegate's ``load``/``compile``
+    and the cache store are each a ``compile`` span.
 
     Returns:
         ``(executable, cache_hit)``.
@@ -164,13 +190,17 @@ def compile_one(
     use_cache = cache is not None and delegate.cacheable
     key = None
     if use_cache:
-        key = CompileCache.key(
-            model.SerializeToString(deterministic=True), delegate.name, delegate.version(), opts.backend, opts.options
-        )
-        blob = cache.get(key)
+        with maybe_span(tracer, "cache key and get", "compile", hit=False) as span:
+            key = CompileCache.key(
+                model.SerializeToString(deterministic=True), delegate.name, delegate.version(), opts.backend,
+                opts.options,
+            )
+            blob = cache.get(key)
+            span["hit"] = blob is not None
         if blob is not None:
             try:
-                return _checked(delegate.load(blob, model, opts), model, p), True
+                with maybe_span(tracer, f"{delegate.name}.load (cache hit)", "compile"):
+                    return _checked(delegate.load(blob, model, opts), model, p), True
             except Exception as exc:  # an artifact the framework rejects is recompiled, like a corrupt entry
                 warnings.warn(
                     f"delegate '{delegate.name}' could not load its cached artifact for {p.name} "
@@ -179,7 +209,8 @@ def compile_one(
                     stacklevel=3,
                 )
     try:
-        exe = _checked(delegate.compile(model, opts), model, p)
+        with maybe_span(tracer, f"{delegate.name}.compile", "compile"):
+            exe = _checked(delegate.compile(model, opts), model, p)
     except Exception as exc:  # whatever the delegate raised, even a ModelError, is its failure
         ops = ", ".join(sorted(set(p.op_types)))
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:1000]}"
@@ -195,7 +226,8 @@ def compile_one(
         except NotImplementedError:
             blob = None
         if blob is not None:
-            cache.put(key, blob, {"delegate": delegate.name, "partition": p.name})
+            with maybe_span(tracer, "cache put", "compile", bytes=len(blob)):
+                cache.put(key, blob, {"delegate": delegate.name, "partition": p.name})
     return exe, False
 
 

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 import onnx
 
 from unified.graph import NodeView
 from unified.onnx.dtypes import dtype_name
+
+if TYPE_CHECKING:
+    from unified.trace import OpTracer
 
 __all__ = [
     "DelegateOption",
@@ -206,11 +209,16 @@ class CompileOptions:
         options: delegate-specific options from the session's ``delegates``
             list (e.g. ``{"num_threads": 2}``); JSON-serializable.
         partition_name: a stable label for messages and artifacts, e.g. ``"p0"``.
+        profiling: the session profiles (``SessionOptions.enable_profiling``):
+            a delegate whose framework must be told at load time to record
+            per-op timings (ONNX Runtime's profiler, ExecuTorch's ETDump) turns
+            that on, for :meth:`Executable.run_traced`. Not part of cache keys.
     """
 
     backend: str
     options: Mapping[str, Any] = field(default_factory=dict)
     partition_name: str = "p0"
+    profiling: bool = False
 
 
 class Executable(abc.ABC):
@@ -240,6 +248,24 @@ class Executable(abc.ABC):
         Returns:
             One array per name in ``output_names``; the caller owns them.
         """
+
+    def run_traced(self, inputs: Mapping[str, np.ndarray], tracer: "OpTracer") -> dict[str, np.ndarray]:
+        """Run once while the session profiles, reporting per-op spans to ``tracer``.
+
+        Optional: the default runs :meth:`run` and reports nothing (the
+        partition is one span in the trace), so a delegate needs no change.
+        An override times its ops on ``tracer.clock`` (nanoseconds) and calls
+        ``tracer.op(name, start_ns, end_ns, op_type, **args)``; spans must lie
+        inside this call. Same arguments, result and ownership as :meth:`run`.
+        """
+        return self.run(inputs)
+
+    def end_profiling(self, tracer: "OpTracer") -> None:
+        """Report op spans known only after the runs (e.g. a framework's
+        profile file), re-based onto the trace clock and placed inside the
+        runs listed in ``tracer.runs``. Called once, when the session's
+        profiling ends. Optional: the default reports nothing. Must not raise
+        for a framework that recorded nothing."""
 
     def serialize(self) -> bytes:
         """The native artifact (e.g. ``.tflite`` flatbuffer) for cache and bundles.

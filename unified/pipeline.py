@@ -28,6 +28,7 @@ from unified.partition import extract_partition
 from unified.plan import Partition, Plan
 from unified.planner import DelegateChoice, FallbackWarning, fallback_message, make_plan
 from unified.plugins import PluginRegistry, registry
+from unified.trace import Tracer, maybe_span
 
 if TYPE_CHECKING:
     from unified.session import SessionOptions
@@ -88,6 +89,7 @@ def plan_model(
     execute: bool = True,
     warn: bool = True,
     excluded: Mapping[tuple[str, int], str] | None = None,
+    tracer: Tracer | None = None,
 ) -> PlannedModel:
     """Load and plan, compiling nothing.
 
@@ -103,6 +105,7 @@ def plan_model(
             False for bundles and conformance, which only need to compile.
         warn: issue the FallbackWarning for unclaimed nodes.
         excluded: ``(delegate, node index) -> reason`` the planner must honour.
+        tracer: when profiling: ``load model`` and ``plan`` spans.
 
     Raises:
         ModelError, DelegateUnavailableError, UnsupportedError: see
@@ -110,22 +113,25 @@ def plan_model(
     """
     options = _options(options)
     reg = reg or registry().extended(options.plugins)
-    graph = model if isinstance(model, Graph) else Graph(model, options.free_dimensions)
-    choices, fallback = resolve_delegates(
-        reg, delegates, fallback=options.fallback, strict=options.strict, execute=execute
-    )
-    plan = make_plan(
-        graph,
-        choices,
-        fallback,
-        strict=options.strict,
-        placement=options.placement,
-        min_partition_nodes=options.min_partition_nodes,
-        excluded=excluded,
-        warn=warn,
-    )
-    statics = {c.name for c in choices + ([fallback] if fallback else []) if c.delegate.static_shapes}
-    plan = _mark_specialized(graph, plan, statics)
+    with maybe_span(tracer, "load model", "compile"):
+        graph = model if isinstance(model, Graph) else Graph(model, options.free_dimensions)
+    with maybe_span(tracer, "plan", "compile") as span:
+        choices, fallback = resolve_delegates(
+            reg, delegates, fallback=options.fallback, strict=options.strict, execute=execute
+        )
+        plan = make_plan(
+            graph,
+            choices,
+            fallback,
+            strict=options.strict,
+            placement=options.placement,
+            min_partition_nodes=options.min_partition_nodes,
+            excluded=excluded,
+            warn=warn,
+        )
+        statics = {c.name for c in choices + ([fallback] if fallback else []) if c.delegate.static_shapes}
+        plan = _mark_specialized(graph, plan, statics)
+        span["partitions"] = len(plan.partitions)
     return PlannedModel(graph, plan, choices, fallback)
 
 
@@ -148,6 +154,7 @@ def compile_model(
     *,
     execute: bool = True,
     reg: PluginRegistry | None = None,
+    tracer: Tracer | None = None,
 ) -> CompiledModel:
     """Load, plan and compile; re-plan around partitions a delegate fails to compile.
 
@@ -158,6 +165,8 @@ def compile_model(
         delegates, options, reg, execute: see :func:`plan_model`
             (``options`` also gives the cache, progress callback and
             ``specializations``); a re-plan uses them.
+        tracer: when profiling: spans for loading, planning, each
+            partition's compile (see :func:`~unified.compiler.compile_plan`).
 
     Returns:
         The :class:`CompiledModel`.
@@ -181,7 +190,8 @@ def compile_model(
         if planned is None:
             try:
                 planned = plan_model(
-                    graph or model, delegates, options, reg=reg, execute=execute, warn=False, excluded=excluded
+                    graph or model, delegates, options, reg=reg, execute=execute, warn=False, excluded=excluded,
+                    tracer=tracer,
                 )
             except UnsupportedError as exc:
                 if failed is None:
@@ -198,9 +208,10 @@ def compile_model(
                 {n: dict(c.options or {}) for n, c in used.items()},
                 cache,
                 options.progress,
-                fallback=_fallback_compiler(graph, rescue, cache) if rescue else None,
+                fallback=_fallback_compiler(graph, rescue, cache, tracer) if rescue else None,
                 specializations=options.specializations,
                 reuse=reuse,
+                tracer=tracer,
             )
             break
         except PartitionCompileError as exc:
@@ -232,14 +243,15 @@ def _with_details(plan: Plan, compiled: Sequence[CompiledPartition]) -> Plan:
     return plan
 
 
-def _fallback_compiler(graph: Graph, fallback: DelegateChoice, cache):
+def _fallback_compiler(graph: Graph, fallback: DelegateChoice, cache, tracer: Tracer | None = None):
     """Compiles a partition, unspecialized, on the fallback delegate (for run-time failures)."""
     from unified.delegate import CompileOptions
 
     def compile_on_fallback(p: Partition):
         q = replace(p, delegate=fallback.name, backend=fallback.backend)
         model = extract_partition(graph, q, fallback.delegate.max_ir_version)
-        opts = CompileOptions(fallback.backend, dict(fallback.options or {}), p.name)
-        return compile_one(fallback.delegate, model, opts, q, cache)[0]
+        opts = CompileOptions(fallback.backend, dict(fallback.options or {}), p.name, profiling=tracer is not None)
+        with maybe_span(tracer, f"compile {p.name} {fallback.name} (fallback)", "compile"):
+            return compile_one(fallback.delegate, model, opts, q, cache, tracer)[0]
 
     return compile_on_fallback

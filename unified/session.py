@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -19,6 +18,8 @@ from unified.onnx.topology import last_uses
 from unified.pipeline import compile_model
 from unified.plan import Plan
 from unified.plugins import registry
+from unified.profiling import SessionProfiling
+from unified.trace import maybe_span
 
 __all__ = ["InferenceSession", "SessionOptions", "NodeArg", "PartitionProfile", "DelegateSpec"]
 
@@ -39,7 +40,14 @@ class SessionOptions:
             planning (like ORT's ``add_free_dimension_override_by_name``), so
             delegates that need static shapes (tflite) can take the model;
             inputs must then have exactly these sizes.
-        enable_profiling: time each partition of each run (see ``profile``).
+        enable_profiling: time each partition of each run (see ``profile``)
+            and record one Chrome trace of compiling and running (load, plan,
+            compile per partition, every run, partition and boundary
+            hand-off, and per-op spans where the delegate reports them);
+            ``end_profiling()`` writes it. Set it before the session is made.
+        profile_file_prefix: file name prefix of the trace ``end_profiling()``
+            writes (ONNX Runtime's option of the same name):
+            ``{prefix}_{YYYY-MM-DD_HH-MM-SS_mmm}.json`` in the working directory.
         plugins: extra plugin objects to register for this session (each as an
             entry-point plugin would be), e.g. a delegate under development.
         specializations: for delegates that compile static shapes only, how
@@ -69,6 +77,7 @@ class SessionOptions:
     min_partition_nodes: int = 1
     free_dimensions: Mapping[str, int] = field(default_factory=dict)
     enable_profiling: bool = False
+    profile_file_prefix: str = "unified_profile_"
     plugins: Sequence[Any] = ()
     specializations: int = 8
     progress: Callable[[str], None] | None = None
@@ -149,7 +158,7 @@ def _expectations(model: onnx.ModelProto) -> tuple:
     return tuple(out)
 
 
-class InferenceSession:
+class InferenceSession(SessionProfiling):
     """Plan, compile and run an ONNX model over the registered delegates.
 
     Args:
@@ -183,12 +192,17 @@ class InferenceSession:
     ):
         self.options = options or SessionOptions()
         self._registry = registry().extended(self.options.plugins)
-        if isinstance(delegates, str) and delegates == "auto":
-            from unified.tune import tune
+        self._start_profiling(model)
+        with maybe_span(self._tracer, "create session", "session"):
+            if isinstance(delegates, str) and delegates == "auto":
+                from unified.tune import tune
 
-            built = tune(model, self.options, reg=self._registry)
-        else:
-            built = compile_model(model, delegates, self.options, reg=self._registry, execute=True)
+                with maybe_span(self._tracer, "tune (delegates='auto')", "compile"):
+                    built = tune(model, self.options, reg=self._registry)
+            else:
+                built = compile_model(
+                    model, delegates, self.options, reg=self._registry, execute=True, tracer=self._tracer
+                )
         self._graph = built.graph
         self.plan: Plan = built.plan
         self._compiled: list[CompiledPartition] = built.partitions
@@ -202,6 +216,7 @@ class InferenceSession:
         self = cls.__new__(cls)
         self.options = options or SessionOptions()
         self._registry = registry().extended(self.options.plugins)
+        self._start_profiling(graph.model)
         self._graph = graph
         self.plan = plan
         self._compiled = compiled
@@ -259,6 +274,7 @@ class InferenceSession:
         # one partition reading exactly the model's inputs: the feed goes to it as it is
         only = self._steps[0] if len(self._steps) == 1 and not self._constants else None
         self._single = only if only is not None and set(only.inputs) == set(self._input_names) else None
+        self._attach_op_tracers()
         self._profile = [
             PartitionProfile(c.partition.index, c.partition.delegate, c.partition.backend, c.compile_seconds, c.cache_hit)
             for c in self._compiled
@@ -299,33 +315,32 @@ class InferenceSession:
                 unknown output name.
             DelegateError: a delegate raised while running its partition.
         """
+        if self.options.enable_profiling:
+            return self._run_profiled(output_names, input_feed)
         feed = self._check_feed(input_feed)
-        if output_names is None:
-            names = self._output_names
-        else:
-            names = list(output_names)
-            unknown = [n for n in names if n not in self._output_set]
-            if unknown:
-                raise InputError(
-                    f"unknown output name(s) {unknown}; the model's outputs are: {', '.join(self._output_names)}"
-                )
-        if self._single is not None and not self.options.enable_profiling:
+        names = self._output_list(output_names)
+        if self._single is not None:
             out = self._call(0, self._single, feed)
             return [out[n] if n in out else feed[n] for n in names]
         env = dict(feed)
         env.update(self._constants)
         for i, step in enumerate(self._steps):
-            args = {n: env[n] for n in step.inputs}
-            if self.options.enable_profiling:
-                start = time.perf_counter()
-                out = self._call(i, step, args)
-                self._record(i, time.perf_counter() - start, step.exe)
-            else:
-                out = self._call(i, step, args)
+            out = self._call(i, step, {n: env[n] for n in step.inputs})
             env.update(out)
             for n in step.release:
                 env.pop(n, None)
         return [env[n] for n in names]
+
+    def _output_list(self, output_names: Sequence[str] | None) -> list[str]:
+        if output_names is None:
+            return self._output_names
+        names = list(output_names)
+        unknown = [n for n in names if n not in self._output_set]
+        if unknown:
+            raise InputError(
+                f"unknown output name(s) {unknown}; the model's outputs are: {', '.join(self._output_names)}"
+            )
+        return names
 
     def _call(self, i: int, step: _Step, args):
         try:
@@ -333,13 +348,16 @@ class InferenceSession:
         except UnifiedError:
             raise
         except Exception as exc:
-            p = self.plan.partitions[i]
-            raise DelegateError(
-                f"delegate '{p.delegate}' failed running partition {p.name} "
-                f"({len(p.nodes)} nodes; first node '{p.nodes[0]}'): {type(exc).__name__}: "
-                f"{' '.join(str(exc).split())[:1000]}"
-            ) from exc
+            raise self._run_error(i, exc) from exc
         return self._checked_outputs(i, step.expect, out)
+
+    def _run_error(self, i: int, exc: Exception) -> DelegateError:
+        p = self.plan.partitions[i]
+        return DelegateError(
+            f"delegate '{p.delegate}' failed running partition {p.name} "
+            f"({len(p.nodes)} nodes; first node '{p.nodes[0]}'): {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:1000]}"
+        )
 
     def _checked_outputs(self, i: int, expect: tuple, out: Any) -> dict:
         """The partition-boundary contract: each declared output present, an

@@ -29,6 +29,7 @@ from onnx import numpy_helper
 from unified.delegate import Executable
 from unified.errors import DelegateError, UnifiedError
 from unified.onnx.fold import pin_and_fold, referenced
+from unified.trace import OpTracer, Tracer, maybe_span
 
 __all__ = ["specialize", "Specialization", "SpecializedExecutable", "shape_text"]
 
@@ -150,6 +151,8 @@ class SpecializedExecutable(Executable):
         fallback_fn: compiles the unspecialized partition on the fallback
             delegate when the delegate fails on a signature; None raises.
         label: ``"partition p2 on 'tflite'"``, for messages.
+        tracer: when the session profiles: each specialization (shape
+            inference and folding) is a ``compile`` span.
     """
 
     def __init__(
@@ -160,6 +163,7 @@ class SpecializedExecutable(Executable):
         capacity: int = 8,
         fallback_fn: Callable[[], Executable] | None = None,
         label: str = "",
+        tracer: Tracer | None = None,
     ):
         inits = {t.name for t in model.graph.initializer}
         self.input_names = [i.name for i in model.graph.input if i.name not in inits]
@@ -172,6 +176,7 @@ class SpecializedExecutable(Executable):
         self._fallback_fn = fallback_fn
         self._fallback_exe: Executable | None = None
         self._label = label
+        self._tracer = tracer
         self._lru: OrderedDict[tuple, tuple[Executable | None, Specialization | None]] = OrderedDict()
         self.compiled = 0
         self.fallbacks: list[str] = []
@@ -203,7 +208,8 @@ class SpecializedExecutable(Executable):
 
     def _build(self, shapes, values, allow_fallback: bool):
         try:
-            spec = specialize(self._model, shapes, values)
+            with maybe_span(self._tracer, "specialize", "compile", shapes=shape_text(shapes)):
+                spec = specialize(self._model, shapes, values)
             exe = self._compile(spec.model) if spec.model is not None else None
         except Exception as exc:
             if not allow_fallback or self._fallback_fn is None:
@@ -233,6 +239,19 @@ class SpecializedExecutable(Executable):
         Raises:
             DelegateError: the delegate failed on this signature and there is no fallback.
         """
+        return self._run(inputs, None)
+
+    def run_traced(self, inputs: Mapping[str, np.ndarray], tracer: OpTracer) -> dict[str, np.ndarray]:
+        """:meth:`run`, with the chosen executable's ``run_traced`` (its op spans)."""
+        return self._run(inputs, tracer)
+
+    def end_profiling(self, tracer: OpTracer) -> None:
+        """``end_profiling`` of every executable still kept (evicted signatures report nothing)."""
+        kept = [e for e, _ in self._lru.values() if e is not None] + [self._fallback_exe]
+        for exe in dict.fromkeys(e for e in kept if e is not None):
+            exe.end_profiling(tracer)
+
+    def _run(self, inputs: Mapping[str, np.ndarray], tracer: OpTracer | None) -> dict[str, np.ndarray]:
         shapes = {n: inputs[n].shape for n in self._shaped}
         key = tuple(shapes[n] for n in self._shaped) + tuple(
             (inputs[n].dtype.str, inputs[n].tobytes()) for n in self._derived
@@ -248,8 +267,12 @@ class SpecializedExecutable(Executable):
             self._lru.move_to_end(key)
         exe, spec = entry
         if spec is None:  # the fallback runs the unspecialized partition
-            return exe.run(inputs)
-        out = exe.run({n: inputs[n] for n in spec.feeds}) if exe is not None else {}
+            return exe.run(inputs) if tracer is None else exe.run_traced(inputs, tracer)
+        if exe is None:
+            out = {}
+        else:
+            feed = {n: inputs[n] for n in spec.feeds}
+            out = exe.run(feed) if tracer is None else exe.run_traced(feed, tracer)
         for name, value in spec.constants.items():
             out[name] = value.copy()
         return out

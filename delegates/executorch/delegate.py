@@ -97,7 +97,7 @@ class ExecuTorchDelegate(Delegate):
             shapes = input_shapes(partition)
             module = OnnxModule(partition, lowering_table())
             pte = lower_module(module, partition, shapes)
-            return ExecuTorchExecutable(pte, module.input_names, module.output_names, shapes)
+            return ExecuTorchExecutable(pte, module.input_names, module.output_names, shapes, options.profiling)
 
     def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
         """Load a cached ``.pte`` program (the bytes ``serialize()`` returned).
@@ -119,7 +119,7 @@ class ExecuTorchDelegate(Delegate):
             inits = {t.name for t in partition.graph.initializer}
             inputs = [i.name for i in partition.graph.input if i.name not in inits]
             outputs = [o.name for o in partition.graph.output]
-            return ExecuTorchExecutable(artifact, inputs, outputs, input_shapes(partition))
+            return ExecuTorchExecutable(artifact, inputs, outputs, input_shapes(partition), options.profiling)
 
 
 def _check_options(options: Mapping[str, Any]) -> None:

@@ -33,6 +33,12 @@ are evaluated once at compile time; they cost nothing at run time. A
 weight dequantized this way (int4, MXFP4, int8 per channel) keeps its stored
 width for the cost model: quantized data plus scales and zero points
 (``npu_sim.workload.stored_width``).
+
+Profiling (``run_traced``): one ``op`` span per kernel step, its wall time on
+this host, with the simulated cost of that op on the NPU as span args (the
+``npu_sim`` cost model's ``OpCost``: cycles, compute/stall cycles, MACs,
+vector ops, DRAM read/write bytes, energy in pJ, array utilization); the
+partition span gets the simulated totals.
 """
 
 from __future__ import annotations
@@ -51,10 +57,17 @@ from unified.delegate import Executable
 from unified.delegates.reference.kernels import KERNELS
 from unified.delegates.reference.qdq import find_groups, mac, out_channel_shape
 from unified.onnx import decode_attributes, last_uses
+from unified.trace import OpTracer
 
 __all__ = ["ReferenceExecutable"]
 
 _MAC = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+#: ``OpCost`` fields copied into each op span's args (units: cycles, bytes, pJ; utilization 0..1).
+TRACE_FIELDS = ("unit", "gemm", "cycles", "compute_cycles", "stall_cycles", "macs", "vector_ops",
+                "dram_read_bytes", "dram_write_bytes", "energy_pj", "utilization")
+#: Simulated totals copied into the partition span's args, with a ``sim_`` prefix.
+TRACE_TOTALS = ("cycles", "stall_cycles", "macs", "dram_read_bytes", "dram_write_bytes", "energy_pj", "latency_s")
 
 
 @dataclass
@@ -272,9 +285,28 @@ class ReferenceExecutable(Executable):
         Returns:
             One new array per output name (the caller owns them).
         """
+        return self._run(inputs, None)
+
+    def run_traced(self, inputs: Mapping[str, np.ndarray], tracer: OpTracer) -> dict[str, np.ndarray]:
+        """:meth:`run`, reporting one ``op`` span per kernel step (wall time
+        here) with its simulated ``OpCost`` (:data:`TRACE_FIELDS`) as args, and
+        the simulated totals (:data:`TRACE_TOTALS`, ``sim_`` prefix) on the partition span."""
+        times = [tracer.clock()]
+        out = self._run(inputs, times)
+        stats = self.last_run_stats or {}
+        costs = stats.get("ops") or [{}] * len(self._steps)
+        for step, cost, start, end in zip(self._steps, costs, times, times[1:]):
+            tracer.op(step.name, start, end, step.op_type, **{k: cost[k] for k in TRACE_FIELDS if k in cost})
+        totals = stats.get("totals") or {}
+        tracer.args.update({f"sim_{k}": totals[k] for k in TRACE_TOTALS if k in totals})
+        tracer.args.update(hw=self.hw.name, dtype=self.dtype)
+        return out
+
+    def _run(self, inputs: Mapping[str, np.ndarray], times: list[int] | None) -> dict[str, np.ndarray]:
+        """Run; with ``times``, append the trace clock after each kernel step."""
         # IEEE semantics, as on the hardware: overflow gives inf, inf and NaN propagate, nothing traps
         with np.errstate(all="ignore"):
-            env, shapes = self._execute(inputs)
+            env, shapes = self._execute(inputs, times)
         if shapes is not None:
             self.last_run_stats = self._stats(shapes)
             self._stats_key = tuple(inputs[n].shape for n in self.input_names)
@@ -287,9 +319,10 @@ class ReferenceExecutable(Executable):
             out[n] = v
         return out
 
-    def _execute(self, inputs: Mapping[str, np.ndarray]) -> tuple[dict, list | None]:
+    def _execute(self, inputs: Mapping[str, np.ndarray], times: list[int] | None = None) -> tuple[dict, list | None]:
         """Run the steps; returns the value environment and, when the input
-        shapes changed since the last stats, every step's (input, output) shapes."""
+        shapes changed since the last stats, every step's (input, output)
+        shapes. With ``times``, the trace clock is appended after each step."""
         fp16 = self.dtype == "fp16"
         env: dict[str, np.ndarray] = dict(self.constants)
         for name in self.input_names:
@@ -306,6 +339,8 @@ class ReferenceExecutable(Executable):
                 shapes.append(self._operands(step, xs, env))
             for name in release:
                 env.pop(name, None)
+            if times is not None:
+                times.append(OpTracer.clock())
         return env, shapes
 
     def _operands(self, step: _Step, xs: list, env: dict) -> tuple:

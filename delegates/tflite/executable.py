@@ -1,6 +1,13 @@
 """The tflite delegate's executable: a ``.tflite`` flatbuffer run by a LiteRT
 interpreter (``run``), its bytes (``serialize``), and what a cached artifact
 says about itself (:func:`op_counts`, for ``load``).
+
+Profiling: LiteRT's Python ``Interpreter`` exposes no per-op timings (its
+C++ profiler cannot be attached from Python; ``experimental_force_delegate_
+node_profiling`` only matters with an attached profiler), so
+``run_traced`` reports three ``delegate`` spans -- ``set_tensor`` (copy
+in), ``invoke`` (the whole flatbuffer, no op breakdown; its args list the
+builtin op counts) and ``get_tensor`` (copy out) -- and no ``op`` spans.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import numpy as np
 
 from unified.delegate import Executable
 from unified.errors import DelegateError
+from unified.trace import clock
 
 from .quiet import quiet_native_stderr
 
@@ -91,12 +99,32 @@ class TFLiteExecutable(Executable):
         Raises:
             DelegateError: an input's dtype differs from the flatbuffer's.
         """
+        return self._run(inputs, None)
+
+    def run_traced(self, inputs: Mapping[str, np.ndarray], tracer) -> dict[str, np.ndarray]:
+        """:meth:`run` as three ``delegate`` spans (copy in, invoke, copy out); no op spans (see the module)."""
+        marks = [tracer.clock()]
+        out = self._run(inputs, marks)
+        tracer.step("litert set_tensor (copy in)", marks[0], marks[1])
+        facts = {k: v for k, v in self.details.items() if isinstance(v, (int, str))}
+        tracer.step("litert invoke", marks[1], marks[2], **facts)
+        tracer.step("litert get_tensor (copy out)", marks[2], marks[3])
+        return out
+
+    def _run(self, inputs: Mapping[str, np.ndarray], marks: list[int] | None) -> dict[str, np.ndarray]:
+        """Run; with ``marks``, append the trace clock after copying in, invoking and copying out."""
         with self._lock:  # a LiteRT interpreter is not re-entrant
             it = self._it
             for name, idx, want in zip(self.input_names, self._in, self._in_dtypes):
                 it.set_tensor(idx, _as_input(name, inputs[name], want))  # copies into the interpreter's buffer
+            if marks is not None:
+                marks.append(clock())
             it.invoke()
+            if marks is not None:
+                marks.append(clock())
             out = {name: it.get_tensor(idx) for name, idx in zip(self.output_names, self._out)}  # copies
+            if marks is not None:
+                marks.append(clock())
         for name in self._scalars:
             if out[name].shape == (1,):
                 out[name] = out[name].reshape(())
