@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from unified.errors import TuningError
+from unified.metrics import cosine_similarity, max_abs_error
 
 __all__ = ["accuracy_gate", "Gate"]
 
@@ -81,20 +82,11 @@ def _worst(out: Mapping[str, Any], ref: Mapping[str, Any], measure, limit: float
 
 
 def _scaled_abs(a: np.ndarray, b: np.ndarray) -> float:
-    both_nan = np.isnan(a) & np.isnan(b)
-    d = np.where(both_nan, 0.0, np.abs(a - b))
-    if np.isnan(d).any():
-        return math.inf
     finite = np.abs(b[np.isfinite(b)])
     scale = max(1.0, float(finite.max()) if finite.size else 1.0)
-    return float(np.nan_to_num(d, nan=math.inf, posinf=math.inf).max()) / scale
+    return max_abs_error(a, b) / scale
 
 
 def _cosine_gap(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel(), b.ravel()
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return 0.0 if np.array_equal(a, b, equal_nan=True) else math.inf
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na == 0.0 or nb == 0.0:
-        return 0.0 if na == nb else 1.0
-    return 1.0 - float(np.dot(a, b)) / (na * nb)
+    cosine = cosine_similarity(a, b)
+    return math.inf if math.isnan(cosine) else 1.0 - cosine
