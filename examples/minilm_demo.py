@@ -39,6 +39,14 @@ SENTENCES = [
 SEQ = 32
 
 
+def similarity_matrix(embeddings: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every pair of sentences, shape (n, n), float32.
+
+    ``embeddings`` (n, 384) come out of the model L2-normalized (its last
+    node), so the dot products are the cosines."""
+    return embeddings @ embeddings.T
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="timed runs per delegate")
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if embeddings is not None:
         print("\n== cosine similarity of the sentence embeddings")
-        sim = embeddings @ embeddings.T
+        sim = similarity_matrix(embeddings)
         for i, s in enumerate(SENTENCES):
             print(f"  [{i}] {s}")
         print("       " + " ".join(f"[{j}]  " for j in range(len(SENTENCES))))

@@ -8,10 +8,8 @@ MXFP4 (one E8M0 byte per block): 16 + 1 = 17 bytes -> 128 / 17 = 7.529x.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -21,14 +19,12 @@ from onnx import helper, numpy_helper
 
 from unified.backends.npu_sim.workload import simulate_model, stored_width
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 def _converter():
-    spec = importlib.util.spec_from_file_location("lowbit_weights", ROOT / "benchmarks" / "lowbit_weights.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.quantize_matmul_weights
+    """The project's weight-only quantizer (unified.quantize), blocks of 32 along K."""
+    from unified.quantize import quantize_weights
+
+    return lambda model, scheme: quantize_weights(model, scheme=scheme, check_ort=False)
 
 
 def _mlp() -> onnx.ModelProto:
