@@ -44,7 +44,7 @@ def _key(r) -> tuple:
     return d
 
 
-def test_routes_by_resource_and_matches_the_local_runner(cluster):
+def test_routes_by_resource_and_matches_the_local_runner(cluster, tmp_path):
     address, node_ids = cluster
     _, cases = gather_cases(["onnx-node"], "onnx-node/test_a*", fast=True)
     assert 10 < len(cases) < 40
@@ -69,6 +69,19 @@ def test_routes_by_resource_and_matches_the_local_runner(cluster):
     assert data["results"][0]["node"] == node_ids["ort"]
     assert set(data["options"]["ray"]["nodes"]) >= set(node_ids.values())
     assert "node" not in local.to_dict()["results"][0]
+    _check_reports(report, tmp_path, node_ids["ort"], len(cases))
+
+
+def _check_reports(report, tmp_path, ort_node: str, n_cases: int) -> None:
+    """summary.md lists the nodes; junit.xml and report.html carry each case's node."""
+    from unified.conformance.render import write_reports
+
+    paths = write_reports(report, tmp_path)
+    md = paths["summary.md"].read_text()
+    assert "## Ray nodes" in md
+    assert f"| `{ort_node[:12]}` |" in md and f"onnxruntime {n_cases} |" in md
+    assert f'<property name="node" value="{ort_node}"' in paths["junit.xml"].read_text()
+    assert ort_node in paths["report.html"].read_text()
 
 
 def test_a_case_that_kills_its_worker_is_one_error(cluster):
