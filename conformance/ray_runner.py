@@ -198,14 +198,10 @@ class RayPool:
                 out[name] = {**own, "available": False, "executes": False, "reason": why, "nodes": []}
         return out
 
-    def run(
-        self,
-        tasks: Sequence[tuple[str, Case]],
-        on_result: Callable[[CaseResult], None],
-        tolerance_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-        delegate_options: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        """Run every task; call ``on_result`` once per task (in completion order).
+    def run(self, tasks: Sequence[tuple[str, Case]], on_result: Callable[[CaseResult], None],
+            tolerance_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+            delegate_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Run every (delegate, case) task; ``on_result`` gets each result as it arrives.
 
         Raises:
             ConformanceError: a node's worker cannot load the plugins, or does

@@ -1,46 +1,35 @@
-"""A test delegate, ``exit_add``, registered by path: it claims float32 ``Add``
-and computes it right, except that a 0-d (scalar) input makes it end its
-process with ``os._exit(3)`` — so on the ``toy-add`` source exactly one case
-(``toy-add/scalar``) kills its worker."""
+"""A test delegate, ``exit_add``, registered by path: ``broken_delegates``'
+float32 ``Add`` double, computed right, except that a 0-d (scalar) input ends
+its process with ``os._exit(3)`` — so on the ``toy-add`` source exactly one
+case (``toy-add/scalar``) kills its worker."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import onnx
 
-from unified import Availability, CompileOptions, Delegate, Executable, OpSupport, hookimpl
+from unified import CompileOptions, Executable, hookimpl
+from unified.conformance.workers import import_plugin
+
+_broken = import_plugin(str(Path(__file__).with_name("broken_delegates.py")))  # its classes, not its hooks
 
 
-class _ExitAddExecutable(Executable):
-    def __init__(self, model: onnx.ModelProto):
-        inits = {t.name for t in model.graph.initializer}
-        self.input_names = [i.name for i in model.graph.input if i.name not in inits]
-        self.output_names = [o.name for o in model.graph.output]
-        self.node = model.graph.node[0]
-
+class _ExitOnScalar(_broken._AddExecutable):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        a, b = (np.asarray(inputs[n]) for n in self.node.input)
-        if a.ndim == 0 or b.ndim == 0:
+        if any(np.ndim(v) == 0 for v in inputs.values()):
             os._exit(3)
-        return {self.output_names[0]: a + b}
+        return super().run(inputs)
 
 
-class ExitAdd(Delegate):
+class ExitAdd(_broken._AddDelegate):
     name = "exit_add"
-    op_support = (OpSupport("Add", dtypes=frozenset({onnx.TensorProto.FLOAT})),)
-    cacheable = False
-
-    def availability(self) -> Availability:
-        return Availability(True, "", "0.0-test")
-
-    def backends(self) -> list[str]:
-        return ["cpu"]
 
     def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
-        return _ExitAddExecutable(partition)
+        return _ExitOnScalar(partition, "right")
 
 
 @hookimpl

@@ -14,12 +14,13 @@ from unified.conformance.cases import gather_cases  # noqa: E402
 from unified.conformance.runner import run_conformance  # noqa: E402
 from unified.integrations.ray import node_resources, resource_name  # noqa: E402
 
-from .conftest import HERE, TOY_SOURCE  # noqa: E402
+from .conftest import BROKEN, HERE, TOY_SOURCE  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 CRASH = str(HERE / "ray_crash_delegate.py")
-ORT_NODE = {resource_name("onnxruntime"): 1, resource_name("onnxruntime", "cpu"): 1, resource_name("exit_add"): 1}
+ORT_NODE = {resource_name("onnxruntime"): 1, resource_name("onnxruntime", "cpu"): 1, resource_name("exit_add"): 1,
+            resource_name("hang_add"): 1}
 REF_NODE = {resource_name("reference"): 1, resource_name("reference", "npu-sim"): 1}
 
 
@@ -87,14 +88,18 @@ def _check_reports(report, tmp_path, ort_node: str, n_cases: int) -> None:
 def test_a_case_that_kills_its_worker_is_one_error(cluster):
     address, node_ids = cluster
     _, cases = gather_cases(["toy-add"], None, [TOY_SOURCE])
-    report = run_conformance(cases, ["exit_add", "onnxruntime"], plugins=[TOY_SOURCE, CRASH], ray=address,
-                             timeout=60)
+    report = run_conformance(cases, ["exit_add", "onnxruntime", "hang_add"], plugins=[TOY_SOURCE, CRASH, BROKEN],
+                             ray=address, timeout=8)
+    hung = [r for r in report.results if r.delegate == "hang_add"]
+    assert len(hung) == 3 and {r.status for r in hung} == {"error"}
+    assert all(r.reason == "timed out after 8 s (per-case time limit); worker killed" for r in hung)
+    assert all(8 <= r.seconds < 30 for r in hung)
     got = {(r.delegate, r.case): r for r in report.results}
     crashed = got[("exit_add", "toy-add/scalar")]
     assert crashed.status == "error" and crashed.phase == "worker"
     assert "the worker process died while running the case" in crashed.reason
     assert crashed.node == node_ids["ort"]
-    others = [r for k, r in got.items() if k != ("exit_add", "toy-add/scalar")]
+    others = [r for k, r in got.items() if k != ("exit_add", "toy-add/scalar") and k[0] != "hang_add"]
     assert len(others) == 5 and {r.status for r in others} == {"pass"}
 
 
