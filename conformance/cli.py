@@ -4,7 +4,7 @@
 
     unified conformance run [--delegates a,b] [--sources s,t] [-k PATTERN] --out DIR
                             [--jobs N] [--timeout S] [--fast] [--plugin SPEC ...]
-                            [--fail-on-false-claims] [--no-progress]
+                            [--fail-on-false-claims] [--no-progress] [--ray [ADDRESS]]
     unified conformance diff OLD.json NEW.json      exit 1 on a regression
     unified conformance list [--sources s,t] [-k PATTERN] [--fast]
 
@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=None, help="per-case time limit in seconds (default 60)")
     p.add_argument("--fail-on-false-claims", action="store_true", help="exit 1 when any delegate has a false claim")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the cases as Ray tasks, routed by each node's unified:<delegate> resources: on the "
+                        "cluster at ADDRESS (auto, HOST:PORT, ray://...), or without ADDRESS on a one-node "
+                        "cluster started here (docs/ray.md)")
     p = sub.add_parser("diff", help="regressions and fixes between two report.json files (exit 1 on regression)")
     p.add_argument("old", help="the baseline report.json")
     p.add_argument("new", help="the new report.json")
@@ -89,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     report = run_conformance(
         cases, delegates, plugins=args.plugin, jobs=args.jobs,
-        timeout=args.timeout or DEFAULT_TIMEOUT, progress=not args.no_progress, sources=sources,
+        timeout=args.timeout or DEFAULT_TIMEOUT, progress=not args.no_progress, sources=sources, ray=args.ray,
     )
     report.options.update({"pattern": args.pattern, "fast": args.fast})
     paths = write_reports(report, args.out)

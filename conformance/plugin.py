@@ -3,7 +3,8 @@
 Contributes the built-in case sources (``onnx-node``, ``ops``, ``models``,
 ``real-models``, ``quantized-ops``, ``quantized-models``)
 through ``unified_conformance_cases`` and the ``unified conformance``
-command through ``unified_cli_commands``. A third-party plugin adds its own
+command (and ``unified ray-resources``, :mod:`unified.integrations.ray`)
+through ``unified_cli_commands``. A third-party plugin adds its own
 sources by implementing the same hook and returning
 :class:`unified.conformance.CaseSource` objects whose case loaders are
 picklable (module-level functions, ``functools.partial`` of them, or
@@ -39,5 +40,6 @@ def unified_conformance_cases(sources):
 @hookimpl
 def unified_cli_commands():
     from unified.conformance.cli import command
+    from unified.integrations.ray import resources_command
 
-    return [command()]
+    return [command(), resources_command()]

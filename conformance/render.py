@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def write_junit(report: Report, path: str | Path) -> Path:
         for r in results:
             source = report.cases.get(r.case, {}).get("source", "case")
             tc = ET.SubElement(suite, "testcase", classname=f"{delegate}.{source}", name=r.case, time=f"{r.seconds:.4f}")
+            if r.node:  # --ray: the node that ran it
+                ET.SubElement(ET.SubElement(tc, "properties"), "property", name="node", value=r.node)
             seconds += r.seconds
             if r.status == "fail":
                 counts["failures"] += 1
@@ -159,6 +162,7 @@ def summary_markdown(report: Report, max_false_claims: int = 40) -> str:
         if s.false_claims > max_false_claims:
             lines.append(f"| … and {s.false_claims - max_false_claims} more (see report.json) | | |")
         lines.append("")
+    lines.extend(_nodes_markdown(report))
     missing = [(d, i) for d, i in report.delegates.items() if not i.get("available", True) or not i.get("executes", True)]
     if missing:
         lines.append("## Not executed here")
@@ -168,6 +172,23 @@ def summary_markdown(report: Report, max_false_claims: int = 40) -> str:
             lines.append(f"- **{d}** ({what}): {_md(i.get('reason') or '-')}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _nodes_markdown(report: Report) -> list[str]:
+    """``--ray`` runs: the section of which node ran how many cases of each delegate."""
+    nodes = (report.options.get("ray") or {}).get("nodes")
+    if not nodes:
+        return []
+    ran: dict[str, Counter] = {}
+    for r in report.results:
+        if r.node:
+            ran.setdefault(r.node, Counter())[r.delegate] += 1
+    lines = ["## Ray nodes", "", "| node | hostname | IP | CPUs | cases run |", "|---|---|---|---|---|"]
+    for node_id, n in nodes.items():
+        runs = ", ".join(f"{d} {k}" for d, k in sorted(ran.get(node_id, {}).items())) or "-"
+        lines.append(f"| `{node_id[:12]}` | {_md(n.get('hostname', ''))} | {n.get('ip', '')} | {n.get('cpus', '')} "
+                     f"| {runs} |")
+    return lines + [""]
 
 
 def _md(text: str) -> str:

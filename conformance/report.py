@@ -51,6 +51,8 @@ class CaseResult:
         seconds: wall time of the whole chain in the worker, seconds.
         partitions: number of partitions the delegate's claim was cut into.
         outputs: per output (and data set), :meth:`OutputStats.to_dict`.
+        node: the Ray node id that ran it (``--ray``); "" for a local run,
+            and then left out of :meth:`to_dict`.
     """
 
     case: str
@@ -61,6 +63,7 @@ class CaseResult:
     seconds: float = 0.0
     partitions: int = 0
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    node: str = ""
 
     @property
     def claimed(self) -> bool:
@@ -77,8 +80,8 @@ class CaseResult:
         return self.status in ("fail", "error")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of every field (``seconds`` rounded to 0.1 ms)."""
-        return record_dict(self, seconds=round(self.seconds, 4))
+        """JSON-safe dict of every field (``seconds`` rounded to 0.1 ms; ``node`` only when set)."""
+        return record_dict(self, skip=() if self.node else ("node",), seconds=round(self.seconds, 4))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CaseResult":
@@ -86,6 +89,7 @@ class CaseResult:
         return cls(
             d["case"], d["delegate"], d["status"], d.get("reason", ""), d.get("phase", ""),
             float(d.get("seconds", 0.0)), int(d.get("partitions", 0)), list(d.get("outputs", [])),
+            d.get("node", ""),
         )
 
 

@@ -37,6 +37,7 @@ def run_conformance(
     progress: bool | Callable[[CaseResult, int, int], None] = False,
     sources: Sequence[str] = (),
     isolate: bool = True,
+    ray: str | None = None,
 ) -> Report:
     """Run every delegate on every case.
 
@@ -55,6 +56,11 @@ def run_conformance(
         sources: source names, recorded in the report.
         isolate: run in worker processes (default). False runs in this
             process: faster for a handful of cases, but a crash ends the run.
+        ray: run the cases as Ray tasks on the cluster at this address
+            (``"auto"``, ``"HOST:PORT"``, ``"ray://..."``; ``"local"`` starts
+            one here), routed by ``unified:<delegate>`` resources; see
+            :mod:`unified.conformance.ray_runner`. ``jobs`` and ``isolate``
+            do not apply.
 
     Returns:
         The :class:`Report`; ``report.results`` holds one result per
@@ -62,7 +68,9 @@ def run_conformance(
 
     Raises:
         ConformanceError: an unknown delegate name (lists the registered
-            ones), or a plugin that cannot be loaded.
+            ones), or a plugin that cannot be loaded; with ``ray``, a
+            cluster that cannot be reached.
+        RayUnavailableError: ``ray`` given, and Ray is not installed.
     """
     started = time.perf_counter()
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -70,6 +78,13 @@ def run_conformance(
     reg = load_registry(specs)
     names = list(delegates) if delegates else list(reg.delegates)
     info = _delegate_info(reg, names)
+    pool = None
+    if ray is not None:
+        from unified.conformance.ray_runner import RayPool
+
+        pool = RayPool.connect(ray, specs, timeout)
+        info = pool.delegate_info(info, delegate_options)
+        jobs, isolate = pool.slots(), True
     runnable = [n for n in names if info[n]["available"]]
     report = Report(
         cases={c.id: c.tags_dict() for c in cases},
@@ -90,8 +105,13 @@ def run_conformance(
     tasks = [(d, c) for c in sorted(cases, key=lambda c: -(c.timeout or 0)) for d in runnable]
     if tasks and isolate:
         jobs = jobs or os.cpu_count() or 1
-    _execute(tasks, reg, specs, jobs if isolate else None, timeout, tolerances, delegate_options, progress,
-             results.append)
+    try:
+        _execute(tasks, reg, specs, jobs if isolate else None, timeout, tolerances, delegate_options, progress,
+                 results.append, pool)
+    finally:
+        if pool is not None:
+            report.options["ray"] = pool.describe()
+            pool.close()
     results.sort(key=lambda r: order.get((r.delegate, r.case), 0))
     report.results = results
     report.options["jobs"] = jobs
@@ -119,9 +139,10 @@ def _delegate_info(reg, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     return info
 
 
-def _execute(tasks, reg, specs, jobs, timeout, tolerances, delegate_options, progress, collect) -> None:
-    """Run every ``(delegate, case)`` task, in ``jobs`` worker processes (None:
-    in this process), feeding each result to ``collect`` and the progress display."""
+def _execute(tasks, reg, specs, jobs, timeout, tolerances, delegate_options, progress, collect, pool=None) -> None:
+    """Run every ``(delegate, case)`` task, on ``pool`` (a ``RayPool``), in ``jobs``
+    worker processes, or (both None) in this process, feeding each result to
+    ``collect`` and the progress display."""
     report_progress = _progress(progress, len(tasks))
 
     def on_result(result: CaseResult) -> None:
@@ -129,7 +150,9 @@ def _execute(tasks, reg, specs, jobs, timeout, tolerances, delegate_options, pro
         report_progress(result)
 
     try:
-        if tasks and jobs:
+        if tasks and pool is not None:
+            pool.run(tasks, on_result, tolerances, delegate_options)
+        elif tasks and jobs:
             WorkerPool(max(1, min(jobs, len(tasks))), specs, timeout).run(tasks, on_result, tolerances, delegate_options)
         else:
             for d, c in tasks:
