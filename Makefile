@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install demo test test-all test-fast bench clean
 
+# The dev environment takes every extra, Ray included (`pip install unified`
+# alone needs none of them), so the Ray tests run in `make test`.
 # constraints.txt pins every package to the version the tests, conformance
 # baselines and docs/performance.md were measured with.
 $(STAMP): pyproject.toml Makefile constraints.txt
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch only as 2.13.0: the CPU wheel; an unpinned torch pulls CUDA packages
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)
