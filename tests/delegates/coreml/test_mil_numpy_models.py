@@ -1,0 +1,114 @@
+"""The ``mil-numpy`` backend end to end: sessions, bundles and conformance labels,
+checked against ONNX Runtime within the fp16 budget, and a planted lowering bug caught.
+
+Needs coremltools (the package is compiled for real, then evaluated from the
+saved ``.mlpackage``); no macOS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+pytest.importorskip("coremltools")
+ort = pytest.importorskip("onnxruntime")
+
+from unified import InferenceSession  # noqa: E402
+from unified.conformance.compare import fp16_budget  # noqa: E402
+from unified.session import SessionOptions  # noqa: E402
+
+MIL = [("coreml", {"backend": "mil-numpy"})]
+NO_CACHE = SessionOptions(use_cache=False)  # a cached package would hide the planted bug
+
+
+def conv_model(pads=(1, 0, 0, 1)) -> onnx.ModelProto:
+    """Conv (asymmetric pads, ONNX order top, left, bottom, right) -> Relu -> AveragePool -> Softmax."""
+    rng = np.random.default_rng(0)
+    w = onnx.numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3, "w")
+    b = onnx.numpy_helper.from_array(rng.standard_normal(4).astype(np.float32) * 0.1, "b")
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=list(pads)),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Softmax", ["p"], ["y"], axis=1),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, b])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    return m
+
+
+def _feed() -> dict[str, np.ndarray]:
+    return {"x": np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)}
+
+
+def _ort(model: onnx.ModelProto, feed) -> np.ndarray:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+
+
+def _within_budget(actual: np.ndarray, expected: np.ndarray, depth: int) -> bool:
+    tol = fp16_budget(depth)
+    return bool(np.allclose(actual, expected, atol=tol.atol, rtol=tol.rtol))
+
+
+def test_session_on_mil_numpy_is_delegated_and_matches_ort() -> None:
+    model, feed = conv_model(), _feed()
+    session = InferenceSession(model, MIL, NO_CACHE)
+    assert [(p.delegate, p.backend) for p in session.plan.partitions] == [("coreml", "mil-numpy")]
+    got = session.run(None, feed)[0]
+    want = _ort(model, feed)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert _within_budget(got, want, depth=4)
+    assert np.abs(got - want).max() > 0  # fp16 emulated: not bit-equal to fp32 ORT
+
+
+def test_planted_pad_order_bug_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MIL pads are ``[begin, end]`` per axis; a lowering writing ``[end, begin]`` keeps every shape
+    (so the structural checks pass) but shifts the image: the evaluator's numbers expose it."""
+    from unified.delegates.coreml import ops_nn
+
+    def swapped(begins, ends):
+        return {"pad_type": "custom",
+                "pad": np.array([v for b, e in zip(begins, ends) for v in (e, b)], dtype=np.int32)}
+
+    model, feed = conv_model(), _feed()
+    want = _ort(model, feed)
+    monkeypatch.setattr(ops_nn, "_mil_pad", swapped)
+    got = InferenceSession(model, MIL, NO_CACHE).run(None, feed)[0]
+    assert got.shape == want.shape
+    assert not _within_budget(got, want, depth=4)
+    assert np.abs(got - want).max() > 10 * fp16_budget(4).atol  # measured: 0.12, 12x the budget
+
+
+def test_fp32_precision_is_closer_than_fp16() -> None:
+    model, feed = conv_model(), _feed()
+    want = _ort(model, feed)
+    fp32 = InferenceSession(model, [("coreml", {"backend": "mil-numpy", "compute_precision": "fp32"})], NO_CACHE)
+    fp16 = InferenceSession(model, MIL, NO_CACHE)
+    err32 = np.abs(fp32.run(None, feed)[0] - want).max()
+    err16 = np.abs(fp16.run(None, feed)[0] - want).max()
+    assert err32 < 1e-5 < err16
+
+
+def test_bundle_runs_on_mil_numpy(tmp_path) -> None:
+    from unified.bundle import compile_bundle, load_bundle
+
+    model, feed = conv_model(), _feed()
+    compile_bundle(model, tmp_path / "b", MIL, NO_CACHE)
+    session = InferenceSession._from_parts(*load_bundle(tmp_path / "b"))
+    assert _within_budget(session.run(None, feed)[0], _ort(model, feed), depth=4)
+
+
+def test_conformance_records_the_backend_label() -> None:
+    from unified.conformance.cases import gather_cases
+    from unified.conformance.runner import run_conformance
+
+    _, cases = gather_cases(["ops"], "ops/Relu/float32")
+    report = run_conformance(cases, ["coreml:mil-numpy"], isolate=False)
+    assert [(r.delegate, r.status) for r in report.results] == [("coreml:mil-numpy", "pass")]
+    assert report.delegates["coreml:mil-numpy"]["backend"] == "mil-numpy"
+    assert report.delegates["coreml:mil-numpy"]["executes"] is True
+    assert "not Apple's Core ML runtime" in report.delegates["coreml:mil-numpy"]["reason"]
