@@ -71,8 +71,11 @@ def test_availability_is_compile_only_off_macos(coreml) -> None:
     assert av.ok and not av.executes
     assert av.reason == COMPILE_ONLY
     assert av.version == "9.0"
-    assert coreml.backends() == ["ane", "gpu", "cpu"]
+    assert coreml.backends() == ["ane", "gpu", "cpu", "mil-numpy"]  # the evaluator last: never the default
     assert coreml.default_priority == 10
+    mil = coreml.backend_availability("mil-numpy")
+    assert mil.ok and mil.executes and "not Apple's Core ML runtime" in mil.reason
+    assert not coreml.backend_availability("ane").executes
 
 
 @off_macos
