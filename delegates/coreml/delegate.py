@@ -43,8 +43,8 @@ checks the lowering's numbers without a Mac; it is not Apple's runtime.
 
 Options (``delegates=[("coreml", {...})]``):
     backend: ``"ane"`` (default), ``"gpu"``, ``"cpu"`` or ``"mil-numpy"``.
-    compute_precision: ``"fp16"`` (default for ane/gpu/mil-numpy, as coremltools) or
-        ``"fp32"`` (default for cpu).
+    compute_precision: ``"fp16"`` (default for ane/gpu/mil-numpy, as coremltools;
+        the ops of :data:`FP32_OPS` stay fp32) or ``"fp32"`` (default for cpu).
     minimum_deployment_target: a ``coremltools.target`` name, default
         ``"iOS16"`` (macOS 13); ``"iOS15"`` .. ``"iOS18"``, ``"macOS12"`` ..
         ``"macOS15"``.
@@ -256,6 +256,25 @@ class CoreMLDelegate(Delegate):
         return CoreMLExecutable(artifact, inputs, outputs, _units(options.backend), details, backend=options.backend)
 
 
+#: MIL ops an fp16 program keeps in fp32 (coremltools ``FP16ComputePrecision(op_selector=...)`` casts around
+#: them), because fp16 gets them wrong on ordinary inputs -- found by the mil-numpy conformance run:
+#: ``reduce_prod`` overflows fp16's 65504 (onnx test_reduce_prod_default_axes_keepdims_example: 12! -> inf);
+#: ``softmax`` / ``reduce_log_sum_exp`` see logits closer together than one fp16 ULP of their magnitude as
+#: equal (test_softmax_large_number: 10000..10003 all round to 10000, uniform output); LogSoftmax's
+#: ``sub(x, reduce_log_sum_exp(x))`` stays fp32 with them (test_logsoftmax_large_number).
+FP32_OPS = frozenset({"reduce_prod", "softmax", "reduce_log_sum_exp"})
+
+
+def _computes_in_fp16(op) -> bool:
+    """coremltools op selector: every op but :data:`FP32_OPS` (and LogSoftmax's final ``sub``) is cast to fp16."""
+    if op.op_type in FP32_OPS:
+        return False
+    if op.op_type == "sub":
+        y = getattr(op, "y", None)
+        return not (y is not None and y.op is not None and y.op.op_type == "reduce_log_sum_exp")
+    return True
+
+
 def _units(backend: str) -> str:
     """The ``coremltools.ComputeUnit`` a package is converted for (``CPU_ONLY`` for mil-numpy)."""
     return COMPUTE_UNITS.get(backend, "CPU_ONLY")
@@ -274,7 +293,8 @@ def _convert_and_save(ct, prog, path: Path, target, precision: str, options: Com
                 prog,
                 convert_to="mlprogram",
                 minimum_deployment_target=target,
-                compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+                compute_precision=(ct.transform.FP16ComputePrecision(op_selector=_computes_in_fp16)
+                                   if precision == "fp16" else ct.precision.FLOAT32),
                 compute_units=getattr(ct.ComputeUnit, _units(options.backend)),
                 skip_model_load=True,
             )

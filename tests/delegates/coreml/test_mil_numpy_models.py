@@ -112,3 +112,31 @@ def test_conformance_records_the_backend_label() -> None:
     assert report.delegates["coreml:mil-numpy"]["backend"] == "mil-numpy"
     assert report.delegates["coreml:mil-numpy"]["executes"] is True
     assert "not Apple's Core ML runtime" in report.delegates["coreml:mil-numpy"]["reason"]
+
+
+def _one_input_model(nodes, shape, out_shape=None) -> onnx.ModelProto:
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    return m
+
+
+def test_where_with_scalar_branches_keeps_the_condition_shape() -> None:
+    """MIL select infers its type from a and b only; the lowering broadcasts a (found on MiniLM's mask)."""
+    one, minus = (helper.make_tensor(n, TensorProto.FLOAT, [], [v]) for n, v in (("one", 1.0), ("minus", -1.0)))
+    nodes = [helper.make_node("Constant", [], ["a"], value=one), helper.make_node("Constant", [], ["b"], value=minus),
+             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])),
+             helper.make_node("Greater", ["x", "zero"], ["c"]), helper.make_node("Where", ["c", "a", "b"], ["y"])]
+    model = _one_input_model(nodes, (2, 3))
+    x = np.array([[1, -2, 3], [-4, 5, -6]], np.float32)
+    got = InferenceSession(model, MIL, NO_CACHE).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, np.where(x > 0, 1.0, -1.0).astype(np.float32))
+
+
+def test_reduce_prod_stays_fp32_in_an_fp16_program() -> None:
+    """12! overflows fp16 (max 65504); the delegate keeps reduce_prod in fp32 (delegate.FP32_OPS)."""
+    model = _one_input_model([helper.make_node("ReduceProd", ["x"], ["y"], keepdims=0)], (12,))
+    x = np.arange(1, 13, dtype=np.float32)
+    got = InferenceSession(model, MIL, NO_CACHE).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, 479001600.0, rtol=1e-6)
