@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -41,15 +42,9 @@ from unified.conformance.compare import fp16_budget  # noqa: E402
 from unified.conformance.execute import graph_depth  # noqa: E402
 from unified.graph import Graph  # noqa: E402
 
-SENTENCES = [
-    "A man is playing a guitar on stage.",
-    "Someone performs music with a guitar.",
-    "The cat sleeps on the warm windowsill.",
-    "A kitten naps in the sun by the window.",
-    "Interest rates rose again this quarter.",
-    "The central bank raised borrowing costs.",
-]
-SEQ = 32
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from minilm_demo import SENTENCES, SEQ  # noqa: E402  (the demo's sentences and static sequence length)
+
 MODELS = (*zoo.LIGHT_MODELS, "minilm")
 
 
