@@ -112,7 +112,8 @@ def read_blob(path: str | os.PathLike, offset: int, dtype: Any, shape: tuple) ->
             raise DelegateError(f"mil-numpy: blob file {path} has no metadata record at offset {offset}")
         sentinel, code, size, data_offset = struct.unpack("<IIQQ", meta[:24])
         if sentinel != _SENTINEL:
-            raise DelegateError(f"mil-numpy: blob file {path} offset {offset}: sentinel {sentinel:#x}, expected 0xdeadbeef")
+            raise DelegateError(
+                f"mil-numpy: blob file {path} offset {offset}: sentinel {sentinel:#x}, expected 0xdeadbeef")
         stored = _BLOB_DTYPES.get(code)
         if stored is None or np.dtype(stored) != np.dtype(dtype):
             raise DelegateError(
@@ -159,6 +160,8 @@ def _value(v, weights: Path) -> Any:
     if dtype == "string":
         vals = list(t.strings.values)
         return vals[0] if len(vals) == 1 else vals
+    if which is None:  # an empty tensor
+        return np.zeros(shape if shape is not None else (0,), dtype=dtype)
     if which == "bytes":
         arr = np.frombuffer(t.bytes.values, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
     else:

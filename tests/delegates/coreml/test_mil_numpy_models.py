@@ -140,3 +140,29 @@ def test_reduce_prod_stays_fp32_in_an_fp16_program() -> None:
     x = np.arange(1, 13, dtype=np.float32)
     got = InferenceSession(model, MIL, NO_CACHE).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, 479001600.0, rtol=1e-6)
+
+
+def test_blob_reader_agrees_with_coremltools(tmp_path) -> None:
+    """Our parse of weight.bin gives the values coremltools' own blob reader (libmilstoragepython) gives."""
+    storage = pytest.importorskip("coremltools.libmilstoragepython")
+    from coremltools.proto import Model_pb2
+
+    from unified.delegate import CompileOptions
+    from unified.delegates.coreml import CoreMLDelegate
+    from unified.delegates.coreml.mil_numpy import read_blob
+    from unified.delegates.coreml.package import unzip_package
+
+    model = onnx.shape_inference.infer_shapes(conv_model())
+    package = unzip_package(CoreMLDelegate().compile(model, CompileOptions("mil-numpy")).serialize(), tmp_path)
+    root = package / "Data" / "com.apple.CoreML"
+    spec = Model_pb2.Model.FromString((root / "model.mlmodel").read_bytes())
+    block = spec.mlProgram.functions["main"].block_specializations["CoreML6"]
+    blobs = [(op.attributes["val"].blobFileValue.offset,
+              [d.constant.size for d in op.outputs[0].type.tensorType.dimensions])
+             for op in block.operations if op.type == "const" and op.attributes["val"].HasField("blobFileValue")]
+    assert blobs  # the 4x3x3x3 conv weight at least
+    reader = storage._BlobStorageReader(str(root / "weights" / "weight.bin"))
+    for offset, shape in blobs:
+        ours = read_blob(root / "weights" / "weight.bin", offset, np.float16, tuple(shape))
+        theirs = np.frombuffer(reader.read_fp16_data(offset).tobytes(), np.float16)
+        np.testing.assert_array_equal(ours.reshape(-1), theirs)
