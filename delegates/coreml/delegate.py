@@ -316,9 +316,11 @@ class MilNumpyBackend(Backend):
     name = MIL_NUMPY
 
     def availability(self) -> Availability:
+        """Available wherever coremltools is installed (:meth:`CoreMLDelegate.backend_availability`)."""
         return CoreMLDelegate().backend_availability(MIL_NUMPY)
 
     def info(self) -> BackendInfo:
+        """A ``simulator`` whose description says it is not Apple's runtime."""
         return BackendInfo(name=MIL_NUMPY, kind="simulator", description=MIL_NUMPY_DESCRIPTION,
                            dtypes=("float16", "float32", "int32", "bool"))
 
