@@ -40,7 +40,8 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="conformance_command", required=True)
     p = sub.add_parser("run", help="run delegates x cases and write report.json, junit.xml, summary.md, report.html")
-    p.add_argument("--delegates", help="comma-separated delegate names (default: every registered delegate)")
+    p.add_argument("--delegates", help="comma-separated delegate names, NAME:BACKEND for one backend, e.g. "
+                        "coreml:mil-numpy (default: every registered delegate)")
     _add_selection(p)
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the reports")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per CPU core)")

@@ -35,6 +35,24 @@ quantized models pass at 0.99.
 
 A case may override the profile, and a delegate may override both (see
 :func:`effective_tolerance`).
+
+**fp16 compute budget** (:func:`fp16_budget`): a delegate that computes a
+float32 model in float16 (Core ML's default ``compute_precision``, checked
+with the ``coreml:mil-numpy`` evaluator) is held to the NNAPI CTS rule for
+relaxed float32 computation -- 5 ULP of float16 per op, atol = rtol =
+``5 * 2**-10`` (``TestHarness`` in the Android CTS,
+``kRelaxedFloat32`` tolerance) -- grown with the case's depth ``d`` (nodes on
+the longest path of the graph) as ``sqrt(d)``: each op adds an independent,
+zero-mean round-to-nearest error of at most 5 ULP, so the error of ``d``
+chained ops grows like a random walk, ``sqrt(d)`` times one op's (Higham,
+*Accuracy and Stability of Numerical Algorithms*, 2nd ed., section 3.2, the
+probabilistic ``sqrt(n) u`` bound). The worst-case ``d`` growth would allow
+an 80 % error on ResNet-50 and check nothing. For a whole model the absolute
+part is scaled by the output's largest magnitude ``max|expected|``: fp16
+errors are relative to the magnitudes flowing through the graph, so an
+output element near zero (a cancellation) carries the absolute error of the
+large values it came from. A single-node case has depth 1: exactly the CTS
+per-op rule.
 """
 
 from __future__ import annotations
@@ -44,7 +62,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Tolerance", "OutputStats", "PROFILES", "profile_for", "effective_tolerance", "compare_outputs"]
+__all__ = ["Tolerance", "OutputStats", "PROFILES", "profile_for", "effective_tolerance", "compare_outputs",
+           "fp16_budget", "FP16_OP_TOLERANCE"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,24 @@ PROFILES: dict[str, Tolerance] = {
 
 EXACT = Tolerance()
 _STEP_SLACK = 1e-4  # float32 rounding of (q - zero_point) * scale, relative to one step
+
+FP16_OP_TOLERANCE = _HALF_ATOL
+"""One op computed in float16: 5 ULP of float16 at 1.0 (``5 * 2**-10``), atol and rtol (NNAPI CTS relaxed)."""
+
+
+def fp16_budget(depth: int, scale: float = 1.0) -> Tolerance:
+    """The tolerance of a float32 graph computed in float16 (module docstring: "fp16 compute budget").
+
+    Args:
+        depth: nodes on the longest path of the graph (>= 1).
+        scale: the output's largest magnitude for a whole model (absolute
+            part scales with it), 1.0 for the per-op rule.
+
+    Returns:
+        ``Tolerance(atol = 5 * 2**-10 * sqrt(depth) * max(scale, 1), rtol = 5 * 2**-10 * sqrt(depth))``.
+    """
+    grown = FP16_OP_TOLERANCE * float(np.sqrt(max(int(depth), 1)))
+    return Tolerance(atol=grown * max(float(scale), 1.0), rtol=grown)
 
 
 def profile_for(dtype_name: str) -> Tolerance:

@@ -18,6 +18,13 @@ The chain, and the status each step can end in:
 
 The delegate is reached only through the plugin registry and the core
 planner and compiler, exactly as an ``InferenceSession`` reaches it.
+
+A delegate may be named with a backend, ``"coreml:mil-numpy"`` (the label
+the report keeps, so a result of the MIL evaluator never reads as one of
+Core ML): the backend is passed as the ``backend`` option and availability
+is that backend's (``Delegate.backend_availability``). A delegate whose
+``compute_precision(backend, options)`` says ``"fp16"`` is compared with the
+fp16 compute budget (``compare.fp16_budget``) on float outputs.
 """
 
 from __future__ import annotations
@@ -30,13 +37,47 @@ from typing import Any, Mapping
 import numpy as np
 
 from unified.conformance.cases import Case, ConformanceError, oracle_outputs
-from unified.conformance.compare import Tolerance, compare_outputs
+from unified.conformance.compare import Tolerance, compare_outputs, fp16_budget
 from unified.conformance.report import CaseResult
 from unified.compiler import PartitionCompileError
 from unified.errors import DelegateUnavailableError, ModelError, UnsupportedError
 from unified.plugins import PluginRegistry
 
-__all__ = ["execute_case", "delegate_tolerances"]
+__all__ = ["execute_case", "delegate_tolerances", "split_label", "graph_depth"]
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """``"coreml:mil-numpy"`` -> ``("coreml", "mil-numpy")``; ``"tflite"`` -> ``("tflite", None)``."""
+    name, _, backend = label.partition(":")
+    return name, (backend or None)
+
+
+def graph_depth(graph) -> int:
+    """Nodes on the longest path of ``graph`` (a ``unified.graph.Graph``; nodes in topological order)."""
+    depth_of: dict[str, int] = {}
+    deepest = 0
+    for node in graph.nodes:
+        d = 1 + max((depth_of.get(x, 0) for x in node.input if x), default=0)
+        for y in node.output:
+            depth_of[y] = d
+        deepest = max(deepest, d)
+    return max(deepest, 1)
+
+
+def _precision_tolerances(delegate: Any, backend: str | None, options: Mapping[str, Any], graph,
+                          tolerances: dict[str, Tolerance]) -> dict[str, Tolerance]:
+    """The fp16 compute budget for float outputs when the delegate computes in fp16 (own overrides win)."""
+    ask = getattr(delegate, "compute_precision", None)
+    if ask is None:
+        return tolerances
+    try:
+        precision = ask(backend or (list(delegate.backends()) or [""])[0], dict(options))
+    except Exception:
+        return tolerances
+    if precision != "fp16":
+        return tolerances
+    budget = fp16_budget(graph_depth(graph))
+    return {"float32": budget, "float64": budget, **tolerances}
 
 def delegate_tolerances(delegate: Any, overrides: Mapping[str, Any] | None = None) -> dict[str, Tolerance]:
     """A delegate's tolerance overrides per output dtype.
@@ -74,7 +115,7 @@ def execute_case(
 
     Args:
         registry: plugin registry holding the delegate.
-        delegate_name: the delegate to test.
+        delegate_name: the delegate to test, or ``name:backend`` (e.g. ``coreml:mil-numpy``).
         case: the case.
         tolerance_overrides: dtype name -> tolerance, over the delegate's own.
         delegate_options: passed to the delegate as compile options
@@ -88,10 +129,12 @@ def execute_case(
     def done(status: str, phase: str, reason: str = "", **kw) -> CaseResult:
         return CaseResult(case.id, delegate_name, status, reason, phase, time.perf_counter() - start, **kw)
 
-    delegate = registry.delegates.get(delegate_name)
+    name, backend = split_label(delegate_name)
+    options = dict(delegate_options or {}, **({"backend": backend} if backend else {}))
+    delegate = registry.delegates.get(name)
     if delegate is None:
-        return done("skipped", "availability", f"delegate '{delegate_name}' is not registered")
-    av = registry.availability(delegate_name)
+        return done("skipped", "availability", f"delegate '{name}' is not registered")
+    av = registry.availability(name, backend)
     if not av.ok:
         return done("skipped", "availability", av.reason or "unavailable")
     try:
@@ -107,7 +150,7 @@ def execute_case(
         return done("unsupported", "load", f"unified cannot load the case model: {_first_lines(exc)}")
     if not graph.nodes:
         return done("unsupported", "load", "the graph has no nodes once unified folds Constant nodes into initializers")
-    built = _compile(registry, delegate_name, graph, delegate_options, done)
+    built = _compile(registry, name, graph, options, done)
     if isinstance(built, CaseResult):
         return built
     nparts = len(built.plan.partitions)
@@ -115,6 +158,7 @@ def execute_case(
         why = av.reason or "the delegate cannot execute on this host"
         return done("compiled", "compile", f"compiled; numerics skipped: {why}", partitions=nparts)
     tolerances = delegate_tolerances(delegate, tolerance_overrides)
+    tolerances = _precision_tolerances(delegate, backend, options, graph, tolerances)
     return _check_numerics(case, data, built, tolerances, functools.partial(done, partitions=nparts))
 
 

@@ -42,7 +42,8 @@ class CaseResult:
 
     Attributes:
         case: the case id.
-        delegate: the delegate name.
+        delegate: the delegate name, or ``name:backend`` when the run named a
+            backend (``coreml:mil-numpy``: the MIL evaluator, not Core ML).
         status: one of :data:`STATUSES`.
         reason: why (decline reason, error message, failing output), "" for a pass.
         phase: the step that decided it: ``availability``, ``case``,
@@ -153,7 +154,8 @@ class Report:
     Attributes:
         cases: case id -> its tags (``Case.tags_dict()``).
         results: one :class:`CaseResult` per (delegate, case).
-        delegates: name -> ``{"available", "executes", "reason", "version"}``.
+        delegates: name (or ``name:backend`` label, e.g. ``coreml:mil-numpy``) ->
+            ``{"available", "executes", "reason", "version", "backend"}``.
         sources: source names run.
         created: ISO 8601 UTC time the run started.
         duration_s: wall time of the run, seconds.

@@ -43,7 +43,9 @@ def run_conformance(
 
     Args:
         cases: the cases (see :func:`gather_cases`).
-        delegates: delegate names, or None for every registered delegate.
+        delegates: delegate names, or None for every registered delegate; ``name:backend``
+            (e.g. ``coreml:mil-numpy``) runs that backend and is the label the
+            report keeps for its results.
         plugins: extra plugins (modules or import specs, see
             ``unified.conformance.workers``) every worker registers.
         jobs: worker processes; None: one per CPU core.
@@ -120,12 +122,14 @@ def run_conformance(
 
 
 def _delegate_info(reg, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per delegate: available, executes, reason, version (the report's ``delegates``).
+    """Per delegate label: available, executes, reason, version, backend (the report's ``delegates``).
 
     Raises:
         ConformanceError: a name the registry does not hold (lists the registered ones).
     """
-    unknown = [n for n in names if n not in reg.delegates]
+    from unified.conformance.execute import split_label
+
+    unknown = [n for n in names if split_label(n)[0] not in reg.delegates]
     if unknown:
         known = ", ".join(sorted(reg.delegates)) or "none"
         broken = "; ".join(f"{b.name}: {b.reason}" for b in reg.broken if b.name in unknown)
@@ -134,9 +138,21 @@ def _delegate_info(reg, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         )
     info: dict[str, dict[str, Any]] = {}
     for n in names:
-        av = reg.availability(n)
-        info[n] = {"available": av.ok, "executes": av.executes, "reason": av.reason, "version": av.version}
+        name, backend = split_label(n)
+        if backend is not None and backend not in _backends(reg, name):
+            raise ConformanceError(f"delegate '{name}' has no backend '{backend}'; its backends: "
+                                   f"{', '.join(_backends(reg, name)) or 'none'}")
+        av = reg.availability(name, backend)
+        info[n] = {"available": av.ok, "executes": av.executes, "reason": av.reason, "version": av.version,
+                   "backend": backend or ""}
     return info
+
+
+def _backends(reg, name: str) -> list[str]:
+    try:
+        return list(reg.delegates[name].backends())
+    except Exception:
+        return []
 
 
 def _execute(tasks, reg, specs, jobs, timeout, tolerances, delegate_options, progress, collect, pool=None) -> None:

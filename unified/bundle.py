@@ -344,7 +344,9 @@ def load_bundle(
         av = reg.availability(name)
         if not av.ok:
             raise DelegateUnavailableError(f"delegate '{name}' is unavailable: {av.reason}")
-        if not av.executes:
+        backends = {q.backend for q in plan.partitions if q.delegate == name}
+        if not av.executes and not all(  # one backend may execute where the delegate only compiles
+                reg.availability(name, b).ok and reg.availability(name, b).executes for b in backends or {None}):
             raise DelegateUnavailableError(
                 f"delegate '{name}' cannot execute here ({av.reason}); the bundle '{root}' needs it to run. "
                 "Load the bundle on a host where it executes"

@@ -34,11 +34,6 @@ def resolve_delegate(reg: PluginRegistry, name: str, opts: Mapping[str, Any], *,
     av = reg.availability(name)
     if not av.ok:
         raise DelegateUnavailableError(f"delegate '{name}' is unavailable: {av.reason}")
-    if execute and not av.executes:
-        raise DelegateUnavailableError(
-            f"delegate '{name}' cannot execute here ({av.reason}); an InferenceSession needs to execute. "
-            "Use `unified compile` to build an ahead-of-time bundle for the target device instead"
-        )
     opts = dict(opts)
     try:
         backends = list(delegate.backends())
@@ -49,6 +44,13 @@ def resolve_delegate(reg: PluginRegistry, name: str, opts: Mapping[str, Any], *,
         raise DelegateUnavailableError(
             f"delegate '{name}' has no backend '{backend}' here; available: {', '.join(backends) or 'none'}"
         )
+    if execute and not av.executes:
+        bav = reg.availability(name, backend)  # one backend may execute where the delegate only compiles
+        if not (bav.ok and bav.executes):
+            raise DelegateUnavailableError(
+                f"delegate '{name}' cannot execute here ({av.reason}); an InferenceSession needs to execute. "
+                "Use `unified compile` to build an ahead-of-time bundle for the target device instead"
+            )
     check_options(delegate, opts)
     return DelegateChoice(delegate, backend, opts)
 

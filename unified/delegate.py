@@ -332,6 +332,14 @@ class Delegate(abc.ABC):
     def availability(self) -> Availability:
         """Whether this delegate can work on this host. Must not raise."""
 
+    def backend_availability(self, backend: str) -> Availability:
+        """Whether one backend works here; default: the delegate's :meth:`availability`.
+
+        Override when one backend executes where the others only compile
+        (e.g. coreml's ``mil-numpy`` evaluator off macOS). Must not raise.
+        """
+        return self.availability()
+
     def version(self) -> str:
         """Version string that goes into compile-cache keys."""
         return self.availability().version

@@ -166,11 +166,12 @@ class PluginRegistry:
                 raise PluginError(f"plugin {plugin!r} could not be registered: {reg.broken[-1].reason}")
         return reg
 
-    def availability(self, name: str) -> Availability:
-        """A delegate's availability; a raising ``availability()`` counts as unavailable."""
+    def availability(self, name: str, backend: str | None = None) -> Availability:
+        """A delegate's availability (of one ``backend`` when given: ``Delegate.backend_availability``);
+        a raising ``availability()`` counts as unavailable."""
         delegate = self.delegates[name]
         try:
-            av = delegate.availability()
+            av = delegate.availability() if backend is None else delegate.backend_availability(backend)
         except Exception as exc:
             return Availability(False, f"availability() raised {_exc(exc)}")
         if not isinstance(av, Availability):

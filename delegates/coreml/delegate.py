@@ -36,12 +36,15 @@ switched off at their source, see :mod:`.quiet`) unless the ``unified`` logger
 is at DEBUG.
 
 Backends (Core ML compute units): ``ane`` (``CPU_AND_NE``), ``gpu``
-(``CPU_AND_GPU``), ``cpu`` (``CPU_ONLY``).
+(``CPU_AND_GPU``), ``cpu`` (``CPU_ONLY``); and ``mil-numpy``, on every
+platform and never the default: the same compiled package, evaluated op by op
+in NumPy by :mod:`.mil_numpy` with the program's fp16 precision emulated. It
+checks the lowering's numbers without a Mac; it is not Apple's runtime.
 
 Options (``delegates=[("coreml", {...})]``):
-    backend: ``"ane"`` (default), ``"gpu"`` or ``"cpu"``.
-    compute_precision: ``"fp16"`` (default for ane/gpu, as coremltools) or
-        ``"fp32"`` (default for cpu).
+    backend: ``"ane"`` (default), ``"gpu"``, ``"cpu"`` or ``"mil-numpy"``.
+    compute_precision: ``"fp16"`` (default for ane/gpu/mil-numpy, as coremltools;
+        the ops of :data:`FP32_OPS` stay fp32) or ``"fp32"`` (default for cpu).
     minimum_deployment_target: a ``coremltools.target`` name, default
         ``"iOS16"`` (macOS 13); ``"iOS15"`` .. ``"iOS18"``, ``"macOS12"`` ..
         ``"macOS15"``.
@@ -62,20 +65,22 @@ from typing import Any, Mapping
 
 import onnx
 
+from unified.backend import Backend, BackendInfo
 from unified.delegate import Availability, CompileOptions, Delegate, DelegateOption, Support
 from unified.errors import DelegateError
 from unified.graph import NodeView
 from unified.hookspecs import hookimpl
 
 from .convert import build_program, output_ranks, signature
-from .executable import COMPILE_ONLY, CoreMLExecutable, executes_here
+from .executable import COMPILE_ONLY, MIL_NUMPY, MIL_NUMPY_DESCRIPTION, CoreMLExecutable, executes_here
 from .ops_nn import LOWERINGS as _NN
 from .ops_tensor import LOWERINGS as _TENSOR
 from .package import METADATA_KEY, PACKAGE_NAME, read_io, unzip_package, verify_package, verify_program, zip_package
 from .quiet import import_coremltools, quiet
 from .support import OP_SUPPORT, common_reason
 
-__all__ = ["CoreMLDelegate", "COMPUTE_UNITS", "LOWERINGS", "unified_delegates"]
+__all__ = ["CoreMLDelegate", "COMPUTE_UNITS", "LOWERINGS", "unified_delegates", "unified_backends", "MIL_NUMPY",
+           "MilNumpyBackend"]
 
 #: Backend -> ``coremltools.ComputeUnit`` member name.
 COMPUTE_UNITS = {"ane": "CPU_AND_NE", "gpu": "CPU_AND_GPU", "cpu": "CPU_ONLY"}
@@ -90,7 +95,8 @@ LOWERINGS = {**_TENSOR, **_NN}
 class CoreMLDelegate(Delegate):
     """Core ML through coremltools: compiles anywhere, executes on macOS.
 
-    Backends: ``ane``, ``gpu``, ``cpu`` (:data:`COMPUTE_UNITS`). Options:
+    Backends: ``ane``, ``gpu``, ``cpu`` (:data:`COMPUTE_UNITS`) and the opt-in
+    ``mil-numpy`` evaluator (:data:`.executable.MIL_NUMPY`). Options:
     ``compute_precision``, ``minimum_deployment_target``, ``dim_ranges`` (see
     the module docstring). Artifacts are zipped ``.mlpackage`` directories.
     """
@@ -129,8 +135,27 @@ class CoreMLDelegate(Delegate):
         return Availability(True, COMPILE_ONLY, version, executes=False)
 
     def backends(self) -> list[str]:
-        """``["ane", "gpu", "cpu"]``: Core ML compute units (:data:`COMPUTE_UNITS`)."""
-        return list(COMPUTE_UNITS)
+        """``["ane", "gpu", "cpu", "mil-numpy"]``: Core ML compute units (:data:`COMPUTE_UNITS`), then the
+        NumPy evaluator of the compiled program (last, so never the default)."""
+        return [*COMPUTE_UNITS, MIL_NUMPY]
+
+    def backend_availability(self, backend: str) -> Availability:
+        """``mil-numpy`` executes wherever coremltools is installed (:data:`.executable.MIL_NUMPY_DESCRIPTION`);
+        the Core ML compute units as :meth:`availability`."""
+        av = self.availability()
+        if backend == MIL_NUMPY and av.ok:
+            return Availability(True, MIL_NUMPY_DESCRIPTION, av.version, executes=True)
+        return av
+
+    def compute_precision(self, backend: str, options: Mapping[str, Any]) -> str:
+        """``"fp16"`` or ``"fp32"``: the precision a partition compiled for ``backend`` computes in
+        (the conformance runner compares fp16 results with its fp16 budget).
+
+        Raises:
+            DelegateError: bad options (as :meth:`compile`).
+        """
+        opts = {k: v for k, v in options.items() if k != "backend"}
+        return self._settings(CompileOptions(backend=backend, options=opts))["precision"]
 
     def supports(self, node: NodeView) -> Support:
         """The op-support table, after the checks every node needs (:func:`.support.common_reason`)."""
@@ -144,8 +169,8 @@ class CoreMLDelegate(Delegate):
         unknown = sorted(set(opts) - set(_OPTIONS))
         if unknown:
             raise DelegateError(f"unknown coreml option(s) {unknown}; known: backend, {', '.join(_OPTIONS)}")
-        if options.backend not in COMPUTE_UNITS:
-            raise DelegateError(f"coreml has no backend '{options.backend}'; choose one of {list(COMPUTE_UNITS)}")
+        if options.backend not in self.backends():
+            raise DelegateError(f"coreml has no backend '{options.backend}'; choose one of {self.backends()}")
         precision = opts.get("compute_precision", "fp32" if options.backend == "cpu" else "fp16")
         if precision not in ("fp16", "fp32"):
             raise DelegateError(f"coreml option compute_precision={precision!r}; expected 'fp16' or 'fp32'")
@@ -190,13 +215,15 @@ class CoreMLDelegate(Delegate):
         details = {
             "precision": settings["precision"],
             "target": settings["target"],
-            "compute_units": COMPUTE_UNITS[options.backend],
+            "compute_units": _units(options.backend),
             "mil_ops_built": mil_ops,
             "mil_ops": facts["mil_ops"],
             "verified": "structure",
-            "executes": executes_here(),
+            "executes": executes_here() or options.backend == MIL_NUMPY,
         }
-        return CoreMLExecutable(blob, inputs, outputs, COMPUTE_UNITS[options.backend], details)
+        if options.backend == MIL_NUMPY:
+            details["runtime"] = MIL_NUMPY_DESCRIPTION
+        return CoreMLExecutable(blob, inputs, outputs, _units(options.backend), details, backend=options.backend)
 
     def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> CoreMLExecutable:
         """Rebuild an executable from :meth:`CoreMLExecutable.serialize` bytes, without recompiling.
@@ -224,9 +251,33 @@ class CoreMLDelegate(Delegate):
                 )
             with quiet():
                 facts = verify_package(path, inputs, outputs)
-        details = {"compute_units": COMPUTE_UNITS[options.backend], "mil_ops": facts["mil_ops"],
-                   "verified": "structure", "executes": executes_here()}
-        return CoreMLExecutable(artifact, inputs, outputs, COMPUTE_UNITS[options.backend], details)
+        details = {"compute_units": _units(options.backend), "mil_ops": facts["mil_ops"],
+                   "verified": "structure", "executes": executes_here() or options.backend == MIL_NUMPY}
+        return CoreMLExecutable(artifact, inputs, outputs, _units(options.backend), details, backend=options.backend)
+
+
+#: MIL ops an fp16 program keeps in fp32 (coremltools ``FP16ComputePrecision(op_selector=...)`` casts around
+#: them), because fp16 gets them wrong on ordinary inputs -- found by the mil-numpy conformance run:
+#: ``reduce_prod`` overflows fp16's 65504 (onnx test_reduce_prod_default_axes_keepdims_example: 12! -> inf);
+#: ``softmax`` / ``reduce_log_sum_exp`` see logits closer together than one fp16 ULP of their magnitude as
+#: equal (test_softmax_large_number: 10000..10003 all round to 10000, uniform output); LogSoftmax's
+#: ``sub(x, reduce_log_sum_exp(x))`` stays fp32 with them (test_logsoftmax_large_number).
+FP32_OPS = frozenset({"reduce_prod", "softmax", "reduce_log_sum_exp"})
+
+
+def _computes_in_fp16(op) -> bool:
+    """coremltools op selector: every op but :data:`FP32_OPS` (and LogSoftmax's final ``sub``) is cast to fp16."""
+    if op.op_type in FP32_OPS:
+        return False
+    if op.op_type == "sub":
+        y = getattr(op, "y", None)
+        return not (y is not None and y.op is not None and y.op.op_type == "reduce_log_sum_exp")
+    return True
+
+
+def _units(backend: str) -> str:
+    """The ``coremltools.ComputeUnit`` a package is converted for (``CPU_ONLY`` for mil-numpy)."""
+    return COMPUTE_UNITS.get(backend, "CPU_ONLY")
 
 
 def _convert_and_save(ct, prog, path: Path, target, precision: str, options: CompileOptions, inputs, outputs) -> None:
@@ -242,8 +293,9 @@ def _convert_and_save(ct, prog, path: Path, target, precision: str, options: Com
                 prog,
                 convert_to="mlprogram",
                 minimum_deployment_target=target,
-                compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
-                compute_units=getattr(ct.ComputeUnit, COMPUTE_UNITS[options.backend]),
+                compute_precision=(ct.transform.FP16ComputePrecision(op_selector=_computes_in_fp16)
+                                   if precision == "fp16" else ct.precision.FLOAT32),
+                compute_units=getattr(ct.ComputeUnit, _units(options.backend)),
                 skip_model_load=True,
             )
             model.user_defined_metadata[METADATA_KEY] = json.dumps(
@@ -256,6 +308,27 @@ def _convert_and_save(ct, prog, path: Path, target, precision: str, options: Com
             f"coremltools could not convert partition {options.partition_name}: "
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:1000]}"
         ) from None
+
+
+class MilNumpyBackend(Backend):
+    """The ``mil-numpy`` target as ``unified devices`` lists it: a simulator, not a device."""
+
+    name = MIL_NUMPY
+
+    def availability(self) -> Availability:
+        """Available wherever coremltools is installed (:meth:`CoreMLDelegate.backend_availability`)."""
+        return CoreMLDelegate().backend_availability(MIL_NUMPY)
+
+    def info(self) -> BackendInfo:
+        """A ``simulator`` whose description says it is not Apple's runtime."""
+        return BackendInfo(name=MIL_NUMPY, kind="simulator", description=MIL_NUMPY_DESCRIPTION,
+                           dtypes=("float16", "float32", "int32", "bool"))
+
+
+@hookimpl
+def unified_backends() -> list[Backend]:
+    """The plugin hook: the ``mil-numpy`` backend (:class:`MilNumpyBackend`)."""
+    return [MilNumpyBackend()]
 
 
 @hookimpl

@@ -74,10 +74,18 @@ def _isnan(ctx: Ctx, n: Node):
 
 
 def _where(ctx: Ctx, n: Node):
+    """MIL ``select`` infers its output type from ``a`` and ``b`` only (coremltools
+    ``iOS15.control_flow.select.type_inference`` ignores ``cond``'s shape): when ``cond``
+    is the larger operand, ``a`` is first broadcast to the output shape, else the saved
+    program declares a too-small output (caught by mil-numpy on MiniLM's attention mask)."""
     dt = ctx.mil_dtype(n.outputs[0])
-    return ctx.mb.select(
-        cond=ctx.var(n.inputs[0], "bool"), a=ctx.var(n.inputs[1], dt), b=ctx.var(n.inputs[2], dt), **out_name(ctx, n)
-    )
+    a, b = ctx.var(n.inputs[1], dt), ctx.var(n.inputs[2], dt)
+    out = ctx.shapes.get(n.outputs[0])
+    if out is not None and all(isinstance(d, (int, np.integer)) for d in out) and all(
+            isinstance(d, (int, np.integer)) for d in (*a.shape, *b.shape)):
+        if tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape))) != tuple(out):
+            a = ctx.mb.add(x=a, y=np.zeros(tuple(int(d) for d in out), dtype=np_dtype(dt)))
+    return ctx.mb.select(cond=ctx.var(n.inputs[0], "bool"), a=a, b=b, **out_name(ctx, n))
 
 
 def _clip(ctx: Ctx, n: Node):

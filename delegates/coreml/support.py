@@ -227,6 +227,13 @@ def _resize(v: NodeView) -> str | None:
     scales = None
     if v.opset >= 11 and len(v.inputs) > 2 and v.inputs[2].name and v.inputs[2].const is not None:
         scales = [float(s) for s in v.inputs[2].const.reshape(-1)] or None
+    elif v.opset >= 11 and len(v.inputs) > 2 and v.inputs[2].name and not v.inputs[2].shape_derived and not (
+            x.is_static and y.is_static and all(y.shape[a] % x.shape[a] == 0 for a in (2, 3))):
+        # ONNX maps coordinates with the scale itself, Core ML with out/in: a scale fed at run time is only
+        # trusted for integer upscales, where it is the ratio (found by mil-numpy: onnx
+        # test_resize_downsample_scales_linear, scale 0.6 for 4 -> 2 pixels)
+        return ("Resize scales fed at run time need an integer upscale on Core ML (ONNX maps coordinates with "
+                "the scale, Core ML resamples by the output size)")
     if x.is_static and y.is_static:
         if x.shape[:2] != y.shape[:2]:
             return "Resize of the batch or channel axis not supported by Core ML"
@@ -251,12 +258,26 @@ def _resize(v: NodeView) -> str | None:
             return f"Resize nearest needs integer upscale factors on Core ML (got {sh:g}, {sw:g})"
         if coord == "align_corners" or coord == "tf_crop_and_resize":
             return f"Resize nearest with coordinate_transformation_mode={coord!r} not supported by Core ML"
-        if coord == "asymmetric" and v.attr("nearest_mode", "round_prefer_floor") not in ("floor",):
+        nearest = v.attr("nearest_mode", "round_prefer_floor")
+        if coord == "asymmetric" and nearest not in ("floor",):
             return "Resize nearest asymmetric needs nearest_mode='floor' on Core ML"
+        # Core ML reads floor(i / scale); half_pixel rounding to nearest gives the same for integer scales,
+        # floor/ceil do not (found by mil-numpy: onnx test_resize_upsample_sizes_nearest_ceil_half_pixel)
+        if coord in ("half_pixel", "pytorch_half_pixel") and nearest not in ("round_prefer_floor",
+                                                                             "round_prefer_ceil"):
+            return (f"Resize nearest {coord} with nearest_mode={nearest!r} not supported by Core ML "
+                    "(supported: round_prefer_floor, round_prefer_ceil)")
+        if coord not in ("asymmetric", "half_pixel", "pytorch_half_pixel"):
+            return f"Resize nearest with coordinate_transformation_mode={coord!r} not supported by Core ML"
         return None
     if mode == "linear":
         if coord not in ("align_corners", "asymmetric", "half_pixel", "pytorch_half_pixel"):
             return f"Resize linear coordinate_transformation_mode={coord!r} not supported by Core ML"
+        if coord == "pytorch_half_pixel" and x.is_static and y.is_static and any(
+                y.shape[a] == 1 < x.shape[a] for a in (2, 3)):
+            # pytorch_half_pixel samples pixel 0 for a 1-pixel output, Core ML's UNALIGN_CORNERS the centre
+            # (found by mil-numpy: onnx test_resize_downsample_sizes_linear_pytorch_half_pixel)
+            return "Resize linear pytorch_half_pixel to a 1-pixel output axis not supported by Core ML"
         return None
     return f"Resize mode={mode!r} not supported by Core ML (supported: nearest, linear)"
 
