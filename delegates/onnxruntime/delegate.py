@@ -8,6 +8,13 @@ Options (``delegates=[("onnxruntime", {...})]``):
     num_threads: intra-op thread count (default: ORT's, one per core).
     optimization_level: ``"disable"``, ``"basic"``, ``"extended"`` or
         ``"all"`` (default ``"all"``, as ORT).
+    qdq_fusion: run QDQ groups as ORT's fused integer kernels (default off).
+    spinning: let idle intra-op threads spin after a run
+        (``session.intra_op.allow_spinning``; default off, where ORT's is on:
+        in a plan that alternates ORT with another delegate, or beside other
+        sessions, the spinning threads take the cores the next partition
+        needs; measured on light_resnet50, ORT alone was no slower with it off,
+        26.8 vs 27.7 ms, docs/performance.md).
 
 ``supports()`` is truthful for ONNX Runtime's kernels: see ``support.py``.
 """
@@ -46,6 +53,9 @@ class OnnxRuntimeDelegate(Delegate):
         DelegateOption("qdq_fusion", (bool,), False,
                        "run QDQ groups as ORT's fused integer kernels (faster, rounds off the ONNX spec); "
                        "off: as the spec writes them"),
+        DelegateOption("spinning", (bool,), False,
+                       "idle intra-op threads spin after a run (ORT's default; off here: they would take the cores "
+                       "the next partition or session needs)"),
     )
     cacheable = False  # compiling is loading; caching the ONNX bytes buys nothing
     handles_non_tensor_values = True  # sequences and optionals are probed like tensors

@@ -64,7 +64,7 @@ def quiet_options(ort, disable_opt: bool = False):
 
 def _session_options(ort, options: Mapping[str, Any]):
     """``SessionOptions`` from the delegate options (``num_threads``,
-    ``optimization_level``, ``qdq_fusion``).
+    ``optimization_level``, ``qdq_fusion``, ``spinning``).
 
     Without ``qdq_fusion`` the session sets ORT's
     ``session.disable_quant_qdq``: DequantizeLinear -> op -> QuantizeLinear
@@ -87,9 +87,12 @@ def _session_options(ort, options: Mapping[str, Any]):
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
     fuse = bool(opts.pop("qdq_fusion", False))
     so.add_session_config_entry("session.disable_quant_qdq", "0" if fuse else "1")
+    spin = bool(opts.pop("spinning", False))
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     if opts:
         raise DelegateError(
-            f"unknown onnxruntime option(s) {sorted(opts)}; known: backend, num_threads, optimization_level, qdq_fusion"
+            f"unknown onnxruntime option(s) {sorted(opts)}; known: backend, num_threads, optimization_level, "
+            "qdq_fusion, spinning"
         )
     return so
 
