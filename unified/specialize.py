@@ -67,6 +67,7 @@ def specialize(
     model: onnx.ModelProto,
     shapes: Mapping[str, Sequence[int]],
     values: Mapping[str, np.ndarray] | None = None,
+    unfolded: frozenset[str] = frozenset(),
 ) -> Specialization:
     """Fix a partition's input shapes (and some input values) and fold.
 
@@ -76,6 +77,7 @@ def specialize(
             ``values``.
         values: input name -> value to bake in as an initializer (small
             shape-derived integer tensors).
+        unfolded: op types left as nodes (``Delegate.unfolded_ops``).
 
     Returns:
         The :class:`Specialization`.
@@ -87,7 +89,7 @@ def specialize(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            out = pin_and_fold(model, shapes, _infer, values)
+            out = pin_and_fold(model, shapes, _infer, values, unfolded=unfolded)
         except Exception as exc:
             raise DelegateError(
                 f"shape inference rejected input shapes {shape_text(shapes)}: {' '.join(str(exc).split())[:300]}"
@@ -150,6 +152,8 @@ class SpecializedExecutable(Executable):
         fallback_fn: compiles the unspecialized partition on the fallback
             delegate when the delegate fails on a signature; None raises.
         label: ``"partition p2 on 'tflite'"``, for messages.
+        unfolded: op types the specialization leaves as nodes
+            (``Delegate.unfolded_ops``).
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class SpecializedExecutable(Executable):
         capacity: int = 8,
         fallback_fn: Callable[[], Executable] | None = None,
         label: str = "",
+        unfolded: frozenset[str] = frozenset(),
     ):
         inits = {t.name for t in model.graph.initializer}
         self.input_names = [i.name for i in model.graph.input if i.name not in inits]
@@ -172,6 +177,7 @@ class SpecializedExecutable(Executable):
         self._fallback_fn = fallback_fn
         self._fallback_exe: Executable | None = None
         self._label = label
+        self._unfolded = frozenset(unfolded)
         self._lru: OrderedDict[tuple, tuple[Executable | None, Specialization | None]] = OrderedDict()
         self.compiled = 0
         self.fallbacks: list[str] = []
@@ -203,7 +209,7 @@ class SpecializedExecutable(Executable):
 
     def _build(self, shapes, values, allow_fallback: bool):
         try:
-            spec = specialize(self._model, shapes, values)
+            spec = specialize(self._model, shapes, values, self._unfolded)
             exe = self._compile(spec.model) if spec.model is not None else None
         except Exception as exc:
             if not allow_fallback or self._fallback_fn is None:
