@@ -17,6 +17,7 @@ from unified.errors import DelegateError
 from unified.hookspecs import hookimpl
 
 from . import ops_math, ops_nn, ops_quant, ops_tensor
+from .qdq_rewrite import prepare_qdq
 from .quiet import quiet
 from .support import Lowering
 
@@ -96,7 +97,7 @@ class ExecuTorchDelegate(Delegate):
             from .executable import ExecuTorchExecutable
 
             shapes = input_shapes(partition)
-            module = OnnxModule(ops_quant.align_shared_qparams(partition), lowering_table())
+            module = OnnxModule(prepare_qdq(partition), lowering_table())
             pte = lower_module(module, partition, shapes)
             return ExecuTorchExecutable(pte, module.input_names, module.output_names, shapes)
 

@@ -40,8 +40,7 @@ output), and non-float32 scales.
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 from unified.graph import NodeView, TensorInfo
 from unified.onnx import dtype_name
@@ -49,7 +48,7 @@ from unified.onnx import dtype_name
 from .ops_common import torch
 from .support import QUANT_DTYPES, Lowering, check_typed
 
-__all__ = ["LOWERINGS", "INT8_RANGE", "align_shared_qparams"]
+__all__ = ["LOWERINGS", "INT8_RANGE"]
 
 #: The saturation range of ONNX int8 quantization (QuantizeLinear's spec).
 INT8_RANGE = (-128, 127)
@@ -172,80 +171,3 @@ LOWERINGS = (
              host_fn=_host_dequantize, constraints=(_qdq_check,), type_check=_quant_typed),
 )
 
-
-# --- quantization parameters XNNPACK wants shared --------------------------------
-
-#: Ops XNNPACK runs on int8 only with the same scale and zero point on every
-#: input and the output (its concatenate, max pooling and copy-like nodes
-#: reject others: "Failed to create cat2 node ... xnn_status_invalid_parameter").
-#: Each commutes with a monotonic requantization, so requantizing an input to
-#: the output's parameters first changes no result: ``q_out(op(dq_in(x))) ==
-#: q_out(op(dq_out(q_out(dq_in(x)))))`` (data movement, or max of values).
-_SHARED_QPARAMS = {"Concat": None, "MaxPool": (0,), "Reshape": (0,), "Flatten": (0,), "Transpose": (0,),
-                   "Squeeze": (0,), "Unsqueeze": (0,), "Slice": (0,), "Identity": (0,)}
-
-
-def align_shared_qparams(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give the ops in ``_SHARED_QPARAMS`` the quantization of their output.
-
-    ``onnxruntime.quantization`` quantizes a Concat's inputs each with its
-    own scale (``DequantizeLinear(a, s_a) , DequantizeLinear(b, s_b) ->
-    Concat -> QuantizeLinear(s_y)``); XNNPACK's int8 concatenate needs
-    ``s_a == s_b == s_y``. Each input whose DequantizeLinear differs from the
-    output's QuantizeLinear gets a ``QuantizeLinear(s_y) ->
-    DequantizeLinear(s_y)`` pair first (a requantization XNNPACK runs as a
-    convert); results are unchanged (see ``_SHARED_QPARAMS``).
-
-    Args:
-        model: a partition (not modified).
-
-    Returns:
-        ``model`` itself when nothing needs aligning, else a rewritten copy.
-    """
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = out.graph
-    inits = {t.name: t for t in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
-    outputs = {o.name for o in g.output}
-    nodes = []
-    for n in g.node:
-        q = _sole_quantize(n, consumers, outputs)
-        for slot in () if q is None else (_SHARED_QPARAMS[n.op_type] or range(len(n.input))):
-            dq = producer.get(n.input[slot])
-            if dq is None or dq.op_type != "DequantizeLinear" or _params(dq, inits) in (None, _params(q, inits)):
-                continue
-            name = f"{n.input[slot]}__requantized_{n.name or n.output[0]}"
-            nodes.append(helper.make_node("QuantizeLinear", [n.input[slot], *q.input[1:3]], [name + "_q"]))
-            nodes.append(helper.make_node("DequantizeLinear", [name + "_q", *q.input[1:3]], [name]))
-            n.input[slot] = name
-        nodes.append(n)
-    if len(nodes) == len(g.node):
-        return model
-    del g.node[:]
-    g.node.extend(nodes)
-    return out
-
-
-def _sole_quantize(node: onnx.NodeProto, consumers, outputs) -> onnx.NodeProto | None:
-    """The QuantizeLinear that alone reads ``node``'s only output, if it is one of ``_SHARED_QPARAMS``."""
-    if node.op_type not in _SHARED_QPARAMS or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
-        return None
-    users = consumers.get(node.output[0], [])
-    if len(users) != 1 or users[0].op_type != "QuantizeLinear" or node.output[0] in outputs:
-        return None
-    return users[0]
-
-
-def _params(node: onnx.NodeProto, inits) -> tuple | None:
-    """A per-tensor Q/DQ's (scale, zero point, zero point dtype) from initializers; None if not constant or per-axis."""
-    if len(node.input) < 3 or node.input[1] not in inits or node.input[2] not in inits:
-        return None
-    scale, zp = numpy_helper.to_array(inits[node.input[1]]), numpy_helper.to_array(inits[node.input[2]])
-    if scale.size != 1 or zp.size != 1:
-        return None
-    return float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]), zp.dtype.str
