@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from unified.onnx import evaluate_node
+from unified.onnx import consumers, evaluate_node
 
 __all__ = ["prepare_qdq", "fold_parameter_dequantize", "align_shared_qparams", "duplicate_shared_dequantize"]
 
@@ -48,11 +48,10 @@ def prepare_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _consumers(graph: onnx.GraphProto) -> dict[str, list[tuple[onnx.NodeProto, int]]]:
-    users: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
-    for n in graph.node:
-        for slot, x in enumerate(n.input):
-            users.setdefault(x, []).append((n, slot))
-    return users
+    """Value name -> (node, input slot) of each read (``unified.onnx.consumers``, with slots)."""
+    nodes = list(graph.node)
+    return {x: [(nodes[i], k) for i in idx for k, y in enumerate(nodes[i].input) if y == x]
+            for x, idx in consumers(nodes).items()}
 
 
 def fold_parameter_dequantize(model: onnx.ModelProto) -> int:
@@ -141,14 +140,11 @@ def align_shared_qparams(model: onnx.ModelProto) -> int:
     g = model.graph
     inits = {t.name: t for t in g.initializer}
     producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    readers = _consumers(g)
     outputs = {o.name for o in g.output}
     nodes = []
     for n in g.node:
-        q = _sole_quantize(n, consumers, outputs)
+        q = _sole_quantize(n, readers, outputs)
         for slot in () if q is None else (_SHARED_QPARAMS[n.op_type] or range(len(n.input))):
             dq = producer.get(n.input[slot])
             if dq is None or dq.op_type != "DequantizeLinear" or _params(dq, inits) in (None, _params(q, inits)):
@@ -165,11 +161,11 @@ def align_shared_qparams(model: onnx.ModelProto) -> int:
     return added
 
 
-def _sole_quantize(node: onnx.NodeProto, consumers, outputs) -> onnx.NodeProto | None:
+def _sole_quantize(node: onnx.NodeProto, readers, outputs) -> onnx.NodeProto | None:
     """The QuantizeLinear that alone reads ``node``'s only output, if it is one of ``_SHARED_QPARAMS``."""
     if node.op_type not in _SHARED_QPARAMS or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
         return None
-    users = consumers.get(node.output[0], [])
+    users = [r for r, _ in readers.get(node.output[0], [])]
     if len(users) != 1 or users[0].op_type != "QuantizeLinear" or node.output[0] in outputs:
         return None
     return users[0]

@@ -22,7 +22,7 @@ from unified import InferenceSession, SessionOptions
 from unified.conformance import zoo
 from unified.delegates.executorch import ExecuTorchDelegate
 from unified.delegates.executorch.ops_quant import _host_dequantize
-from unified.delegates.executorch.qdq_rewrite import prepare_qdq
+from unified.delegates.executorch.qdq_rewrite import align_shared_qparams, duplicate_shared_dequantize, prepare_qdq
 from unified.graph import Graph
 
 quantization = pytest.importorskip("onnxruntime.quantization")
@@ -153,6 +153,18 @@ def test_int8_weights_reach_compile_unfolded(small_session):
 # --- claims and declines (no compiling) -------------------------------------------
 
 
+def test_specialization_leaves_dequantize_to_executorch():
+    """``unfolded_ops``: the core's specialization folds a constant
+    DequantizeLinear for other delegates, not for executorch."""
+    from unified.specialize import specialize
+
+    model = _dq_model(TensorProto.INT8, [4, 3], np.full(4, 0.1), np.int8, {"axis": 0}, opset=13, const_x=True)
+    kept = specialize(model, {}, unfolded=ExecuTorchDelegate.unfolded_ops)
+    assert [n.op_type for n in kept.model.graph.node] == ["DequantizeLinear"]
+    folded = specialize(model, {})
+    assert folded.model is None and folded.constants["y"].dtype == np.float32
+
+
 def _reasons(model: onnx.ModelProto) -> dict[str, str]:
     """op type -> first decline reason of ``supports()`` (empty when every node of that type is claimed)."""
     delegate, out = ExecuTorchDelegate(), {}
@@ -221,17 +233,33 @@ def test_align_shared_qparams_keeps_results():
     """A Concat whose inputs carry scales other than its output's gets
     requantizing Q/DQ pairs, and ONNX Runtime computes the same outputs."""
     model = quantize_qdq(_concat_net(), calibration=8)
-    aligned = prepare_qdq(model)
+    aligned = onnx.ModelProto()
+    aligned.CopyFrom(model)
+    assert align_shared_qparams(aligned) == 1  # one input (the smaller range) requantized
     concat = next(n for n in aligned.graph.node if n.op_type == "Concat")
     producers = {o: n for n in aligned.graph.node for o in n.output}
     out_q = next(n for n in aligned.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == concat.output[0])
     inits = {t.name: numpy_helper.to_array(t) for t in aligned.graph.initializer}
     scales = [float(inits[producers[x].input[1]]) for x in concat.input]
     assert scales == [float(inits[out_q.input[1]])] * 2, "a Concat input still has its own scale"
-    assert len(aligned.graph.node) == len(model.graph.node) + 2  # one input (the smaller range) requantized
     for seed in (5, 6):
         feeds = zoo.random_inputs(model, seed=seed)
         np.testing.assert_array_equal(ort_qdq(aligned, feeds)[0], ort_qdq(model, feeds)[0])
+
+
+def test_prepare_qdq_gives_each_reader_its_own_dequantize():
+    """The input's DequantizeLinear, read by both Convs, is copied (PT2E's
+    DuplicateDQPass), results unchanged; a float model passes untouched."""
+    model = quantize_qdq(_concat_net(), calibration=8)
+    prepared = prepare_qdq(model)
+    reads = [x for n in prepared.graph.node for x in n.input]
+    dq_outputs = [n.output[0] for n in prepared.graph.node if n.op_type == "DequantizeLinear"]
+    assert all(reads.count(y) <= 1 for y in dq_outputs)  # the output DQ is read by none
+    feeds = zoo.random_inputs(model, seed=9)
+    np.testing.assert_array_equal(ort_qdq(prepared, feeds)[0], ort_qdq(model, feeds)[0])
+    assert duplicate_shared_dequantize(prepared) == 0
+    fp32 = _concat_net()
+    assert prepare_qdq(fp32) is fp32
 
 
 def _concat_net() -> onnx.ModelProto:
