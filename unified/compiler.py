@@ -153,6 +153,7 @@ def _specialized(graph, delegate, model, opts, p, cache, fallback, capacity, tra
         (lambda: fallback(p)) if fallback is not None else None,
         f"partition {p.name} on '{p.delegate}'",
         tracer=tracer,
+        unfolded=frozenset(delegate.unfolded_ops),
     )
     deferred = p.specialized or any(not t.is_static or t.shape_derived for t in infos.values() if t.kind == "tensor")
     if not deferred:  # every input shape is known now: compile at once, so a failure re-plans

@@ -317,6 +317,12 @@ class Delegate(abc.ABC):
             itself (they fold away) and declines nodes with a value whose
             shape stays unknown after specialization
             (``TensorInfo.static_when_specialized`` False), with a reason.
+        unfolded_ops: op types (default domain) a ``static_shapes``
+            delegate wants to see as nodes even on constants: specialization
+            does not fold them and the planner asks ``supports()`` about them
+            instead of claiming them as shape computations. ExecuTorch sets
+            ``{"DequantizeLinear"}``: its int8 weights must reach
+            ``compile()`` as int8 for XNNPACK's quantized kernels.
     """
 
     name: ClassVar[str] = ""
@@ -326,6 +332,7 @@ class Delegate(abc.ABC):
     max_ir_version: ClassVar[int | None] = None
     handles_non_tensor_values: ClassVar[bool] = False
     static_shapes: ClassVar[bool] = False
+    unfolded_ops: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[tuple[DelegateOption, ...] | None] = None
 
     @abc.abstractmethod

@@ -107,7 +107,8 @@ def _static_shapes_rule(delegate: Delegate, node: NodeView) -> Support | None:
     away when the partition is specialized. Nodes touching a value whose shape
     stays unknown after specialization (data-dependent shapes) are declined.
     """
-    if node.outputs and all(t.shape_derived for t in node.outputs if t.name) and not node.has_subgraph:
+    folds = node.op_type not in delegate.unfolded_ops
+    if folds and node.outputs and all(t.shape_derived for t in node.outputs if t.name) and not node.has_subgraph:
         return _FOLDS
     read_outputs = tuple(t for t in node.outputs if t.consumed)  # an unread one (Dropout's mask) is dropped
     for t in node.inputs + read_outputs:

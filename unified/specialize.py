@@ -68,6 +68,7 @@ def specialize(
     model: onnx.ModelProto,
     shapes: Mapping[str, Sequence[int]],
     values: Mapping[str, np.ndarray] | None = None,
+    unfolded: frozenset[str] = frozenset(),
 ) -> Specialization:
     """Fix a partition's input shapes (and some input values) and fold.
 
@@ -77,6 +78,7 @@ def specialize(
             ``values``.
         values: input name -> value to bake in as an initializer (small
             shape-derived integer tensors).
+        unfolded: op types left as nodes (``Delegate.unfolded_ops``).
 
     Returns:
         The :class:`Specialization`.
@@ -88,7 +90,7 @@ def specialize(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            out = pin_and_fold(model, shapes, _infer, values)
+            out = pin_and_fold(model, shapes, _infer, values, unfolded=unfolded)
         except Exception as exc:
             raise DelegateError(
                 f"shape inference rejected input shapes {shape_text(shapes)}: {' '.join(str(exc).split())[:300]}"
@@ -153,6 +155,8 @@ class SpecializedExecutable(Executable):
         label: ``"partition p2 on 'tflite'"``, for messages.
         tracer: when the session profiles: each specialization (shape
             inference and folding) is a ``compile`` span.
+        unfolded: op types the specialization leaves as nodes
+            (``Delegate.unfolded_ops``).
     """
 
     def __init__(
@@ -164,6 +168,7 @@ class SpecializedExecutable(Executable):
         fallback_fn: Callable[[], Executable] | None = None,
         label: str = "",
         tracer: Tracer | None = None,
+        unfolded: frozenset[str] = frozenset(),
     ):
         inits = {t.name for t in model.graph.initializer}
         self.input_names = [i.name for i in model.graph.input if i.name not in inits]
@@ -177,6 +182,7 @@ class SpecializedExecutable(Executable):
         self._fallback_exe: Executable | None = None
         self._label = label
         self._tracer = tracer
+        self._unfolded = frozenset(unfolded)
         self._lru: OrderedDict[tuple, tuple[Executable | None, Specialization | None]] = OrderedDict()
         self.compiled = 0
         self.fallbacks: list[str] = []
@@ -209,7 +215,7 @@ class SpecializedExecutable(Executable):
     def _build(self, shapes, values, allow_fallback: bool):
         try:
             with maybe_span(self._tracer, "specialize", "compile", shapes=shape_text(shapes)):
-                spec = specialize(self._model, shapes, values)
+                spec = specialize(self._model, shapes, values, self._unfolded)
             exe = self._compile(spec.model) if spec.model is not None else None
         except Exception as exc:
             if not allow_fallback or self._fallback_fn is None:

@@ -26,8 +26,18 @@ Running (``executable``): ``executorch.runtime.Runtime`` (``load_program`` / ``l
 ``execute``), inputs and outputs as NumPy arrays.
 
 ``Executable.details`` (shown by ``unified plan``): ``xnnpack_ops``, the edge
-ops the XNNPACK partitioner took, and ``portable_ops``, those left on
-ExecuTorch's portable kernels.
+ops the XNNPACK partitioner took, ``portable_ops``, those left on
+ExecuTorch's portable kernels, and ``xnnpack_quantized_ops``, the delegated
+compute ops reading dequantized int8 values (XNNPACK's int8 kernels).
+
+Quantized QDQ models (``ops_quant``): QuantizeLinear / DequantizeLinear
+become the ``quantized_decomposed`` ops PT2E quantization leaves, int8
+weights stay int8 (the core does not fold DequantizeLinear for this
+delegate: ``unfolded_ops``), int32 biases fold to float, and XNNPACK's
+partitioner lowers the ``dq -> conv / linear / add ... -> q`` groups to its
+int8 kernels. Claimed: int8 activations (per-tensor) and int8 weights
+(per-tensor or per-channel); uint8, int16, int4, float8 and block
+quantization are declined with a reason.
 
 torch and executorch are imported only when compiling or loading, so
 importing this module is cheap and a missing executorch makes the delegate
@@ -38,7 +48,8 @@ DEBUG.
 Files: ``delegate`` (the Delegate class and the lowering table), ``support``
 (the table's entry type and the checks behind every claim and decline),
 ``convert`` (partition -> torch module -> ``.pte``), ``ops_*`` (the
-lowerings), ``executable`` (run, serialize), ``quiet`` (framework logs).
+lowerings; ``ops_quant``: Q/DQ), ``executable`` (run, serialize), ``quiet``
+(framework logs).
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ Pipeline (ExecuTorch's documented flow, "Exporting to ExecuTorch"):
 ``OnnxModule`` -> ``torch.export.export`` -> ``to_edge_transform_and_lower``
 with the ``XnnpackPartitioner`` -> ``to_executorch()`` -> ``.pte`` bytes.
 
-The program carries two constant methods, ``xnnpack_ops`` and
-``portable_ops``: how many edge ops the XNNPACK partitioner took and how many
-stayed on ExecuTorch's portable kernels (read back by
-:class:`~.executable.ExecuTorchExecutable`).
+The program carries constant methods ``xnnpack_ops``, ``portable_ops`` and
+``xnnpack_quantized_ops``: how many edge ops the XNNPACK partitioner took,
+how many stayed on ExecuTorch's portable kernels, and how many of the
+delegated compute ops read dequantized int8 values (QDQ models: XNNPACK's
+int8 kernels) (read back by :class:`~.executable.ExecuTorchExecutable`).
 
 The partition is read through :class:`unified.graph.Graph`: each node's
 :class:`~unified.graph.NodeView` is what the table's checks (run again here
@@ -80,26 +81,53 @@ def _examples(model: onnx.ModelProto, shapes: list[tuple[int, ...]]) -> tuple:
     )
 
 
+def _is_qdq(node) -> bool:
+    return node.op == "call_function" and "quantized_decomposed" in str(node.target)
+
+
 def _count_ops(edge_program) -> dict[str, int]:
-    """Edge ops inside XNNPACK-delegated subgraphs vs left on portable kernels."""
+    """Edge ops inside XNNPACK-delegated subgraphs vs left on portable kernels,
+    and how many of the delegated compute ops read a dequantized value (the
+    ``dq -> conv / linear / add ... -> q`` groups XNNPACK runs as int8 kernels)."""
     from executorch.exir.lowered_backend_module import LoweredBackendModule
 
     gm = edge_program.graph_module
-    xnnpack = portable = 0
+    xnnpack = portable = quantized = 0
     for node in gm.graph.nodes:
         if node.op != "call_function" or node.target is operator.getitem:
             continue
         if "executorch_call_delegate" in str(node.target):
             lowered = getattr(gm, node.args[0].target)
             if isinstance(lowered, LoweredBackendModule):
-                xnnpack += sum(
-                    1
-                    for n in lowered.original_module.graph.nodes
-                    if n.op == "call_function" and n.target is not operator.getitem
-                )
+                for n in lowered.original_module.graph.nodes:
+                    if n.op == "call_function" and n.target is not operator.getitem:
+                        xnnpack += 1
+                        quantized += not _is_qdq(n) and any(_is_qdq(a) for a in n.all_input_nodes)
             continue
         portable += 1
-    return dict(zip(COUNT_METHODS, (xnnpack, portable)))
+    return dict(zip(COUNT_METHODS, (xnnpack, portable, quantized)))
+
+
+def _strip_lift_fresh_copy(exported) -> None:
+    """Let the constants a quantized program reads be seen as constants.
+
+    Tensors made from host values while tracing (per-channel scales, folded
+    biases) are lifted constants read through ``aten.lift_fresh_copy``; the
+    XNNPACK partitioner wants a weight's scales and a bias as static
+    parameters, and with the copy in between its dq -> conv groups form
+    dependency cycles ("Invalid partition"). The copy only guards against
+    in-place writes, which the translator never does, so it is dropped.
+    Done only in programs with quantize/dequantize ops: float programs are
+    lowered as before.
+    """
+    graph = exported.graph_module.graph
+    if not any(_is_qdq(n) for n in graph.nodes):
+        return
+    for node in list(graph.nodes):
+        if node.op == "call_function" and node.target == torch.ops.aten.lift_fresh_copy.default:
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+    exported.graph_module.recompile()
 
 
 def lower_module(module: torch.nn.Module, model: onnx.ModelProto, shapes: list[tuple[int, ...]]) -> bytes:
@@ -120,6 +148,7 @@ def lower_module(module: torch.nn.Module, model: onnx.ModelProto, shapes: list[t
     except Exception as exc:
         raise DelegateError(f"torch.export failed: {type(exc).__name__}: {short_message(exc)}") from exc
     try:
+        _strip_lift_fresh_copy(exported)
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
         counts = _count_ops(edge.exported_program())
         # Rebuilt only to attach the counts as constant methods of the program.

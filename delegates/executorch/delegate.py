@@ -16,14 +16,15 @@ from unified.delegate import Availability, CompileOptions, Delegate, Executable,
 from unified.errors import DelegateError
 from unified.hookspecs import hookimpl
 
-from . import ops_math, ops_nn, ops_tensor
+from . import ops_math, ops_nn, ops_quant, ops_tensor
+from .qdq_rewrite import prepare_qdq
 from .quiet import quiet
 from .support import Lowering
 
 __all__ = ["ExecuTorchDelegate", "LOWERINGS", "lowering_table", "unified_delegates"]
 
 #: The lowering table: every ONNX op the delegate claims, in one place.
-LOWERINGS: tuple[Lowering, ...] = ops_nn.LOWERINGS + ops_math.LOWERINGS + ops_tensor.LOWERINGS
+LOWERINGS: tuple[Lowering, ...] = ops_nn.LOWERINGS + ops_math.LOWERINGS + ops_tensor.LOWERINGS + ops_quant.LOWERINGS
 
 
 def lowering_table() -> dict[str, list[Lowering]]:
@@ -48,6 +49,7 @@ class ExecuTorchDelegate(Delegate):
     cacheable = True  # the .pte is the artifact; load() rebuilds the program from it
     default_priority = 30
     static_shapes = True
+    unfolded_ops = frozenset({"DequantizeLinear"})  # int8 weights stay int8 for XNNPACK's quantized kernels
     op_support: tuple[OpSupport, ...] = tuple(entry.support for entry in LOWERINGS)
 
     def availability(self) -> Availability:
@@ -95,7 +97,7 @@ class ExecuTorchDelegate(Delegate):
             from .executable import ExecuTorchExecutable
 
             shapes = input_shapes(partition)
-            module = OnnxModule(partition, lowering_table())
+            module = OnnxModule(prepare_qdq(partition), lowering_table())
             pte = lower_module(module, partition, shapes)
             return ExecuTorchExecutable(pte, module.input_names, module.output_names, shapes, options.profiling)
 

@@ -38,7 +38,7 @@ from unified.trace import OpTracer
 __all__ = ["ExecuTorchExecutable", "COUNT_METHODS", "short_message"]
 
 #: The program's constant methods holding its op counts (see ``details``).
-COUNT_METHODS = ("xnnpack_ops", "portable_ops")
+COUNT_METHODS = ("xnnpack_ops", "portable_ops", "xnnpack_quantized_ops")
 
 
 def short_message(exc: Exception, limit: int = 1200) -> str:
@@ -57,7 +57,9 @@ class ExecuTorchExecutable(Executable):
         etdump: load the program with ETDump profiling on (for ``run_traced``).
 
     Attributes:
-        details: ``{"xnnpack_ops": N, "portable_ops": M}`` read from the program.
+        details: ``{"xnnpack_ops": N, "portable_ops": M, "xnnpack_quantized_ops": Q}``
+            read from the program (Q: delegated compute ops reading
+            dequantized int8 values, i.e. run by XNNPACK's int8 kernels).
 
     Raises:
         DelegateError: the runtime rejects the program.
@@ -78,10 +80,9 @@ class ExecuTorchExecutable(Executable):
         try:
             self._program = Runtime.get().load_program(pte, enable_etdump=etdump)
             self._method = self._program.load_method("forward")
-            counts = {m: int(self._program.load_method(m).execute([])[0]) for m in COUNT_METHODS}
         except Exception as exc:
             raise DelegateError(f"the ExecuTorch runtime could not load the program: {short_message(exc)}") from exc
-        self.details = counts
+        self.details = _counts(self._program)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self._method.execute(self._args(inputs))
@@ -182,6 +183,18 @@ def etdump_events(blocks: list, executions: list[tuple[int, int, int]]) -> list[
                 args["backend"] = e.delegate_backend_name
             out.append((e.name, start, end, tid, args))
     return out
+
+
+def _counts(program) -> dict[str, int]:
+    """The op counts the program carries; a program cached before a count
+    existed lacks its method, and the count is left out."""
+    counts = {}
+    for name in COUNT_METHODS:
+        try:
+            counts[name] = int(program.load_method(name).execute([])[0])
+        except Exception:  # noqa: BLE001  (the runtime raises RuntimeError or ValueError for a missing method)
+            continue
+    return counts
 
 
 def _as_torch(a: np.ndarray):

@@ -18,7 +18,7 @@ import numpy as np
 from unified.errors import DelegateError
 from unified.graph import NodeView
 
-from .support import TORCH_DTYPES
+from .support import QUANT_DTYPES, TORCH_DTYPES
 
 __all__ = [
     "LoweringError",
@@ -78,8 +78,9 @@ F = _LazyModule("torch.nn.functional")
 
 
 def torch_dtype(elem_type: int):
-    """torch dtype of an ONNX element type in :data:`~.support.TORCH_DTYPES`."""
-    return getattr(torch, TORCH_DTYPES[elem_type])
+    """torch dtype of an ONNX element type in :data:`~.support.TORCH_DTYPES` or
+    :data:`~.support.QUANT_DTYPES` (int8: values between QuantizeLinear and DequantizeLinear)."""
+    return getattr(torch, TORCH_DTYPES.get(elem_type) or QUANT_DTYPES[elem_type])
 
 
 def to_tensor(value: Any, dtype: Any = None):

@@ -23,7 +23,7 @@ the lazy ``torch`` module, pads) are in ``ops_common``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from onnx import TensorProto
 
@@ -40,7 +40,9 @@ __all__ = [
     "ALL",
     "BOOL",
     "TORCH_DTYPES",
+    "QUANT_DTYPES",
     "torch_dtype_names",
+    "check_typed",
     "spatial_rank",
 ]
 
@@ -58,6 +60,10 @@ TORCH_DTYPES = {
     TensorProto.INT64: "int64",
     TensorProto.BOOL: "bool",
 }
+
+#: Quantized element types: values only QuantizeLinear produces and
+#: DequantizeLinear reads (``ops_quant``); no other lowering takes them.
+QUANT_DTYPES = {TensorProto.INT8: "int8"}
 
 
 def torch_dtype_names() -> str:
@@ -91,6 +97,9 @@ class Lowering:
         constraints: further checks, each returning None or a reason.
         max_outputs: how many outputs the translator produces; a node asking
             for more (e.g. MaxPool's Indices) is declined.
+        type_check: the check that every input has a rank and dtype and
+            every dtype maps to torch (:func:`check_typed`; the Q/DQ entries
+            also allow int8).
     """
 
     op_type: str
@@ -104,6 +113,7 @@ class Lowering:
     host_fn: Callable[..., Any] | None = None
     constraints: tuple[Constraint, ...] = ()
     max_outputs: int = 1
+    type_check: Constraint | None = None  # None: check_typed
 
     @property
     def support(self) -> OpSupport:
@@ -113,7 +123,8 @@ class Lowering:
             since=self.since,
             until=self.until,
             dtypes=self.dtypes,
-            constraints=(self._check_attrs, self._check_outputs, _check_typed, _check_nonempty, self._check_host_inputs)
+            constraints=(self._check_attrs, self._check_outputs, self.type_check or check_typed, _check_nonempty,
+                         self._check_host_inputs)
             + self.constraints,
         )
 
@@ -182,17 +193,21 @@ HOST_ROLES = {
 }
 
 
-def _check_typed(node: NodeView) -> str | None:
+def check_typed(node: NodeView, extra: Mapping[int, str] | None = None) -> str | None:
     """torch.export needs the rank of every input; every known dtype must map to torch.
 
     An output without an inferred type is accepted: a consumer's input check
     (or partition extraction, for a boundary value) catches it if it is used.
+
+    Args:
+        extra: element types allowed besides :data:`TORCH_DTYPES` (the Q/DQ
+            lowerings pass :data:`QUANT_DTYPES`).
     """
     for t in node.inputs:
         if t.name and (t.shape is None or not t.elem_type):
             return f"input '{t.name}' has no inferred {'rank' if t.elem_type else 'dtype'}; torch.export needs both"
     for t in node.inputs + node.outputs:
-        if t.name and t.elem_type and t.elem_type not in TORCH_DTYPES:
+        if t.name and t.elem_type and t.elem_type not in TORCH_DTYPES and t.elem_type not in (extra or {}):
             return f"value '{t.name}' has dtype {t.type_str}; the ExecuTorch lowering handles {torch_dtype_names()}"
     return None
 

@@ -109,11 +109,13 @@ def _dequantize(node: onnx.NodeProto, ins: list) -> np.ndarray:
     return (diff * scale.astype(np.float32)).astype(out_dtype)
 
 
-def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[str] | None = None) -> int:
+def _fold_once(
+    model: onnx.ModelProto, fold_outputs: bool = False, record: set[str] | None = None, unfolded: frozenset[str] = frozenset()
+) -> int:
     """Fold what can be folded now (in place); returns the number of nodes folded.
 
     With ``fold_outputs``, nodes producing graph outputs fold too (the output
-    then names an initializer)."""
+    then names an initializer). Nodes of the op types in ``unfolded`` stay nodes."""
     g = model.graph
     types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output)}
     known: dict[str, np.ndarray] = {
@@ -125,7 +127,8 @@ def _fold_once(model: onnx.ModelProto, fold_outputs: bool = False, record: set[s
     keep, folded = [], 0
     for n in g.node:
         value: list[np.ndarray] | None = None
-        if n.domain not in ("", "ai.onnx") or (not fold_outputs and any(o in outputs for o in n.output)):
+        if (n.domain not in ("", "ai.onnx") or n.op_type in unfolded
+                or (not fold_outputs and any(o in outputs for o in n.output))):
             keep.append(n)
             continue
         if n.op_type in ("Shape", "Size") and n.input:
@@ -219,7 +222,8 @@ def _evaluate(node: onnx.NodeProto, known, opsets) -> list[np.ndarray] | None:
 
 
 def fold_constants(
-    model: onnx.ModelProto, infer, max_rounds: int = 8, fold_outputs: bool = False, record: set[str] | None = None
+    model: onnx.ModelProto, infer, max_rounds: int = 8, fold_outputs: bool = False, record: set[str] | None = None,
+    unfolded: frozenset[str] = frozenset(),
 ) -> onnx.ModelProto:
     """Fold shape computations to a fixpoint.
 
@@ -231,12 +235,13 @@ def fold_constants(
         fold_outputs: also fold nodes that produce graph outputs (the
             specializer does; the loader keeps the model's outputs computed).
         record: a set that receives the name of every value folded.
+        unfolded: op types never folded (``Delegate.unfolded_ops``).
 
     Returns:
         The folded, re-inferred model.
     """
     for _ in range(max_rounds):
-        if not _fold_once(model, fold_outputs, record):
+        if not _fold_once(model, fold_outputs, record, unfolded):
             break
         model = infer(model)
     return model
@@ -249,6 +254,7 @@ def pin_and_fold(
     values: Mapping[str, np.ndarray] | None = None,
     record: set[str] | None = None,
     reinfer: bool = True,
+    unfolded: frozenset[str] = frozenset(),
 ) -> onnx.ModelProto:
     """A copy of ``model`` with fixed input dims, some inputs baked in, shapes
     re-inferred and every constant computation folded (outputs included).
@@ -265,6 +271,7 @@ def pin_and_fold(
         record: receives the name of every value folded.
         reinfer: drop the inferred shapes and infer again first (False when
             no dim changed, to save a pass on a large static model).
+        unfolded: op types never folded (``Delegate.unfolded_ops``).
 
     Returns:
         The folded model, IR version at least 4 (initializers need not be
@@ -299,4 +306,4 @@ def pin_and_fold(
                         d.Clear()
         del g.value_info[:]
         out = infer(out)
-    return fold_constants(out, infer, max_rounds=32, fold_outputs=True, record=record)
+    return fold_constants(out, infer, max_rounds=32, fold_outputs=True, record=record, unfolded=unfolded)
