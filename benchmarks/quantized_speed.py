@@ -94,7 +94,7 @@ def main() -> None:
     for name, fp32 in float_models().items():
         if args.models and name not in args.models:
             continue
-        int8 = quantize(name, fp32)
+        int8 = quantize(name.removeprefix("light_"), fp32)
         for delegate in args.delegates:
             rows.append((name, delegate, measure(fp32, int8, delegate, args.runs)))
     print_rows(rows, args.markdown, ("model", "delegate", "fp32 ms", "int8 ms", "int8 / fp32"), _cells,
