@@ -10,8 +10,9 @@ For each model, in one process:
    must reuse the cached decision), every executing delegate alone (with the
    fallback for what it declines; compiles come from the cache) and a plain
    ``onnxruntime.InferenceSession`` (CPU EP, all optimizations, one thread per
-   physical core) run the same input, alternating one run each in rounds,
-   ``--runs`` rounds after warm-up; the figures are medians. From them: auto /
+   physical core) run the same input in rounds, four consecutive runs of
+   each per round (as ``unified.tune`` measures), ``--runs`` rounds after
+   warm-up; the figures are medians. From them: auto /
    fastest single delegate, and auto / ONNX Runtime.
 
 Light models: ``light_*`` from the onnx wheel, weights re-drawn (seed 0,
@@ -20,7 +21,7 @@ variant of each ``unified.conformance.real_models`` entry.
 
 Usage:
     .venv/bin/python benchmarks/auto_placement.py [--models light_resnet50 nudenet ...]
-        [--runs 20] [--seconds 60] [--json OUT] [--markdown]
+        [--runs 6] [--seconds 60] [--json OUT] [--markdown]
 """
 
 from __future__ import annotations
@@ -53,17 +54,21 @@ def load(name: str):
     return onnx.load(str(rm.fetch(name))), rm.inputs(name, rm.variants(name)[0])
 
 
-def round_robin(runs: dict, rounds: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds of each zero-argument callable, run one after another in ``rounds`` rounds."""
+def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each zero-argument callable: ``rounds`` rounds, each
+    running every callable ``block`` times in a row (as ``unified.tune``
+    measures: a run right after another runtime's is slowed by its spinning
+    threads)."""
     for _ in range(warmup):
         for fn in runs.values():
             fn()
     times = {k: [] for k in runs}
     for _ in range(rounds):
         for k, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - start)
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -145,7 +150,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=LIGHT + list(rm.CORPUS))
-    p.add_argument("--runs", type=int, default=20, help="alternating rounds of the check run")
+    p.add_argument("--runs", type=int, default=6, help="rounds of the check run (4 runs of each per round)")
     p.add_argument("--seconds", type=float, default=None, help="tuning budget (default: SessionOptions' 60 s)")
     p.add_argument("--json", help="write the rows as JSON here")
     p.add_argument("--markdown", action="store_true")
@@ -153,7 +158,7 @@ def main() -> None:
     import onnxruntime
 
     print(f"# host: {platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__}, "
-          f"{args.runs} alternating rounds", flush=True)
+          f"{args.runs} rounds of 4 runs each", flush=True)
     rows = []
     for name in args.models:
         try:

@@ -24,7 +24,8 @@ assign every node as an earlier candidate's did are listed, not measured.
 
 Measuring: every candidate runs ``tuning_warmup`` untimed runs as soon as
 it is compiled, then ``tuning_repeats`` timed runs in rounds that alternate
-between candidates,
+between candidates, a block of four consecutive runs per candidate and round
+(a run right after another runtime's is slowed by its spinning threads),
 on ``SessionOptions.tuning_inputs`` (inputs not given: seeded uniform random
 values, symbolic dims from ``free_dimensions``, else 1). The accuracy gate
 compares each candidate's first outputs with ONNX Runtime's fp32 outputs (the
@@ -80,6 +81,7 @@ __all__ = ["tune", "tuning_key", "TUNING_SCHEMA_VERSION"]
 
 TUNING_SCHEMA_VERSION = 1
 REFERENCE = ("onnxruntime", {"optimization_level": "disable"})
+BLOCK = 4  # consecutive timed runs of one candidate in a round (see _measure)
 
 log = logging.getLogger("unified")
 
@@ -391,26 +393,38 @@ def _warm(c: _Candidate, feed, warmup: int, reference, gate) -> dict | None:
 
 
 def _measure(cands: Sequence[_Candidate], feed, repeats: int, deadline: float) -> bool:
-    """Timed runs in rounds alternating between ``cands``, until ``repeats`` or the deadline.
+    """Timed runs in rounds alternating between ``cands``, a block of
+    :data:`BLOCK` consecutive runs each, until ``repeats`` runs each or the deadline.
+
+    Blocks, not single runs: a runtime's idle worker threads keep spinning
+    (and its data stays in cache) for a while after its run, so a run that
+    directly follows another runtime's is slowed by it. Measured on
+    ``ppocr_det``: tflite alone 9.3 ms median, right after an executorch run
+    12.9-16 ms, in blocks of 4 alternating with executorch and onnxruntime
+    8.7 ms (onnxruntime alone 11.7, in blocks 11.8). A block's median is what
+    a session running that plan alone sees; alternating the blocks still
+    spreads slow drifts of the machine's load over every candidate.
 
     Every candidate gets one timed run whatever the deadline (it is compiled
     and warm: one run is cheap next to that, and it can then be chosen). Run
     times (seconds) are appended to each candidate's ``times``. Returns True
     if the deadline cut the rounds short.
     """
-    for _ in range(max(1, repeats)):
+    repeats = max(1, repeats)
+    for _ in range(-(-repeats // BLOCK)):
         if time.perf_counter() > deadline and all(c.times or c.session is None for c in cands):
             return True
         for c in cands:
-            if c.session is None or (c.times and time.perf_counter() > deadline):
-                continue
-            t0 = time.perf_counter()
-            try:
-                c.session.run(None, feed)
-            except UnifiedError as exc:
-                c.note, c.session, c.passed = f"run failed: {_first_line(exc)}", None, False
-                continue
-            c.times.append(time.perf_counter() - t0)
+            for _ in range(min(BLOCK, repeats - len(c.times))):
+                if c.session is None or (c.times and time.perf_counter() > deadline):
+                    break
+                t0 = time.perf_counter()
+                try:
+                    c.session.run(None, feed)
+                except UnifiedError as exc:
+                    c.note, c.session, c.passed = f"run failed: {_first_line(exc)}", None, False
+                    break
+                c.times.append(time.perf_counter() - t0)
     return False
 
 

@@ -77,6 +77,23 @@ def test_a_fast_wrong_delegate_is_measured_reported_and_not_chosen(tmp_path):
     assert "FAIL" in table.table() and "fastwrong" in table.table()
 
 
+def test_candidates_are_timed_in_alternating_blocks_of_consecutive_runs():
+    order = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def run(self, output_names, feed):
+            order.append(self.name)
+
+    a, b = unified.tune._Candidate("a", None, {}), unified.tune._Candidate("b", None, {})
+    a.session, b.session = Fake("a"), Fake("b")
+    assert not unified.tune._measure([a, b], {}, repeats=6, deadline=time.perf_counter() + 60)
+    assert "".join(order) == "aaaabbbbaabb"  # blocks of BLOCK=4, rounds alternate, 6 runs each
+    assert len(a.times) == len(b.times) == 6
+
+
 def test_a_warm_second_session_reuses_the_decision_and_measures_nothing(tmp_path, monkeypatch):
     toy = ToyDelegate("toy")
     opts = _options(tmp_path, toy, names=["toy", "onnxruntime"])
