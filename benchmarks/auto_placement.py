@@ -11,8 +11,8 @@ For each model, in one process:
    fallback for what it declines; compiles come from the cache) and a plain
    ``onnxruntime.InferenceSession`` (CPU EP, all optimizations, one thread per
    physical core) run the same input in rounds, four consecutive runs of
-   each per round (as ``unified.tune`` measures), ``--runs`` rounds after
-   warm-up; the figures are medians. From them: auto /
+   each per round (as ``unified.tune`` measures), the order rotated each
+   round, ``--runs`` rounds after warm-up; the figures are medians. From them: auto /
    fastest single delegate, and auto / ONNX Runtime.
 
 Light models: ``light_*`` from the onnx wheel, weights re-drawn (seed 0,
@@ -21,7 +21,7 @@ variant of each ``unified.conformance.real_models`` entry.
 
 Usage:
     .venv/bin/python benchmarks/auto_placement.py [--models light_resnet50 nudenet ...]
-        [--runs 6] [--seconds 60] [--json OUT] [--markdown]
+        [--runs 10] [--seconds 60] [--json OUT] [--markdown]
 """
 
 from __future__ import annotations
@@ -58,13 +58,16 @@ def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2) -> dic
     """Median seconds of each zero-argument callable: ``rounds`` rounds, each
     running every callable ``block`` times in a row (as ``unified.tune``
     measures: a run right after another runtime's is slowed by its spinning
-    threads)."""
+    threads), the order rotated by one each round so no session always
+    follows the same neighbour."""
     for _ in range(warmup):
         for fn in runs.values():
             fn()
     times = {k: [] for k in runs}
-    for _ in range(rounds):
-        for k, fn in runs.items():
+    keys = list(runs)
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:  # each session leads a round in turn
+            fn = runs[k]
             for _ in range(block):
                 start = time.perf_counter()
                 fn()
@@ -150,7 +153,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=LIGHT + list(rm.CORPUS))
-    p.add_argument("--runs", type=int, default=6, help="rounds of the check run (4 runs of each per round)")
+    p.add_argument("--runs", type=int, default=10, help="rounds of the check run (4 runs of each per round)")
     p.add_argument("--seconds", type=float, default=None, help="tuning budget (default: SessionOptions' 60 s)")
     p.add_argument("--json", help="write the rows as JSON here")
     p.add_argument("--markdown", action="store_true")
