@@ -11,8 +11,9 @@ For each model, in one process:
    fallback for what it declines; compiles come from the cache) and a plain
    ``onnxruntime.InferenceSession`` (CPU EP, all optimizations, one thread per
    physical core) run the same input in rounds, four consecutive runs of
-   each per round (as ``unified.tune`` measures), the order rotated each
-   round, ``--runs`` rounds after warm-up; the figures are medians. From them: auto /
+   each per round (as ``unified.tune`` measures), in a seeded random order
+   each round, ``--runs`` rounds after warm-up (more for sub-millisecond
+   models: until the fastest session has run 1 s); the figures are medians. From them: auto /
    fastest single delegate, and auto / ONNX Runtime.
 
 Light models: ``light_*`` from the onnx wheel, weights re-drawn (seed 0,
@@ -29,6 +30,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import random
 import platform
 import statistics
 import sys
@@ -54,19 +57,27 @@ def load(name: str):
     return onnx.load(str(rm.fetch(name))), rm.inputs(name, rm.variants(name)[0])
 
 
-def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2) -> dict[str, float]:
-    """Median seconds of each zero-argument callable: ``rounds`` rounds, each
-    running every callable ``block`` times in a row (as ``unified.tune``
-    measures: a run right after another runtime's is slowed by its spinning
-    threads), the order rotated by one each round so no session always
-    follows the same neighbour."""
+def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2, min_seconds: float = 1.0) -> dict[str, float]:
+    """Median seconds of each zero-argument callable: at least ``rounds``
+    rounds, each running every callable ``block`` times in a row (as
+    ``unified.tune`` measures: a run right after another runtime's is slowed
+    by its spinning threads), in a fresh seeded random order each round so no
+    session always follows the same neighbour. Sub-millisecond models get more
+    rounds, until the fastest callable has run for ``min_seconds`` (at most
+    2,000 rounds): a few dozen runs of 0.3 ms are noise."""
+    warm = {k: [] for k in runs}
     for _ in range(warmup):
-        for fn in runs.values():
+        for k, fn in runs.items():
+            start = time.perf_counter()
             fn()
+            warm[k].append(time.perf_counter() - start)
+    fastest = min(min(v) for v in warm.values())
+    rounds = max(rounds, min(2000, math.ceil(min_seconds / (block * max(fastest, 1e-6)))))
     times = {k: [] for k in runs}
-    keys = list(runs)
-    for r in range(rounds):
-        for k in keys[r % len(keys):] + keys[:r % len(keys)]:  # each session leads a round in turn
+    order, rng = list(runs), random.Random(0)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for k in order:
             fn = runs[k]
             for _ in range(block):
                 start = time.perf_counter()
