@@ -74,35 +74,20 @@ def run_conformance(
             cluster that cannot be reached.
         RayUnavailableError: ``ray`` given, and Ray is not installed.
     """
-    started = time.perf_counter()
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started, created = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     specs = [plugin_spec(p) for p in plugins]
     reg = load_registry(specs)
     names = list(delegates) if delegates else list(reg.delegates)
     info = _delegate_info(reg, names)
-    pool = None
-    if ray is not None:
-        from unified.conformance.ray_runner import RayPool
-
-        pool = RayPool.connect(ray, specs, timeout)
+    pool = _ray_pool(ray, specs, timeout) if ray is not None else None
+    if pool is not None:
         info = pool.delegate_info(info, delegate_options)
         jobs, isolate = pool.slots(), True
     runnable = [n for n in names if info[n]["available"]]
-    report = Report(
-        cases={c.id: c.tags_dict() for c in cases},
-        delegates=info,
-        sources=list(sources),
-        created=created,
-        host=host_info(),
-        options={"delegates": names, "timeout": timeout, "jobs": jobs, "plugins": specs},
-        unified_version=_unified_version(),
-    )
-    order = {(d, c.id): i for i, (d, c) in enumerate((d, c) for d in names for c in cases)}
-    results: list[CaseResult] = []
-    for n in names:
-        if n not in runnable:
-            why = info[n]["reason"] or "unavailable"
-            results.extend(CaseResult(c.id, n, "skipped", why, "availability") for c in cases)
+    report = Report(cases={c.id: c.tags_dict() for c in cases}, delegates=info, sources=list(sources),
+                    created=created, host=host_info(), unified_version=_unified_version(),
+                    options={"delegates": names, "timeout": timeout, "jobs": jobs, "plugins": specs})
+    results = _skipped(cases, names, runnable, info)
     # heavy cases (own, longer time limits) first, so they overlap the light ones
     tasks = [(d, c) for c in sorted(cases, key=lambda c: -(c.timeout or 0)) for d in runnable]
     if tasks and isolate:
@@ -114,11 +99,24 @@ def run_conformance(
         if pool is not None:
             report.options["ray"] = pool.describe()
             pool.close()
-    results.sort(key=lambda r: order.get((r.delegate, r.case), 0))
-    report.results = results
+    order = {(d, c.id): i for i, (d, c) in enumerate((d, c) for d in names for c in cases)}
+    report.results = sorted(results, key=lambda r: order.get((r.delegate, r.case), 0))
     report.options["jobs"] = jobs
     report.duration_s = time.perf_counter() - started
     return report
+
+
+def _ray_pool(address: str, specs: list, timeout: float):
+    """A connected :class:`~unified.conformance.ray_runner.RayPool` (Ray is imported only here)."""
+    from unified.conformance.ray_runner import RayPool
+
+    return RayPool.connect(address, specs, timeout)
+
+
+def _skipped(cases: Sequence[Case], names: Sequence[str], runnable: Sequence[str], info) -> list[CaseResult]:
+    """A ``skipped`` result (phase ``availability``, with the reason) for every case of each delegate that cannot run."""
+    return [CaseResult(c.id, n, "skipped", info[n]["reason"] or "unavailable", "availability")
+            for n in names if n not in runnable for c in cases]
 
 
 def _delegate_info(reg, names: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -215,23 +215,35 @@ def compile_model(
             )
             break
         except PartitionCompileError as exc:
-            p = exc.partition
-            pinned = [n for n, op in zip(p.nodes, p.op_types) if n in options.placement or op in options.placement]
-            if options.strict or pinned:
-                raise
-            log.debug("re-planning without '%s' for %s: %s", p.delegate, p.name, exc.reason)
-            failed = exc
-            failures.append((p.delegate, f"{p.name} ({len(p.nodes)} nodes)", exc.reason))
-            index = {name: i for i, name in enumerate(graph.node_names)}
-            first_line = exc.reason.splitlines()[0][:300]
-            for name in p.nodes:
-                excluded[(p.delegate, index[name])] = f"compile failed: {first_line}"
-            planned = None
+            _exclude_failed(exc, graph, options, excluded, failures)
+            failed, planned = exc, None
     plan = _with_details(planned.plan, compiled)
     message = fallback_message(plan, [c.name for c in planned.choices], failures)
     if message:
         warnings.warn(message, FallbackWarning, stacklevel=3)
     return CompiledModel(graph, plan, planned.choices, planned.fallback, compiled, failures)
+
+
+def _exclude_failed(exc: PartitionCompileError, graph: Graph, options, excluded: dict, failures: list) -> None:
+    """Record a partition's compile failure so the re-plan keeps its nodes off that delegate.
+
+    Adds ``(delegate, node index) -> reason`` to ``excluded`` for each of the
+    partition's nodes and ``(delegate, partition, reason)`` to ``failures``.
+
+    Raises:
+        PartitionCompileError: ``exc`` itself, with ``strict`` or when any of
+            the partition's nodes is pinned by ``placement``.
+    """
+    p = exc.partition
+    pinned = [n for n, op in zip(p.nodes, p.op_types) if n in options.placement or op in options.placement]
+    if options.strict or pinned:
+        raise exc
+    log.debug("re-planning without '%s' for %s: %s", p.delegate, p.name, exc.reason)
+    failures.append((p.delegate, f"{p.name} ({len(p.nodes)} nodes)", exc.reason))
+    index = {name: i for i, name in enumerate(graph.node_names)}
+    first_line = exc.reason.splitlines()[0][:300]
+    for name in p.nodes:
+        excluded[(p.delegate, index[name])] = f"compile failed: {first_line}"
 
 
 def _with_details(plan: Plan, compiled: Sequence[CompiledPartition]) -> Plan:
