@@ -33,6 +33,7 @@ import numpy as np
 from onnx import helper
 
 from unified.delegates.reference.ops_conv import conv
+from unified.onnx.quant import broadcast_param, dequantize, is_integer
 
 if TYPE_CHECKING:
     from unified.delegates.reference.kernels import Kernel
@@ -42,37 +43,6 @@ __all__ = ["QUANT_KERNELS", "broadcast_param", "centered", "is_integer", "requan
 
 def _opt(xs: list, i: int) -> np.ndarray | None:
     return xs[i] if len(xs) > i and xs[i] is not None else None
-
-
-def broadcast_param(p: np.ndarray, shape: tuple[int, ...], axis: int = 1, block_size: int = 0) -> np.ndarray:
-    """A scale or zero point shaped to broadcast against a tensor of ``shape``.
-
-    Args:
-        p: scalar or one-element (per tensor), 1-D of ``shape[axis]`` (per
-            axis) or, with ``block_size > 0``, ``shape`` with
-            ``ceil(shape[axis] / block_size)`` along ``axis`` (blocked).
-        shape: the data tensor's shape.
-        axis: the quantization axis (negative counts from the end).
-        block_size: 0, or the block length along ``axis``.
-
-    Returns:
-        An array broadcastable to ``shape`` (a view or a repeat of ``p``).
-    """
-    if p.size == 1 and not block_size:
-        return p.reshape(())
-    if not shape:
-        return p.reshape(())
-    axis %= len(shape)
-    if block_size:
-        return np.repeat(p, block_size, axis=axis)[(slice(None),) * axis + (slice(0, shape[axis]),)]
-    out = [1] * len(shape)
-    out[axis] = -1
-    return p.reshape(out)
-
-
-def is_integer(dtype: np.dtype) -> bool:
-    """An integer dtype, NumPy's or ``ml_dtypes``' (int4, uint4, int2, uint2)."""
-    return dtype.kind in "iu" or dtype.name in ("int4", "uint4", "int2", "uint2")
 
 
 def quantized_range(dtype: np.dtype) -> tuple[int, int]:
@@ -120,13 +90,8 @@ def _quantize(xs, a, opset):
 
 
 def _dequantize(xs, a, opset):
-    x, scale, zp = xs[0], xs[1], _opt(xs, 2)
-    axis, block = a.get("axis", 1), a.get("block_size", 0)
-    v = x.astype(np.float64)
-    if zp is not None and is_integer(x.dtype):  # float data (fp4, fp8): the zero point is zero by spec
-        v = v - broadcast_param(zp, x.shape, axis, block).astype(np.float64)
-    out = np.dtype(helper.tensor_dtype_to_np_dtype(a["output_dtype"])) if a.get("output_dtype") else scale.dtype
-    return [(v * broadcast_param(scale, x.shape, axis, block).astype(np.float64)).astype(out)]
+    return [dequantize(xs[0], xs[1], _opt(xs, 2), axis=a.get("axis", 1), block_size=a.get("block_size", 0),
+                       output_dtype=a.get("output_dtype", 0))]
 
 
 def _dynamic_quantize(xs, a, opset):

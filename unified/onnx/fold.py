@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from unified.onnx.quant import dequantize
 from unified.onnx.values import static_shape
 
 __all__ = ["evaluate_node", "has_subgraph", "NON_DETERMINISTIC", "fold_constants", "pin_and_fold", "referenced"]
@@ -87,26 +88,11 @@ def evaluate_node(
 
 
 def _dequantize(node: onnx.NodeProto, ins: list) -> np.ndarray:
-    """DequantizeLinear, per-tensor, per-axis or blocked (``block_size``, opset 21):
-    ``(x - zero_point) * scale``, each block of ``block_size`` elements along
-    ``axis`` taking one scale; the output type is ``output_dtype`` (opset 24)
-    or the scale's. ml_dtypes inputs (int4, float8, float4) compute in float32."""
+    """DequantizeLinear of constants (:func:`unified.onnx.quant.dequantize`)."""
     attrs = {a.name: a.i for a in node.attribute}
-    x, scale = ins[0], np.asarray(ins[1])
-    out_dtype = helper.tensor_dtype_to_np_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else scale.dtype
-    zp = ins[2] if len(ins) > 2 and ins[2] is not None else np.zeros(scale.shape, dtype=x.dtype)
-    zp = np.asarray(zp)
-    axis = attrs.get("axis", 1) % max(x.ndim, 1)
-    if attrs.get("block_size"):
-        scale, zp = (np.take(np.repeat(v, attrs["block_size"], axis=axis), np.arange(x.shape[axis]), axis=axis)
-                     for v in (scale, zp))
-    elif scale.size > 1:
-        shape = [1] * x.ndim
-        shape[axis] = scale.size
-        scale, zp = scale.reshape(shape), zp.reshape(shape)
-    wide = np.float32 if x.dtype.kind == "V" else np.int64  # ml_dtypes types are kind "V"
-    diff = (x.astype(wide) - zp.astype(wide)).astype(np.float32)
-    return (diff * scale.astype(np.float32)).astype(out_dtype)
+    zp = ins[2] if len(ins) > 2 else None
+    return dequantize(ins[0], ins[1], zp, axis=attrs.get("axis", 1), block_size=attrs.get("block_size", 0),
+                      output_dtype=attrs.get("output_dtype", 0))
 
 
 def _fold_once(
