@@ -319,7 +319,8 @@ def load_model(model: ModelLike, free_dimensions: Mapping[str, int] | None = Non
         free_dimensions: symbolic dim name -> value, fixed before shape
             inference (ONNX Runtime's free-dimension overrides); the shape
             computations that become constant are then folded
-            (``unified.onnx.fold``), so delegates that need static shapes see them.
+            (``unified.onnx.fold``), so delegates that need static shapes see
+            them; a constant ``DequantizeLinear`` stays a node (see ``LOAD_UNFOLDED``).
 
     Returns:
         A new ``ModelProto`` with inferred ``value_info`` for intermediate values.
@@ -343,6 +344,10 @@ def load_model(model: ModelLike, free_dimensions: Mapping[str, int] | None = Non
         ) from None
 
 
+#: op types the load-time fold (with ``free_dimensions``) leaves as nodes.
+LOAD_UNFOLDED = frozenset({"DequantizeLinear"})
+
+
 def _load_checked(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | None) -> onnx.ModelProto:
     _check_opsets(proto)
     if free_dimensions:
@@ -351,7 +356,9 @@ def _load_checked(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | N
     _check(proto)
     inferred = _infer_shapes(proto)
     if free_dimensions:
-        inferred = fold_constants(inferred, _infer_shapes)
+        # shape chains only: a constant DequantizeLinear (a QDQ weight) stays, so each
+        # delegate's own specialization folds it or not (``Delegate.unfolded_ops``)
+        inferred = fold_constants(inferred, _infer_shapes, unfolded=LOAD_UNFOLDED)
     return inferred
 
 

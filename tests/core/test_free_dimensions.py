@@ -50,6 +50,26 @@ def test_pinned_dims_fold_the_shape_chain_and_give_static_shapes(ort_reference):
         sess.run(None, {"x": np.zeros((5, 3, 4), np.float32)})
 
 
+def test_pinned_dims_leave_a_qdq_weight_to_each_delegate():
+    """The load-time fold with free_dimensions folds shape chains, not a constant
+    DequantizeLinear: a delegate that runs int8 weights (unfolded_ops) still sees it."""
+    w = np.arange(-6, 6, dtype=np.int8).reshape(4, 3)
+    g = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"]), helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[helper.make_tensor("wq", TensorProto.INT8, [4, 3], w.flatten().tolist()),
+                     helper.make_tensor("ws", TensorProto.FLOAT, [], [0.5])],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    sess = InferenceSession(model, ["onnxruntime"], SessionOptions(free_dimensions={"batch": 2}, use_cache=False))
+    assert sorted(op for p in sess.plan.partitions for op in p.op_types) == ["DequantizeLinear", "MatMul"]
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    # the spec's (wq - 0) * 0.5; ONNX Runtime's default session fuses DQ + MatMul into an integer kernel
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], x @ (w.astype(np.float32) * 0.5), rtol=1e-5)
+
+
 def test_without_pinning_the_shape_chain_stays():
     sess = InferenceSession(dynamic_model(), ["onnxruntime"], SessionOptions(use_cache=False))
     assert "Shape" in sess.plan.partitions[0].op_types
