@@ -135,6 +135,7 @@ def _worker_main(conn: Connection, plugin_specs: Sequence[str]) -> None:
         conn.send(("broken", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", os.getpid()))
+    preloaded: set[str] = set()
     while True:
         try:
             msg = conn.recv()
@@ -143,8 +144,23 @@ def _worker_main(conn: Connection, plugin_specs: Sequence[str]) -> None:
         if msg is None:
             return
         delegate, case, overrides, options = msg
+        name = delegate.split(":", 1)[0]
+        if name not in preloaded:  # the framework import is not the case's time
+            preloaded.add(name)
+            _preload(reg, name)
+        conn.send(("started", None))
         result = execute_case(reg, delegate, case, overrides, options)
         conn.send(("result", result))
+
+
+def _preload(reg: PluginRegistry, name: str) -> None:
+    """``Delegate.preload()`` of one delegate; a plugin's fault here is the case's to report."""
+    delegate = reg.delegates.get(name)
+    if delegate is not None:
+        try:
+            delegate.preload()
+        except Exception:
+            pass
 
 
 def _quiet_onnxruntime() -> None:
@@ -232,7 +248,9 @@ class WorkerPool:
                         limit = case.timeout or self.timeout
                         w.task = (delegate, case)
                         w.task_start = time.monotonic()
-                        w.deadline = w.task_start + limit
+                        # a first case of its delegate may import the framework first
+                        # ("started" then restarts the clock): STARTUP_TIMEOUT for that
+                        w.deadline = w.task_start + STARTUP_TIMEOUT + limit
                         w.conn.send((
                             delegate,
                             case,
@@ -267,6 +285,9 @@ class WorkerPool:
                 kind, payload = w.conn.recv()
                 if kind == "ready":
                     w.ready = True
+                elif kind == "started" and w.task is not None:
+                    w.task_start = time.monotonic()
+                    w.deadline = w.task_start + (w.task[1].timeout or self.timeout)
                 elif kind == "broken":
                     raise ConformanceError(f"a conformance worker could not load its plugins: {payload}")
                 elif kind == "result":

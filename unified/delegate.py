@@ -418,6 +418,16 @@ class Delegate(abc.ABC):
             DelegateError: with the node or reason at fault.
         """
 
+    def preload(self) -> None:
+        """Import the delegate's framework now, ahead of its first compile.
+
+        Conformance workers call it before a delegate's first case starts its
+        time limit, so the limit measures the case, not a framework import
+        (coremltools or torch take seconds, minutes on a loaded machine).
+        Default: nothing. Must not raise; a framework that fails to import is
+        reported by the compile that needs it.
+        """
+
     def load(self, artifact: bytes, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
         """Rebuild an executable from :meth:`Executable.serialize` bytes.
 

@@ -134,6 +134,13 @@ class CoreMLDelegate(Delegate):
             return Availability(True, "", version, executes=True)
         return Availability(True, COMPILE_ONLY, version, executes=False)
 
+    def preload(self) -> None:
+        """Import coremltools (quietly); its import takes seconds."""
+        try:
+            import_coremltools()
+        except Exception:  # reported by the compile that needs it
+            pass
+
     def backends(self) -> list[str]:
         """``["ane", "gpu", "cpu", "mil-numpy"]``: Core ML compute units (:data:`COMPUTE_UNITS`), then the
         NumPy evaluator of the compiled program (last, so never the default)."""

@@ -67,6 +67,15 @@ class ExecuTorchDelegate(Delegate):
             version = "unknown"
         return Availability(True, "", version)
 
+    def preload(self) -> None:
+        """Import torch, the exporter and the XNNPACK partitioner (quietly); seconds."""
+        try:
+            with quiet():
+                import executorch.exir  # noqa: F401
+                from executorch.backends.xnnpack.partition import xnnpack_partitioner  # noqa: F401
+        except Exception:  # reported by the compile that needs it
+            pass
+
     def backends(self) -> list[str]:
         """``["cpu"]``: XNNPACK's CPU kernels, ExecuTorch's portable ones for the rest."""
         return ["cpu"]

@@ -10,6 +10,9 @@ Worker processes re-create them by importing this file by path (see
 * ``raise_add``  — claims Add, raises while compiling (-> ``error``).
 * ``compile_only_add`` — compiles Add correctly but cannot execute here, like
   Core ML off macOS (-> ``compiled``).
+* ``slow_import_add`` — right, but its "framework import" takes 3 s, done by
+  ``preload()`` or else by the first compile, as coremltools' or torch's: a
+  first case must not pay it against its time limit.
 """
 
 from __future__ import annotations
@@ -81,6 +84,24 @@ class CompileOnlyAdd(_AddDelegate):
         return Availability(True, "needs macOS (test double)", "0.0-test", executes=False)
 
 
+class SlowImportAdd(_AddDelegate):
+    name = "slow_import_add"
+
+    imported = False
+
+    def preload(self) -> None:
+        self._import()
+
+    def _import(self) -> None:
+        if not self.imported:
+            time.sleep(3.0)
+            self.imported = True
+
+    def compile(self, partition: onnx.ModelProto, options: CompileOptions) -> Executable:
+        self._import()
+        return super().compile(partition, options)
+
+
 @hookimpl
 def unified_delegates() -> list[Delegate]:
-    return [WrongAdd(), AbortAdd(), HangAdd(), RaiseAdd(), CompileOnlyAdd()]
+    return [WrongAdd(), AbortAdd(), HangAdd(), RaiseAdd(), CompileOnlyAdd(), SlowImportAdd()]

@@ -65,6 +65,15 @@ def test_a_hang_becomes_an_error_at_the_time_limit(node_case):
     assert res[("onnxruntime", "onnx-node/test_add_bcast")].status == "pass"
 
 
+@pytest.mark.slow
+def test_a_framework_import_does_not_count_against_the_case_time_limit(node_case):
+    """``Delegate.preload`` (3 s here) runs before the first case's 2 s limit starts."""
+    cases = [node_case("test_add"), node_case("test_add_bcast")]
+    report = run_conformance(cases, ["slow_import_add"], plugins=[BROKEN], jobs=1, timeout=2.0)
+    assert [(r.status, r.reason) for r in report.results] == [("pass", ""), ("pass", "")]
+    assert all(r.seconds < 2.0 for r in report.results)
+
+
 def test_compile_only_is_compiled_and_a_compile_error_is_an_error(node_case):
     report = run_conformance([node_case("test_add")], ["compile_only_add", "raise_add"], plugins=[BROKEN],
                              isolate=False)
