@@ -31,6 +31,7 @@ import onnx
 from unified.delegate import CompileOptions, Executable
 from unified.delegates.onnxruntime.rewrites import rewrite_align_corners_resize
 from unified.errors import DelegateError
+from unified.log import frameworks_verbose
 
 __all__ = ["OnnxRuntimeExecutable", "PROVIDERS", "import_ort", "quiet_options", "op_events"]
 
@@ -40,14 +41,27 @@ PROVIDERS = {"cpu": ["CPUExecutionProvider"], "gpu": ["CUDAExecutionProvider", "
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
+_quieted = False
+
+
 def import_ort():
     """The ``onnxruntime`` module (imported on first use).
+
+    The first call sets ONNX Runtime's default logger to errors only (its
+    model-load warnings, "Removing initializer ...", "Error merging shape
+    info ...", bypass a session's ``log_severity_level``) unless
+    :func:`unified.log.frameworks_verbose`.
 
     Raises:
         ImportError: onnxruntime is not installed (or its binary is broken).
     """
+    global _quieted
     import onnxruntime
 
+    if not _quieted:
+        _quieted = True
+        if not frameworks_verbose():
+            onnxruntime.set_default_logger_severity(3)
     return onnxruntime
 
 
