@@ -14,8 +14,9 @@ the local worker processes call.
   pinned to a node that offers it.
 * **Slots.** Each node runs as many cases at once as it has CPUs. A slot is
   first *warmed* (a task that loads the plugins, within
-  :data:`~unified.conformance.workers.STARTUP_TIMEOUT`), so a case's time limit
-  does not pay for importing delegates.
+  :data:`~unified.conformance.workers.STARTUP_TIMEOUT`) and imports the
+  frameworks of the delegates its node offers (``Delegate.preload``), so a
+  case's time limit does not pay for importing them.
 * **Isolation.** Tasks are never retried (``max_retries=0``): a case that
   crashes its worker process (``os._exit``, a segfault) is one ``error``, as is
   one past its time limit, whose worker is killed (``ray.cancel(force=True)``);
@@ -36,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 from unified.conformance.cases import Case, ConformanceError
 from unified.conformance.execute import execute_case
 from unified.conformance.report import CaseResult
-from unified.conformance.workers import STARTUP_TIMEOUT, _quiet_onnxruntime, load_registry
+from unified.conformance.workers import STARTUP_TIMEOUT, _preload, _quiet_onnxruntime, load_registry
 from unified.integrations.ray import RESOURCE_PREFIX, TASK_FRACTION, require_ray, resource_name
 
 __all__ = ["RayPool", "LOCAL"]
@@ -62,11 +63,14 @@ def _registry(specs: tuple[str, ...]):
     return _REGISTRIES[specs]
 
 
-def _warm(specs: tuple[str, ...]) -> str:
-    """Load the plugins in this worker; return the node id."""
+def _warm(specs: tuple[str, ...], delegates: tuple[str, ...] = ()) -> str:
+    """Load the plugins in this worker and import the frameworks of
+    ``delegates`` (``Delegate.preload``, the node's offer); return the node id."""
     import ray
 
-    _registry(specs)
+    reg = _registry(specs)
+    for name in delegates:
+        _preload(reg, name)
     return ray.get_runtime_context().get_node_id()
 
 
@@ -235,7 +239,9 @@ class RayPool:
 
     def _start_warm(self, node: _Node, running: dict) -> None:
         now = time.monotonic()
-        ref = self._warm.options(scheduling_strategy=self._pin(node)).remote(self.specs)
+        offered = tuple(sorted({k[len(RESOURCE_PREFIX):].split(":")[0] for k in node.resources
+                                if k.startswith(RESOURCE_PREFIX)}))
+        ref = self._warm.options(scheduling_strategy=self._pin(node)).remote(self.specs, offered)
         node.free -= 1
         node.warming += 1
         running[ref] = _Running("warm", node, now, now + STARTUP_TIMEOUT)
