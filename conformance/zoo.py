@@ -208,7 +208,7 @@ def calibrate_batchnorm(
     The statistics are measured with ONNX Runtime (CPU), in passes: a pass
     calibrates every BatchNormalization whose upstream BatchNormalizations are
     all calibrated already (one pass per BatchNormalization on the longest
-    chain of them; 50 passes for ResNet-50).
+    chain of them; 49 passes for the 53 of ResNet-50).
 
     Args:
         model: not modified. Each BatchNormalization's mean and variance
