@@ -268,17 +268,26 @@ class CoreMLDelegate(Delegate):
 #: ``reduce_prod`` overflows fp16's 65504 (onnx test_reduce_prod_default_axes_keepdims_example: 12! -> inf);
 #: ``softmax`` / ``reduce_log_sum_exp`` see logits closer together than one fp16 ULP of their magnitude as
 #: equal (test_softmax_large_number: 10000..10003 all round to 10000, uniform output); LogSoftmax's
-#: ``sub(x, reduce_log_sum_exp(x))`` stays fp32 with them (test_logsoftmax_large_number).
-FP32_OPS = frozenset({"reduce_prod", "softmax", "reduce_log_sum_exp"})
+#: ``sub(x, reduce_log_sum_exp(x))`` stays fp32 with them (test_logsoftmax_large_number). The max-subtraction
+#: ``sub(x, reduce_max(x))`` of an expanded (Log)Softmax stays fp32 too: its result is small next to its
+#: operands, so fp16 rounding of ``x`` cancels every digit (test_logsoftmax_large_number_expanded: x - max
+#: of 10000..10003 is 0 for every element in fp16, y off by 2.05); a rounded max only shifts (Log)Softmax's
+#: input, which it is invariant to.
+#: ``tan`` near its poles turns fp16's input rounding (2**-11 relative) into a large output error (onnx
+#: test_tan: tan(1.5328) = 26.3 came out 0.30 off, 1.2 %); kept fp32, it is exact on an fp32 input.
+FP32_OPS = frozenset({"reduce_prod", "softmax", "reduce_log_sum_exp", "tan"})
 
 
 def _computes_in_fp16(op) -> bool:
-    """coremltools op selector: every op but :data:`FP32_OPS` (and LogSoftmax's final ``sub``) is cast to fp16."""
+    """coremltools op selector: every op but :data:`FP32_OPS` (and a ``sub`` of a log-sum-exp or of a max,
+    see there) is cast to fp16."""
     if op.op_type in FP32_OPS:
         return False
     if op.op_type == "sub":
         y = getattr(op, "y", None)
-        return not (y is not None and y.op is not None and y.op.op_type == "reduce_log_sum_exp")
+        while y is not None and y.op is not None and y.op.op_type == "cast":  # the pass casts fp16 results back
+            y = y.op.x
+        return not (y is not None and y.op is not None and y.op.op_type in ("reduce_log_sum_exp", "reduce_max"))
     return True
 
 

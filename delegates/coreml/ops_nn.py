@@ -297,6 +297,16 @@ def _hard_swish(ctx: Ctx, n: Node):
     return ctx.mb.mul(x=x, y=gate, **out_name(ctx, n))
 
 
+def _thresholded_relu(ctx: Ctx, n: Node):
+    # ONNX ThresholdedRelu: x if x > alpha else 0 (strict). MIL thresholded_relu keeps x == alpha
+    # (iOS15.activation.thresholded_relu: "x if x >= alpha"), found by mil-numpy on onnx
+    # test_thresholdedrelu_example (x = alpha = 2 gave 2), so it is a select on a strict compare.
+    f = np_dtype(ctx.mil_dtype(n.inputs[0]))
+    x = ctx.var(n.inputs[0])
+    keep = ctx.mb.greater(x=x, y=f(n.attr("alpha", 1.0)))
+    return ctx.mb.select(cond=keep, a=x, b=f(0), **out_name(ctx, n))
+
+
 def _prelu(ctx: Ctx, n: Node):
     # ONNX PRelu: x if x >= 0 else slope * x, slope broadcast to x: relu(x) + slope * min(x, 0)
     dt = ctx.mil_dtype(n.inputs[0])
@@ -360,7 +370,7 @@ LOWERINGS = {
     "Softsign": _act("softsign"),
     "LeakyRelu": _act("leaky_relu", alpha=("alpha", 0.01)),
     "Elu": _act("elu", alpha=("alpha", 1.0)),
-    "ThresholdedRelu": _act("thresholded_relu", alpha=("alpha", 1.0)),
+    "ThresholdedRelu": _thresholded_relu,
     "HardSigmoid": _act("sigmoid_hard", alpha=("alpha", 0.2), beta=("beta", 0.5)),
     "Selu": _selu,
     "HardSwish": _hard_swish,

@@ -142,6 +142,34 @@ def test_reduce_prod_stays_fp32_in_an_fp16_program() -> None:
     np.testing.assert_allclose(got, 479001600.0, rtol=1e-6)
 
 
+def test_expanded_log_softmax_of_large_logits_keeps_the_max_subtraction_fp32() -> None:
+    """x - ReduceMax(x) stays fp32 (delegate._computes_in_fp16): in fp16 10000..10003 are one value, and the
+    expanded LogSoftmax (onnx test_logsoftmax_large_number_expanded) gave -1.39 for every element."""
+    nodes = [helper.make_node("ReduceMax", ["x"], ["m"], axes=[-1], keepdims=1),
+             helper.make_node("Sub", ["x", "m"], ["d"]), helper.make_node("Exp", ["d"], ["e"]), helper.make_node("ReduceSum", ["e", "axes"], ["s"], keepdims=1),
+             helper.make_node("Log", ["s"], ["l"]), helper.make_node("Sub", ["d", "l"], ["y"])]
+    axes = helper.make_node("Constant", [], ["axes"], value=helper.make_tensor("a", TensorProto.INT64, [1], [-1]))
+    model = _one_input_model([axes, *nodes], (2, 4))
+    x = np.array([[0, 1, 2, 3], [10000, 10001, 10002, 10003]], np.float32)
+    got = InferenceSession(model, MIL, NO_CACHE).run(None, {"x": x})[0]
+    z = np.arange(4.0) - 3
+    expected = z - np.log(np.exp(z).sum())  # log_softmax of each row, shift-invariant: -3.44, -2.44, -1.44, -0.44
+    assert _within_budget(got, np.stack([expected, expected]), depth=6)
+
+
+def test_thresholded_relu_is_strict_and_tan_stays_fp32() -> None:
+    """ONNX ThresholdedRelu drops x == alpha (MIL thresholded_relu keeps it); tan(-1.56) = -92.6 is 3.5 off
+    when -1.56 is rounded to fp16 (half a 2**-10 step times tan' = 1 + tan**2), so tan stays fp32."""
+    model = _one_input_model([helper.make_node("ThresholdedRelu", ["x"], ["y"], alpha=2.0)], (5,))
+    x = np.array([-1.5, 0.0, 1.2, 2.0, 2.2], np.float32)
+    got = InferenceSession(model, MIL, NO_CACHE).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, [0, 0, 0, 0, 2.2], rtol=2**-10)
+    model = _one_input_model([helper.make_node("Tan", ["x"], ["y"])], (3,))
+    x = np.array([0.5, 1.53, -1.56], np.float32)
+    got = InferenceSession(model, MIL, NO_CACHE).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, np.tan(x.astype(np.float64)), rtol=1e-5)
+
+
 def test_blob_reader_agrees_with_coremltools(tmp_path) -> None:
     """Our parse of weight.bin gives the values coremltools' own blob reader (libmilstoragepython) gives."""
     storage = pytest.importorskip("coremltools.libmilstoragepython")
