@@ -62,6 +62,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from unified.onnx.quant import is_integer
+
 __all__ = ["Tolerance", "OutputStats", "PROFILES", "profile_for", "effective_tolerance", "compare_outputs",
            "fp16_budget", "FP16_OP_TOLERANCE"]
 
@@ -323,7 +325,8 @@ def compare_array(name: str, expected: np.ndarray, actual: Any, tol: Tolerance) 
                            size=expected.size, tolerance=tol)
     if expected.size == 0:
         return OutputStats(name, dname, shape, True, size=0, tolerance=tol)
-    if expected.dtype.kind in "iu":
+    integer = is_integer(expected.dtype)  # ml_dtypes int4/uint4 too (NumPy kind "V")
+    if integer:
         e64, a64 = expected.astype(np.float64), actual.astype(np.float64)
         # int64 beyond 2**53 loses precision in float64; compare exactly there
         diff = np.abs(e64 - a64)
@@ -350,7 +353,7 @@ def compare_array(name: str, expected: np.ndarray, actual: Any, tol: Tolerance) 
         ok |= ulp_f <= tol.ulp
     off1 = 0
     if tol.step is not None:
-        step = 1.0 if expected.dtype.kind in "iu" else float(tol.step) * (1 + _STEP_SLACK)
+        step = 1.0 if integer else float(tol.step) * (1 + _STEP_SLACK)
         ok |= diff_f <= step
         off1 = int(np.sum(finite & (diff_f > 0.5 * step) & (diff_f <= step)))
     ok = np.where(finite, ok, ~(nan_mismatch | inf_mismatch))

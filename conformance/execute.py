@@ -202,7 +202,11 @@ def _check_numerics(case: Case, data, built, tolerances: Mapping[str, Tolerance]
             return done("error", "run", _short(exc) + _where(exc))
         prefix = f"#{k} " if len(data.data_sets) > 1 else ""
         case_tol = data.tolerance if data.tolerance is not None else case.tolerance
-        for s in compare_outputs(output_names, list(expected), actual, case_tol, tolerances, case.compare_values):
+        try:
+            compared = compare_outputs(output_names, list(expected), actual, case_tol, tolerances, case.compare_values)
+        except Exception as exc:  # a bug of the harness, not the delegate's: say so, keep the worker
+            return done("error", "compare", f"the comparison itself failed (a conformance bug): {_short(exc)}")
+        for s in compared:
             d = s.to_dict()
             d["name"] = prefix + d["name"]
             stats.append(d)

@@ -86,3 +86,16 @@ def test_values_false_compares_only_shapes_and_dtypes():
     assert s.passed and "not compared" in s.reason
     (s,) = compare_outputs(["y"], [e], [np.ones((2, 3), np.float32)], values=False)
     assert not s.passed
+
+
+def test_int4_outputs_compare_as_integers():
+    """ml_dtypes int4/uint4 (NumPy kind "V") are integers: exact, errors in steps, no float ULP."""
+    tol = effective_tolerance("int4", None, None)
+    expected = np.array([-8, -1, 0, 7], dtype=ml_dtypes.int4)
+    same, = compare_outputs(["y"], [expected], [expected.copy()], None, {"int4": tol})
+    assert same.passed and same.max_abs == 0
+    off = np.array([-8, 0, 0, 7], dtype=ml_dtypes.int4)
+    wrong, = compare_outputs(["y"], [expected], [off], None, {"int4": Tolerance()})
+    assert not wrong.passed and wrong.max_abs == 1.0 and wrong.max_ulp == 1.0 and wrong.mismatches == 1
+    u = np.array([0, 15], dtype=ml_dtypes.uint4)
+    assert compare_outputs(["y"], [u], [u.copy()])[0].passed

@@ -106,3 +106,16 @@ def test_a_plugin_contributed_source_runs_in_workers():
 def test_unknown_source_lists_the_known_ones():
     with pytest.raises(ConformanceError, match=r"unknown conformance source\(s\) \['nope'\]; available: .*onnx-node"):
         collect_sources(["nope"])
+
+
+def test_a_comparison_bug_is_an_error_of_the_case_not_a_dead_worker(node_case, monkeypatch):
+    import unified.conformance.execute as execute
+
+    def broken(*args, **kwargs):
+        raise ValueError("data type <class 'ml_dtypes.int4'> not inexact")
+
+    monkeypatch.setattr(execute, "compare_outputs", broken)
+    report = run_conformance([node_case("test_add")], ["onnxruntime"], isolate=False)
+    r = report.results[0]
+    assert (r.status, r.phase) == ("error", "compare")
+    assert r.reason.startswith("the comparison itself failed (a conformance bug): ValueError: data type")
