@@ -159,10 +159,18 @@ def lower_module(module: torch.nn.Module, model: onnx.ModelProto, shapes: list[t
         raise DelegateError(f"ExecuTorch lowering failed: {type(exc).__name__}: {short_message(exc)}") from exc
 
 
-#: Ops whose zero padding XNNPACK's quantized convolution absorbs (its
-#: ``ConvolutionConfig`` takes ``dq -> constant_pad_nd -> conv`` as one int8
-#: group), so their pads are left alone.
-_PAD_ABSORBING = ("aten.conv1d", "aten.conv2d", "aten.convolution")
+#: Convolutions whose zero padding XNNPACK absorbs when they are quantized
+#: (its ``ConvolutionConfig`` takes ``dq -> constant_pad_nd -> conv`` with a
+#: dequantized weight as one int8 group), so their pads are left alone.
+_PAD_ABSORBING = ("aten.conv1d.", "aten.conv2d.", "aten.convolution.")
+
+
+def _absorbs_pad(user) -> bool:
+    """``user`` is a convolution with a dequantized (int8) weight."""
+    if not str(user.target).startswith(_PAD_ABSORBING) or len(user.args) < 2:
+        return False
+    weight = user.args[1]
+    return isinstance(weight, torch.fx.Node) and _is_qdq(weight)
 
 
 def _zero_pad_of_dequantize(node) -> bool:
@@ -182,7 +190,7 @@ def _zero_pad_of_dequantize(node) -> bool:
     users = list(node.users)
     if any(_is_qdq(u) for u in users):
         return False
-    return not (len(users) == 1 and str(users[0].target).startswith(_PAD_ABSORBING))
+    return not (len(users) == 1 and _absorbs_pad(users[0]))
 
 
 def requantize_padded_dequantize(exported) -> int:
@@ -194,9 +202,9 @@ def requantize_padded_dequantize(exported) -> int:
     XNNPACK pass ``InsertPadQDQPass`` gives every zero pad read from a
     ``dequantize_per_tensor`` an implicit int8 output, assuming the pad's
     input is int8 too; that holds only when a quantized convolution absorbs
-    the pad (``_PAD_ABSORBING``). Elsewhere -- the explicit pad before an
-    AveragePool with asymmetric pads, as in Inception v1's last pool -- the
-    pad keeps a float32 input and the program fails to load ("Failed to create
+    the pad (``_absorbs_pad``). Elsewhere -- the explicit pad before an
+    AveragePool with asymmetric pads (Inception v1's last pool), or before a
+    Conv with float weights -- the pad keeps a float32 input and the program fails to load ("Failed to create
     StaticConstantPad node ... xnn_status_invalid_parameter", "Init failed for
     backend XnnpackBackend: 0x1"). A pad already followed by a quantize is
     skipped by that pass, and XNNPACK runs it as a float pad between converts.
