@@ -43,7 +43,7 @@ from .executable import COUNT_METHODS, short_message
 from .ops_common import LoweringError, is_host, to_tensor, torch_dtype
 from .support import Lowering
 
-__all__ = ["OnnxModule", "choose_lowering", "input_shapes", "lower_module"]
+__all__ = ["OnnxModule", "choose_lowering", "input_shapes", "lower_module", "requantize_padded_dequantize"]
 
 
 def input_shapes(model: onnx.ModelProto) -> list[tuple[int, ...]]:
@@ -149,6 +149,7 @@ def lower_module(module: torch.nn.Module, model: onnx.ModelProto, shapes: list[t
         raise DelegateError(f"torch.export failed: {type(exc).__name__}: {short_message(exc)}") from exc
     try:
         _strip_lift_fresh_copy(exported)
+        requantize_padded_dequantize(exported)
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
         counts = _count_ops(edge.exported_program())
         # Rebuilt only to attach the counts as constant methods of the program.
@@ -156,6 +157,82 @@ def lower_module(module: torch.nn.Module, model: onnx.ModelProto, shapes: list[t
         return bytes(edge.to_executorch().buffer)
     except Exception as exc:
         raise DelegateError(f"ExecuTorch lowering failed: {type(exc).__name__}: {short_message(exc)}") from exc
+
+
+#: Convolutions whose zero padding XNNPACK absorbs when they are quantized
+#: (its ``ConvolutionConfig`` takes ``dq -> constant_pad_nd -> conv`` with a
+#: dequantized weight as one int8 group), so their pads are left alone.
+_PAD_ABSORBING = ("aten.conv1d.", "aten.conv2d.", "aten.convolution.")
+
+
+def _absorbs_pad(user) -> bool:
+    """``user`` is a convolution with a dequantized (int8) weight."""
+    if not str(user.target).startswith(_PAD_ABSORBING) or len(user.args) < 2:
+        return False
+    weight = user.args[1]
+    return isinstance(weight, torch.fx.Node) and _is_qdq(weight)
+
+
+def _zero_pad_of_dequantize(node) -> bool:
+    """``node`` pads a per-tensor ``dequantize_per_tensor`` output with constant 0, and no conv absorbs it."""
+    if node.op != "call_function" or node.target not in (torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default):
+        return False
+    src = node.args[0]
+    if getattr(src, "target", None) is not torch.ops.quantized_decomposed.dequantize_per_tensor.default:
+        return False
+    if node.target is torch.ops.aten.pad.default:
+        mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")
+        value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value")
+    else:
+        mode, value = "constant", node.args[2] if len(node.args) > 2 else node.kwargs.get("value", 0.0)
+    if mode != "constant" or (value or 0.0) != 0.0 or any(p < 0 for p in node.args[1]):
+        return False
+    users = list(node.users)
+    if any(_is_qdq(u) for u in users):
+        return False
+    return not (len(users) == 1 and _absorbs_pad(users[0]))
+
+
+def requantize_padded_dequantize(exported) -> int:
+    """Quantize each zero pad of a dequantized int8 tensor again, with the tensor's own parameters.
+
+    ``dequantize_per_tensor(x, s, zp) -> pad(0)`` becomes ``... -> pad(0) ->
+    quantize_per_tensor(s, zp) -> dequantize_per_tensor(s, zp)`` (in place,
+    in the exported program ``lower_module`` lowers). Why: ExecuTorch 1.5's
+    XNNPACK pass ``InsertPadQDQPass`` gives every zero pad read from a
+    ``dequantize_per_tensor`` an implicit int8 output, assuming the pad's
+    input is int8 too; that holds only when a quantized convolution absorbs
+    the pad (``_absorbs_pad``). Elsewhere -- the explicit pad before an
+    AveragePool with asymmetric pads (Inception v1's last pool), or before a
+    Conv with float weights -- the pad keeps a float32 input and the program fails to load ("Failed to create
+    StaticConstantPad node ... xnn_status_invalid_parameter", "Init failed for
+    backend XnnpackBackend: 0x1"). A pad already followed by a quantize is
+    skipped by that pass, and XNNPACK runs it as a float pad between converts.
+
+    Results are unchanged: 0 quantizes to ``zp`` and back to 0 exactly, and
+    every other value is ``(q - zp) * s`` for an int8 ``q`` with the same
+    ``s, zp``, which quantizes back to ``q``.
+
+    Returns:
+        How many pads were requantized.
+    """
+    graph = exported.graph_module.graph
+    if not any(_is_qdq(n) for n in graph.nodes):  # a float program (the quantized ops may not be registered)
+        return 0
+    qd = torch.ops.quantized_decomposed
+    pads = [n for n in graph.nodes if _zero_pad_of_dequantize(n)]
+    for pad in pads:
+        params = tuple(pad.args[0].args[1:])
+        users = list(pad.users)
+        with graph.inserting_after(pad):
+            q = graph.call_function(qd.quantize_per_tensor.default, (pad, *params))
+        with graph.inserting_after(q):
+            dq = graph.call_function(qd.dequantize_per_tensor.default, (q, *params))
+        for user in users:
+            user.replace_input_with(pad, dq)
+    if pads:
+        exported.graph_module.recompile()
+    return len(pads)
 
 
 def choose_lowering(table: dict[str, list[Lowering]], node: NodeView) -> Lowering:
