@@ -15,7 +15,7 @@ the local worker processes call.
 * **Slots.** Each node runs as many cases at once as it has CPUs. A slot is
   first *warmed* (a task that loads the plugins, within
   :data:`~unified.conformance.workers.STARTUP_TIMEOUT`) and imports the
-  frameworks of the delegates its node offers (``Delegate.preload``), so a
+  frameworks of the run's delegates its node offers (``Delegate.preload``), so a
   case's time limit does not pay for importing them.
 * **Isolation.** Tasks are never retried (``max_retries=0``): a case that
   crashes its worker process (``os._exit``, a segfault) is one ``error``, as is
@@ -239,8 +239,8 @@ class RayPool:
 
     def _start_warm(self, node: _Node, running: dict) -> None:
         now = time.monotonic()
-        offered = tuple(sorted({k[len(RESOURCE_PREFIX):].split(":")[0] for k in node.resources
-                                if k.startswith(RESOURCE_PREFIX)}))
+        # the frameworks of this run's delegates that the node offers, no others
+        offered = tuple(sorted({n.split(":")[0] for n, k in self.keys.items() if node.resources.get(k, 0) > 0}))
         ref = self._warm.options(scheduling_strategy=self._pin(node)).remote(self.specs, offered)
         node.free -= 1
         node.warming += 1
