@@ -65,7 +65,8 @@ class SessionOptions:
         tuning_seconds: time budget of tuning (compiling and measuring), seconds.
         tuning_delegates: delegate names to build candidates from, in priority
             order (None: every available executing delegate in default order).
-        tuning_repeats: timed runs per candidate (alternating, after warm-up).
+        tuning_repeats: timed runs per candidate (alternating, after warm-up;
+            at least: sub-millisecond models get more, ``unified.tune.MIN_TIMED_SECONDS``).
         tuning_warmup: untimed runs per candidate before timing.
     """
 

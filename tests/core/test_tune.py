@@ -20,6 +20,13 @@ from ..onnx_models import graph_model, rand, relu_neg
 from .toy_delegate import ToyDelegate, ToyExecutable, ToyPlugin
 
 
+@pytest.fixture(autouse=True)
+def _exact_run_counts(monkeypatch):
+    """Toy candidates run in microseconds: without this, the fast-model rule
+    (MIN_TIMED_SECONDS) would give them thousands of runs; tests count runs."""
+    monkeypatch.setattr(unified.tune, "MIN_TIMED_SECONDS", 0.0)
+
+
 class WrongExecutable(ToyExecutable):
     """Fast and wrong: every output off by 0.5."""
 
@@ -92,6 +99,25 @@ def test_candidates_are_timed_in_alternating_blocks_of_consecutive_runs():
     assert not unified.tune._measure([a, b], {}, repeats=6, deadline=time.perf_counter() + 60)
     assert "".join(order) == "aaaabbbbaabb"  # blocks of BLOCK=4, rounds alternate, 6 runs each
     assert len(a.times) == len(b.times) == 6
+
+
+def test_fast_candidates_run_until_the_fastest_has_run_min_seconds():
+    class Sleepy:
+        def __init__(self, seconds):
+            self.seconds = seconds
+
+        def run(self, output_names, feed):
+            time.sleep(self.seconds)
+
+    fast, slow = unified.tune._Candidate("fast", None, {}), unified.tune._Candidate("slow", None, {})
+    fast.session, slow.session = Sleepy(0.001), Sleepy(0.004)
+    assert not unified.tune._measure([fast, slow], {}, repeats=4, deadline=time.perf_counter() + 60, min_seconds=0.05)
+    # the fastest run took >= 1 ms, so at most 50 runs each; sleep overshoots a little, so at least ~25
+    assert len(fast.times) == len(slow.times) and 25 <= len(fast.times) <= 50
+    assert sum(fast.times) >= 0.04
+    fast.times, slow.times = [], []
+    assert unified.tune._measure([fast, slow], {}, repeats=4, deadline=time.perf_counter() + 0.02, min_seconds=0.05)
+    assert 1 <= len(fast.times) < 25  # the deadline still wins
 
 
 def test_a_warm_second_session_reuses_the_decision_and_measures_nothing(tmp_path, monkeypatch):
