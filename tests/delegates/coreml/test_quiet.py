@@ -8,11 +8,11 @@ compile in a fresh interpreter, where coremltools is imported for the first time
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from ...fresh_interpreter import run_fresh
 
 SCRIPT = textwrap.dedent("""
     import logging, sys
@@ -35,14 +35,8 @@ NOISE = ("Running MIL", "Failed to load", "has not been tested with coremltools"
          "_pytree.py", "passes/s", "torchao")
 
 
-def _compile(mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "OPENBLAS_NUM_THREADS": "1"})
-
-
 def test_compile_is_quiet_by_default() -> None:
-    run = _compile("default")
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = run_fresh(SCRIPT, "default")
     assert run.stdout.strip() == "compiled"
     noisy = [line for line in run.stderr.splitlines() if any(n in line for n in NOISE)]
     assert not noisy, noisy
@@ -51,6 +45,5 @@ def test_compile_is_quiet_by_default() -> None:
 
 @pytest.mark.slow
 def test_frameworks_speak_when_unified_is_at_debug() -> None:
-    run = _compile("debug")
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = run_fresh(SCRIPT, "debug")
     assert "Running MIL default pipeline" in run.stderr  # the progress bar is back

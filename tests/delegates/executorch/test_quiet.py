@@ -5,8 +5,7 @@ once per process, at the frameworks' first import)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from ...fresh_interpreter import run_fresh
 
 _SCRIPT = r"""
 import logging, sys, numpy as np
@@ -29,13 +28,8 @@ print("ok")
 _CHATTER = ("torchao", "_pytree", "cpuinfo", "Warning", "warn", "XNNPACK", "torch", "executorch", "W11", "I11")
 
 
-def _run(mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, timeout=600)
-
-
 def test_compile_and_run_print_nothing_by_default():
-    out = _run("default")
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_fresh(_SCRIPT, "default")
     assert out.stdout == "ok\n"
     noisy = [line for line in out.stderr.splitlines() if any(word in line for word in _CHATTER)]
     assert noisy == [], "\n".join(noisy[:20])
@@ -43,7 +37,6 @@ def test_compile_and_run_print_nothing_by_default():
 
 
 def test_debug_level_lets_the_frameworks_speak():
-    out = _run("debug")
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_fresh(_SCRIPT, "debug")
     assert "cpuinfo_utils" in out.stderr  # ExecuTorch's C++ log, not redirected at DEBUG
     assert "torchao" in out.stderr

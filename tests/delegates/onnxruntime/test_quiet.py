@@ -4,8 +4,7 @@ logger is at DEBUG; each case in a fresh interpreter."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from ...fresh_interpreter import run_fresh
 
 # an initializer no node uses: ORT warns "Removing initializer 'unused'" while loading
 _SCRIPT = r"""
@@ -26,18 +25,12 @@ print("ok")
 """
 
 
-def _run(mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, timeout=300)
-
-
 def test_model_load_warnings_are_silent_by_default():
-    out = _run("default")
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_fresh(_SCRIPT, "default")
     assert out.stdout == "ok\n"
     assert "onnxruntime" not in out.stderr and "Removing initializer" not in out.stderr, out.stderr[-2000:]
 
 
 def test_debug_level_lets_onnxruntime_speak():
-    out = _run("debug")
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_fresh(_SCRIPT, "debug")
     assert "Removing initializer 'unused'" in out.stderr
