@@ -1,7 +1,7 @@
 """Batch-inference throughput over Ray Data: MiniLM embeddings with 1 and 2 actors.
 
 Embeds ``--sentences`` sentences with examples/ray_embed.py's pipeline
-(tokenize, then ``BatchInference`` in ``concurrency=N`` actors), once per
+(tokenize, then ``BatchInference`` in an ``ActorPoolStrategy(size=N)`` pool), once per
 actor count, and a plain in-process session on the same batches as the
 baseline. Each Ray time includes the actors' start (session creation) as a
 pipeline run does; a warm-up run of each count first is not timed.
@@ -9,7 +9,7 @@ Prints sentences/s. Run it on a quiet machine with >= 4 cores.
 
 Usage::
 
-    .venv/bin/python benchmarks/ray_batch.py [--sentences 4096] [--batch-size 128] [--actors 1,2]
+    .venv/bin/python benchmarks/ray_batch.py [--sentences 4096] [--batch-size 128] [--actors 1,2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _pipeline(ex, texts, model, actors: int, args) -> float:
     """Seconds to embed ``texts`` with ``actors`` inference actors (materialized)."""
     t = time.perf_counter()
     count = ex.embed_dataset(texts, model, actors=actors, batch_size=args.batch_size,
-                             delegate=args.delegate).materialize().count()
+                             delegate=args.delegate, threads=args.threads).materialize().count()
     seconds = time.perf_counter() - t
     if count != len(texts):
         raise RuntimeError(f"the pipeline returned {count} rows for {len(texts)} sentences")
@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--actors", default="1,2", help="comma-separated actor counts")
     ap.add_argument("--delegate", default="onnxruntime")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="the delegate's num_threads in each actor and the plain session (default: one per core)")
     ap.add_argument("--no-warmup", action="store_true", help="time the first run of each count too")
     args = ap.parse_args(argv)
 
@@ -63,7 +65,8 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = ex.model_path(tmp)
-        session = unified.InferenceSession(str(model), delegates=[args.delegate])
+        spec = (args.delegate, {"num_threads": args.threads}) if args.threads else args.delegate
+        session = unified.InferenceSession(str(model), delegates=[spec])
         tok = ex.Tokenize()
         batches = [tok({"text": np.asarray(texts[i:i + args.batch_size], dtype=object)})
                    for i in range(0, len(texts), args.batch_size)]
@@ -81,7 +84,8 @@ def main(argv=None) -> int:
                 rows.append((f"Ray Data, {n} actor(s) (with tokenizing)", _pipeline(ex, texts, model, n, args)))
         finally:
             ray.shutdown()
-    print(f"{len(texts)} sentences, batch {args.batch_size}, delegate {args.delegate}\n")
+    print(f"{len(texts)} sentences, batch {args.batch_size}, delegate {args.delegate}, "
+          f"threads {args.threads or 'default'}\n")
     print("| run | s | sentences/s |\n|---|---|---|")
     for name, s in rows:
         print(f"| {name} | {s:.2f} | {len(texts) / s:.0f} |")

@@ -1,7 +1,7 @@
 """Sentence embeddings over a Ray Dataset: all-MiniLM-L6-v2 in an actor pool, written as Parquet.
 
 The pipeline is ``from_items(texts) -> map_batches(Tokenize) ->
-map_batches(BatchInference, concurrency=N) -> write_parquet``: each actor
+map_batches(BatchInference, compute=ActorPoolStrategy(size=N)) -> write_parquet``: each actor
 holds one :class:`unified.InferenceSession` (``unified.integrations.ray.BatchInference``)
 and turns a batch of token ids ``(rows, SEQ)`` int64 into a tensor column
 ``embedding`` of ``(rows, 384)`` float32 L2-normalized embeddings.
@@ -75,17 +75,22 @@ def model_path(directory: str | os.PathLike) -> Path:
 
 
 def embed_dataset(texts: list[str], model: str | os.PathLike, *, actors: int = 2, batch_size: int = 128,
-                  delegate: str = "onnxruntime"):
-    """The Ray Dataset of ``texts`` with an ``embedding`` tensor column (lazy; Ray must be initialized)."""
+                  delegate: str = "onnxruntime", threads: int | None = None):
+    """The Ray Dataset of ``texts`` with an ``embedding`` tensor column (lazy; Ray must be initialized).
+
+    ``threads``: the delegate's ``num_threads`` option in each actor (None:
+    its default, one per physical core, so N actors on one machine share its cores)."""
     import ray
 
     from unified.integrations.ray import BatchInference
 
     ds = ray.data.from_items([{"text": t} for t in texts])
-    ds = ds.map_batches(Tokenize, batch_size=batch_size, batch_format="numpy", concurrency=1)
+    ds = ds.map_batches(Tokenize, batch_size=batch_size, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=1))
     return ds.map_batches(
-        BatchInference, batch_size=batch_size, batch_format="numpy", concurrency=actors,
-        fn_constructor_kwargs={"model": str(model), "delegates": [delegate],
+        BatchInference, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+        fn_constructor_kwargs={"model": str(model),
+                               "delegates": [(delegate, {"num_threads": threads}) if threads else delegate],
                                "output_map": {"sentence_embedding": "embedding"}, "keep_columns": ["text"]},
     )
 

@@ -14,7 +14,7 @@ on a Mac. ``unified ray-resources`` prints them as the JSON ``ray start
 (:data:`TASK_FRACTION`) so that it lands only where the delegate runs.
 
 **Batch inference.** :class:`BatchInference` is the callable class
-``Dataset.map_batches`` runs in an actor pool (``concurrency=N``): each actor
+``Dataset.map_batches`` runs in an actor pool (``compute=ActorPoolStrategy(size=N)``): each actor
 builds one :class:`unified.InferenceSession` and maps every batch through it.
 """
 
@@ -98,7 +98,7 @@ def node_resources(registry: Any = None) -> dict[str, float]:
 class BatchInference:
     """Run one model over Ray Data batches: ``ds.map_batches(BatchInference, fn_constructor_kwargs=...)``.
 
-    Each instance (one per actor with ``concurrency=N``) builds one
+    Each instance (one per actor of ``ActorPoolStrategy(size=N)``) builds one
     :class:`unified.InferenceSession`, from an ONNX model or from a compiled
     bundle directory (``unified compile``; :meth:`InferenceSession.from_bundle`).
     A batch (``batch_format="numpy"``: column name -> array of shape
