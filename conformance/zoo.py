@@ -155,11 +155,9 @@ def redraw_weights(model: onnx.ModelProto, seed: int = 0, calibrate: bool = Fals
     g.initializer.extend(new_inits)
     if out.ir_version < 4:
         out.ir_version = 4  # initializers need not be graph inputs from IR 4 on
+    _drop_unused_initializers(g)
     used = {x for n in g.node for x in n.input} | {o.name for o in g.output}
-    kept = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept)
-    init_names = {t.name for t in kept}
+    init_names = {t.name for t in g.initializer}
     inputs = [i for i in g.input if i.name not in init_names and i.name in used]
     del g.input[:]
     g.input.extend(inputs)
@@ -300,12 +298,18 @@ def _with_bn_stats(model: onnx.ModelProto, stats: dict[int, tuple[np.ndarray, np
         for slot, name, value in ((3, "mean", mean), (4, "var", var)):
             n.input[slot] = f"{n.output[0]}_calibrated_{name}"
             g.initializer.append(numpy_helper.from_array(value.astype(np.float32), n.input[slot]))
+    dropped = _drop_unused_initializers(g)
+    inputs = [i for i in g.input if i.name not in dropped]
+    del g.input[:]
+    g.input.extend(inputs)
+    return out
+
+
+def _drop_unused_initializers(g: onnx.GraphProto) -> set[str]:
+    """Remove (in place) the initializers no node and no graph output reads; returns their names."""
     used = {x for n in g.node for x in n.input} | {o.name for o in g.output}
     dropped = {t.name for t in g.initializer if t.name not in used}
     kept = [t for t in g.initializer if t.name not in dropped]
     del g.initializer[:]
     g.initializer.extend(kept)
-    inputs = [i for i in g.input if i.name not in dropped]
-    del g.input[:]
-    g.input.extend(inputs)
-    return out
+    return dropped
