@@ -108,6 +108,7 @@ def _clip(ctx: Ctx, n: Node):
 
 
 def _cast(ctx: Ctx, n: Node):
+    """Cast, and CastLike (opset 15), whose second input gives only the output type."""
     dt = ctx.mil_dtype(n.outputs[0])
     x = ctx.var(n.inputs[0])
     return ctx.mb.cast(x=x, dtype=dt, **out_name(ctx, n))
@@ -519,6 +520,7 @@ LOWERINGS = {
     "IsNaN": _isnan,
     "Clip": _clip,
     "Cast": _cast,
+    "CastLike": _cast,
     "Identity": _identity,
     "Dropout": _dropout,
     # shape

@@ -324,9 +324,11 @@ def _bool_inputs(v: NodeView) -> str | None:
 
 
 def _cast_to(v: NodeView) -> str | None:
-    to = v.attr("to")
+    # Cast's target is its "to" attribute; CastLike's is its second input's element type.
+    to = v.attr("to") if v.op_type == "Cast" else v.inputs[1].elem_type
     if to not in ANY:
-        return f"Cast to {dtype_name(to)} not supported by Core ML (supported: float, float16, int32, int64, bool)"
+        return (f"{v.op_type} to {dtype_name(to)} not supported by Core ML "
+                "(supported: float, float16, int32, int64, bool)")
     return None
 
 
@@ -392,6 +394,7 @@ OP_SUPPORT: tuple[OpSupport, ...] = (
     *(_e(op, {T.BOOL}, _bool_inputs) for op in ("And", "Or", "Xor", "Not")),
     _e("Where", {T.BOOL}),
     _e("Cast", ANY, _cast_to),
+    _e("CastLike", ANY, _cast_to, since=15),
     _e("Identity", ANY),
     _e("Dropout", FLOAT, _dropout_inference),
     # shape and layout

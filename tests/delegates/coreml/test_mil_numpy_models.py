@@ -170,6 +170,20 @@ def test_thresholded_relu_is_strict_and_tan_stays_fp32() -> None:
     np.testing.assert_allclose(got, np.tan(x.astype(np.float64)), rtol=1e-5)
 
 
+def test_castlike_takes_its_type_from_the_second_input() -> None:
+    """CastLike (opset 15) to int32 truncates toward zero like Cast; the whole graph stays on Core ML."""
+    like = helper.make_tensor("like_value", TensorProto.INT32, [1], [7])
+    nodes = [helper.make_node("Constant", [], ["like"], value=like),
+             helper.make_node("CastLike", ["x", "like"], ["i"]),
+             helper.make_node("Cast", ["i"], ["y"], to=TensorProto.FLOAT)]
+    model = _one_input_model(nodes, (4,))
+    x = np.array([-1.7, 0.4, 2.9, -0.2], np.float32)
+    session = InferenceSession(model, MIL, NO_CACHE)
+    assert [p.delegate for p in session.plan.partitions] == ["coreml"]
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], _ort(model, {"x": x}))
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], [-1.0, 0.0, 2.0, 0.0])
+
+
 def test_blob_reader_agrees_with_coremltools(tmp_path) -> None:
     """Our parse of weight.bin gives the values coremltools' own blob reader (libmilstoragepython) gives."""
     storage = pytest.importorskip("coremltools.libmilstoragepython")
