@@ -23,6 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from unified.graph import TensorInfo, random_feed
+from unified.onnx.topology import producers
 
 __all__ = [
     "LIGHT_MODELS",
@@ -245,7 +246,7 @@ def calibrate_batchnorm(
 
 def _bn_upstream(nodes: list[onnx.NodeProto], bns: list[int]) -> dict[int, set[int]]:
     """BatchNormalization index -> the BatchNormalization indices upstream of it (nodes topologically sorted)."""
-    produced_by = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    produced_by = producers(nodes)
     reach: list[frozenset[int]] = []
     for i, n in enumerate(nodes):
         up = frozenset().union(*(reach[produced_by[x]] for x in n.input if x in produced_by))
