@@ -10,10 +10,14 @@ For each model, in one process:
    must reuse the cached decision), every executing delegate alone (with the
    fallback for what it declines; compiles come from the cache) and a plain
    ``onnxruntime.InferenceSession`` (CPU EP, all optimizations, one thread per
-   physical core) run the same input in rounds, four consecutive runs of
-   each per round (as ``unified.tune`` measures), in a seeded random order
-   each round, ``--runs`` rounds after warm-up (more for sub-millisecond
-   models: until the fastest session has run 1 s); the figures are medians. From them: auto /
+   physical core), **each in its own process** (at sub-2 ms the per-call
+   figure of a session depends on what else lives in its process: two
+   identical sessions in one process differed by up to 5 % with the order
+   they were created in), run the same input in rounds, four consecutive
+   runs of each per round (as ``unified.tune`` measures), in a seeded random
+   order each round, ``--runs`` rounds after warm-up (more for
+   sub-millisecond models: until the fastest session has run 1 s); each
+   worker times its own runs, the figures are medians. From them: auto /
    fastest single delegate, and auto / ONNX Runtime.
 
 Light models: ``light_*`` from the onnx wheel, weights re-drawn (seed 0,
@@ -31,6 +35,8 @@ import argparse
 import dataclasses
 import json
 import math
+import multiprocessing
+import os
 import random
 import platform
 import statistics
@@ -57,39 +63,103 @@ def load(name: str):
     return onnx.load(str(rm.fetch(name))), rm.inputs(name, rm.variants(name)[0])
 
 
-def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2, min_seconds: float = 1.0) -> dict[str, float]:
-    """Median seconds of each zero-argument callable: at least ``rounds``
-    rounds, each running every callable ``block`` times in a row (as
-    ``unified.tune`` measures: a run right after another runtime's is slowed
-    by its spinning threads), in a fresh seeded random order each round so no
-    session always follows the same neighbour. Sub-millisecond models get more
-    rounds, until the fastest callable has run for ``min_seconds`` (at most
-    2,000 rounds): a few dozen runs of 0.3 ms are noise."""
-    warm = {k: [] for k in runs}
-    for _ in range(warmup):
-        for k, fn in runs.items():
+def _serve(conn, kind: str, model_path: str, feeds: dict, cache: str, seconds: float | None) -> None:
+    """Worker process: build one session (``kind``: "auto", a delegate name,
+    or "ort" for the plain ONNX Runtime session), reply with its plan, then
+    answer each ``n`` with the wall seconds of ``n`` consecutive runs; ``None`` stops."""
+    warnings.simplefilter("ignore")
+    try:
+        import unified
+        from unified.host import physical_cores
+
+        model = onnx.load(model_path)
+        info: dict = {}
+        if kind == "ort":
+            session = ort_session(model, physical_cores())
+            run = lambda: session.run(None, feeds)  # noqa: E731
+        else:
+            opts = unified.SessionOptions(cache_dir=cache, tuning_inputs=feeds)
+            if seconds is not None:
+                opts.tuning_seconds = seconds
             start = time.perf_counter()
-            fn()
-            warm[k].append(time.perf_counter() - start)
-    fastest = min(min(v) for v in warm.values())
-    rounds = max(rounds, min(2000, math.ceil(min_seconds / (block * max(fastest, 1e-6)))))
+            session = unified.InferenceSession(model, "auto" if kind == "auto" else [kind], opts)
+            run = lambda: session.run(None, feeds)  # noqa: E731
+            info = {"plan": session.plan.node_counts(), "build_s": time.perf_counter() - start,
+                    "from_cache": kind == "auto" and session.plan.tuning.from_cache}
+        conn.send(("ready", info))
+    except Exception as exc:  # the parent records it and goes on without this session
+        conn.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:150]}"))
+        return
+    while (n := conn.recv()) is not None:
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        conn.send(times)
+
+
+class Worker:
+    """One session in its own (spawned) process; ``worker(n)`` -> seconds of ``n`` runs."""
+
+    def __init__(self, kind: str, model_path: str, feeds: dict, cache: str, seconds: float | None):
+        ctx = multiprocessing.get_context("spawn")
+        self.kind = kind
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, kind, model_path, feeds, cache, seconds), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def ready(self) -> dict:
+        """The session's plan info; raises RuntimeError if the worker could not build it."""
+        status, info = self.conn.recv()
+        if status == "error":
+            raise RuntimeError(info)
+        return info
+
+    def __call__(self, n: int) -> list[float]:
+        self.conn.send(n)
+        return self.conn.recv()
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(timeout=30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2, min_seconds: float = 1.0,
+                block_seconds: float = 0.02) -> dict[str, float]:
+    """Median seconds of each callable (``fn(n)`` -> the seconds of ``n``
+    consecutive runs), each in its own process: at least ``rounds`` rounds,
+    each running every callable for a block of consecutive runs (at least
+    ``block`` runs and ``block_seconds``), in a fresh seeded random order each
+    round so that slow drift of the machine reaches every session alike. The
+    first run of each block is not counted: it pays for waking that
+    process's threads after another process ran (a session used alone does
+    not; measured on silero VAD op15: its 2-partition plan ran 0.6-0.9 ms
+    in blocks of 4 against 0.2 ms in a loop alone). Sub-millisecond models
+    get more rounds, until the fastest callable has run for ``min_seconds``
+    (at most 2,000 rounds): a few dozen runs of 0.3 ms are noise."""
+    warm = {k: fn(warmup) for k, fn in runs.items()}
+    fastest = max(min(min(v) for v in warm.values()), 1e-6)
+    block = max(block, math.ceil(block_seconds / fastest))
+    rounds = max(rounds, min(2000, math.ceil(min_seconds / (block * fastest))))
     times = {k: [] for k in runs}
     order, rng = list(runs), random.Random(0)
     for _ in range(rounds):
         rng.shuffle(order)
         for k in order:
-            fn = runs[k]
-            for _ in range(block):
-                start = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - start)
+            times[k].extend(runs[k](block + 1)[1:])
     return {k: statistics.median(v) for k, v in times.items()}
 
 
 def measure(name: str, rounds: int, seconds: float | None) -> dict:
     """Tune one model, then time auto against each delegate alone and ORT."""
     import unified
-    from unified.host import physical_cores
     from unified.tune import tune
 
     model, feeds = load(name)
@@ -103,29 +173,34 @@ def measure(name: str, rounds: int, seconds: float | None) -> dict:
         tuned = tune(model, opts)
         wall = time.perf_counter() - start
         t = tuned.plan.tuning
-        start = time.perf_counter()
-        auto = unified.InferenceSession(model, "auto", opts)
-        reuse_s = time.perf_counter() - start
-        assert auto.plan.tuning.from_cache, "the second session measured again"
-        sessions = {"auto": auto}
-        for d in singles:
-            try:
-                sessions[d] = unified.InferenceSession(model, [d], opts)
-            except unified.UnifiedError as exc:
-                print(f"# {name}: {d} alone: {exc}".splitlines()[0], file=sys.stderr)
-        ort = ort_session(model, physical_cores())
-        runs = {k: (lambda s=s: s.run(None, feeds)) for k, s in sessions.items()}
-        runs["ort"] = lambda: ort.run(None, feeds)
-        med = round_robin(runs, rounds)
+        del tuned
+        model_path = os.path.join(cache, "model.onnx")
+        onnx.save(model, model_path)
+        workers = {k: Worker(k, model_path, feeds, cache, seconds) for k in ["auto", *singles, "ort"]}
+        try:
+            auto = workers["auto"].ready()
+            assert auto["from_cache"], "the second session measured again"
+            for k, w in list(workers.items()):
+                if k != "auto":
+                    try:
+                        w.ready()
+                    except RuntimeError as exc:
+                        print(f"# {name}: {k} alone: {exc}", file=sys.stderr)
+                        w.close()
+                        del workers[k]
+            med = round_robin(workers, rounds)
+        finally:
+            for w in workers.values():
+                w.close()
     fastest = min((k for k in med if k in singles), key=med.get)
     return {
         "model": name,
         "candidates": [dataclasses.asdict(r) for r in t.candidates],
         "choice": t.chosen,
-        "choice_plan": auto.plan.node_counts(),
+        "choice_plan": auto["plan"],
         "tuning_s": t.seconds,
         "tune_wall_s": wall,
-        "reuse_s": reuse_s,
+        "reuse_s": auto["build_s"],
         "budget_exhausted": t.budget_exhausted,
         "medians_ms": {k: v * 1e3 for k, v in med.items()},
         "fastest_single": fastest,

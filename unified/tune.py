@@ -17,6 +17,11 @@ what crosses a partition boundary is in the measurement, not assumed):
    default plan, all those moves together; measured alternating with the best
    so far and chosen only if faster in that same round.
 
+The choice: the fastest candidate that passes the accuracy gate, except that
+a plan with fewer partitions within :data:`SIMPLER_PLAN_MARGIN` (5 %) of it
+wins: each cut between runtimes costs more in use (threads of two runtimes
+to wake, caches shared) than in tune's steady loop.
+
 This is a coordinate search over the default plan's partitions, not a full
 search over every segmentation of the graph: a delegate that would win only
 on a cut the default planner never makes is not found. Candidates whose plans
@@ -81,11 +86,18 @@ if TYPE_CHECKING:
 
 __all__ = ["tune", "tuning_key", "TUNING_SCHEMA_VERSION"]
 
-TUNING_SCHEMA_VERSION = 1
+TUNING_SCHEMA_VERSION = 2  # 2: fewer partitions win within SIMPLER_PLAN_MARGIN (decisions of 1 are re-measured)
 REFERENCE = ("onnxruntime", {"optimization_level": "disable"})
 BLOCK = 4  # consecutive timed runs of one candidate in a round (see _measure)
 MIN_TIMED_SECONDS = 0.5  # fast models: time every candidate until the fastest ran this long (see _measure)
 MAX_TIMED_RUNS = 2000  # ... but at most this many runs each
+#: A plan with more partitions wins over one with fewer only when it is more
+#: than this fraction faster (see _best): a cut between two runtimes costs
+#: more in use than in tune's loop. Measured on silero VAD (op15): the
+#: 2-partition tflite + onnxruntime plan timed 0.98x onnxruntime alone in
+#: tune, and 1.1-2.4x it with each session in its own process
+#: (benchmarks/auto_placement.py, docs/performance.md).
+SIMPLER_PLAN_MARGIN = 0.05
 
 log = logging.getLogger("unified")
 
@@ -361,8 +373,15 @@ def _try_combined(combo, best, seen, graph, feed, options, reg, ref_out, gate, d
 
 
 def _best(cands) -> _Candidate | None:
+    """The fastest candidate that passed the gate, except that one with fewer
+    partitions within :data:`SIMPLER_PLAN_MARGIN` of it wins (fewest
+    partitions first, then the faster); None when nothing passed and was timed."""
     timed = [c for c in cands if c.passed and c.times]
-    return min(timed, key=lambda c: c.median()) if timed else None
+    if not timed:
+        return None
+    fastest = min(c.median() for c in timed)
+    near = [c for c in timed if c.median() <= fastest * (1 + SIMPLER_PLAN_MARGIN)]
+    return min(near, key=lambda c: (len(c.plan.partitions), c.median()))
 
 
 # --- measuring -------------------------------------------------------------------

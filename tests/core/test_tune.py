@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -210,6 +211,23 @@ def test_combined_takes_the_best_move_of_each_partition(tmp_path):
     assert plan.assignment() == {"r": "fasta", "m": "mid", "n": "fastb"}
     x = rand((4,), seed=5)
     np.testing.assert_allclose(session.run(None, {"x": x})[0], -(np.maximum(x, 0) * c), rtol=1e-6)
+
+
+def test_a_plan_with_more_partitions_wins_only_when_clearly_faster():
+    def cand(name: str, partitions: int, ms: float, passed: bool = True):
+        c = unified.tune._Candidate(name, None, {})
+        c.plan = SimpleNamespace(partitions=[None] * partitions)
+        c.times, c.passed = [ms / 1e3] * 3, passed
+        return c
+
+    single, mixed = cand("onnxruntime", 1, 0.224), cand("combined", 2, 0.219)
+    assert unified.tune._best([mixed, single]) is single  # 2 % faster: within the 5 % margin
+    mixed.times = [0.19e-3] * 3
+    assert unified.tune._best([mixed, single]) is mixed  # 15 % faster
+    other = cand("tflite", 1, 0.195)
+    assert unified.tune._best([mixed, single, other]) is other  # within 5 %, one partition and faster than onnxruntime
+    assert unified.tune._best([cand("wrong", 1, 0.1, passed=False), mixed]) is mixed
+    assert unified.tune._best([cand("wrong", 1, 0.1, passed=False)]) is None
 
 
 def test_accuracy_gates():
