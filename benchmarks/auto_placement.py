@@ -1,6 +1,6 @@
 """``delegates="auto"`` on the real-model corpus and the re-drawn light models.
 
-For each model, in one process:
+For each model:
 
 1. ``unified.tune`` with a fresh compile cache (``tuning_seconds`` from
    ``--seconds``, default the SessionOptions default, 60 s): the candidate
@@ -13,12 +13,13 @@ For each model, in one process:
    physical core), **each in its own process** (at sub-2 ms the per-call
    figure of a session depends on what else lives in its process: two
    identical sessions in one process differed by up to 5 % with the order
-   they were created in), run the same input in rounds, four consecutive
-   runs of each per round (as ``unified.tune`` measures), in a seeded random
-   order each round, ``--runs`` rounds after warm-up (more for
-   sub-millisecond models: until the fastest session has run 1 s); each
-   worker times its own runs, the figures are medians. From them: auto /
-   fastest single delegate, and auto / ONNX Runtime.
+   they were created in), run the same input in rounds: each session a
+   block of consecutive runs per round (at least 4 runs and 20 ms; the
+   first run of a block, which wakes that process's threads, not counted),
+   in a seeded random order each round, ``--runs`` rounds after warm-up
+   (more for sub-millisecond models: until the fastest session has run
+   1 s); each worker times its own runs, the figures are medians. From
+   them: auto / fastest single delegate, and auto / ONNX Runtime.
 
 Light models: ``light_*`` from the onnx wheel, weights re-drawn (seed 0,
 ``unified.conformance.zoo.redraw_weights``); real models: the first input
@@ -239,7 +240,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=LIGHT + list(rm.CORPUS))
-    p.add_argument("--runs", type=int, default=10, help="rounds of the check run (4 runs of each per round)")
+    p.add_argument("--runs", type=int, default=10, help="rounds of the check run (a block of >= 4 runs of each per round)")
     p.add_argument("--seconds", type=float, default=None, help="tuning budget (default: SessionOptions' 60 s)")
     p.add_argument("--json", help="write the rows as JSON here")
     p.add_argument("--markdown", action="store_true")
@@ -247,7 +248,7 @@ def main() -> None:
     import onnxruntime
 
     print(f"# host: {platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__}, "
-          f"{args.runs} rounds of 4 runs each", flush=True)
+          f"at least {args.runs} rounds, each session in its own process", flush=True)
     rows = []
     for name in args.models:
         try:
