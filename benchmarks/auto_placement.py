@@ -18,8 +18,12 @@ For each model:
    first run of a block, which wakes that process's threads, not counted),
    in a seeded random order each round, ``--runs`` rounds after warm-up
    (more for sub-millisecond models: until the fastest session has run
-   1 s); each worker times its own runs, the figures are medians. From
-   them: auto / fastest single delegate, and auto / ONNX Runtime.
+   1 s); each worker times its own runs. Then the same again with a fresh
+   set of processes (``--replicas``, default 2): a process's memory layout
+   moves its figure by up to ~10 % at sub-2 ms (the same plan in two
+   processes: silero VAD 0.42 vs 0.37 ms). The figures are medians over the
+   pooled runs. From them: auto / fastest single delegate, and auto / ONNX
+   Runtime.
 
 Light models: ``light_*`` from the onnx wheel, weights re-drawn (seed 0,
 ``unified.conformance.zoo.redraw_weights``); real models: the first input
@@ -27,7 +31,7 @@ variant of each ``unified.conformance.real_models`` entry.
 
 Usage:
     .venv/bin/python benchmarks/auto_placement.py [--models light_resnet50 nudenet ...]
-        [--runs 10] [--seconds 60] [--json OUT] [--markdown]
+        [--runs 10] [--replicas 2] [--seconds 60] [--json OUT] [--markdown]
 """
 
 from __future__ import annotations
@@ -133,18 +137,18 @@ class Worker:
 
 
 def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2, min_seconds: float = 1.0,
-                block_seconds: float = 0.02) -> dict[str, float]:
-    """Median seconds of each callable (``fn(n)`` -> the seconds of ``n``
-    consecutive runs), each in its own process: at least ``rounds`` rounds,
-    each running every callable for a block of consecutive runs (at least
-    ``block`` runs and ``block_seconds``), in a fresh seeded random order each
-    round so that slow drift of the machine reaches every session alike. The
-    first run of each block is not counted: it pays for waking that
-    process's threads after another process ran (a session used alone does
-    not; measured on silero VAD op15: its 2-partition plan ran 0.6-0.9 ms
-    in blocks of 4 against 0.2 ms in a loop alone). Sub-millisecond models
-    get more rounds, until the fastest callable has run for ``min_seconds``
-    (at most 2,000 rounds): a few dozen runs of 0.3 ms are noise."""
+                block_seconds: float = 0.02) -> dict[str, list[float]]:
+    """Seconds of each run of each callable (``fn(n)`` -> the seconds of
+    ``n`` consecutive runs, here a session in its own process): at least
+    ``rounds`` rounds, each running every callable for a block of
+    consecutive runs (at least ``block`` runs and ``block_seconds``), in a
+    fresh seeded random order each round so that slow drift of the machine
+    reaches every session alike. The first run of each block is not counted:
+    it pays for waking that process's threads after another process ran,
+    which a session used alone does not (silero VAD op15's first run of a
+    block: 0.7-0.9 ms, the rest 0.2-0.3 ms). Sub-millisecond models get more
+    rounds, until the fastest callable has run for ``min_seconds`` (at most
+    2,000 rounds): a few dozen runs of 0.3 ms are noise."""
     warm = {k: fn(warmup) for k, fn in runs.items()}
     fastest = max(min(min(v) for v in warm.values()), 1e-6)
     block = max(block, math.ceil(block_seconds / fastest))
@@ -155,10 +159,34 @@ def round_robin(runs: dict, rounds: int, block: int = 4, warmup: int = 2, min_se
         rng.shuffle(order)
         for k in order:
             times[k].extend(runs[k](block + 1)[1:])
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
-def measure(name: str, rounds: int, seconds: float | None) -> dict:
+def _check_run(name, kinds, model_path, feeds, cache, seconds, rounds, times) -> dict:
+    """One set of worker processes, one per session kind, timed by
+    :func:`round_robin`; their run times are appended to ``times``. Returns
+    the auto worker's info (which must come from the cached decision)."""
+    workers = {k: Worker(k, model_path, feeds, cache, seconds) for k in kinds}
+    try:
+        auto = workers["auto"].ready()
+        assert auto["from_cache"], "the second session measured again"
+        for k, w in list(workers.items()):
+            if k != "auto":
+                try:
+                    w.ready()
+                except RuntimeError as exc:
+                    print(f"# {name}: {k} alone: {exc}", file=sys.stderr)
+                    w.close()
+                    del workers[k]
+        for k, v in round_robin(workers, rounds).items():
+            times.setdefault(k, []).extend(v)
+    finally:
+        for w in workers.values():
+            w.close()
+    return auto
+
+
+def measure(name: str, rounds: int, seconds: float | None, replicas: int = 2) -> dict:
     """Tune one model, then time auto against each delegate alone and ORT."""
     import unified
     from unified.tune import tune
@@ -177,22 +205,10 @@ def measure(name: str, rounds: int, seconds: float | None) -> dict:
         del tuned
         model_path = os.path.join(cache, "model.onnx")
         onnx.save(model, model_path)
-        workers = {k: Worker(k, model_path, feeds, cache, seconds) for k in ["auto", *singles, "ort"]}
-        try:
-            auto = workers["auto"].ready()
-            assert auto["from_cache"], "the second session measured again"
-            for k, w in list(workers.items()):
-                if k != "auto":
-                    try:
-                        w.ready()
-                    except RuntimeError as exc:
-                        print(f"# {name}: {k} alone: {exc}", file=sys.stderr)
-                        w.close()
-                        del workers[k]
-            med = round_robin(workers, rounds)
-        finally:
-            for w in workers.values():
-                w.close()
+        times: dict[str, list[float]] = {}
+        for _ in range(replicas):
+            auto = _check_run(name, ["auto", *singles, "ort"], model_path, feeds, cache, seconds, rounds, times)
+        med = {k: statistics.median(v) for k, v in times.items()}
     fastest = min((k for k in med if k in singles), key=med.get)
     return {
         "model": name,
@@ -241,6 +257,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=LIGHT + list(rm.CORPUS))
     p.add_argument("--runs", type=int, default=10, help="rounds of the check run (a block of >= 4 runs of each per round)")
+    p.add_argument("--replicas", type=int, default=2,
+                   help="sets of worker processes, one after the other, whose times are pooled (default 2)")
     p.add_argument("--seconds", type=float, default=None, help="tuning budget (default: SessionOptions' 60 s)")
     p.add_argument("--json", help="write the rows as JSON here")
     p.add_argument("--markdown", action="store_true")
@@ -252,7 +270,7 @@ def main() -> None:
     rows = []
     for name in args.models:
         try:
-            rows.append(measure(name, args.runs, args.seconds))
+            rows.append(measure(name, args.runs, args.seconds, args.replicas))
         except Exception as exc:  # a benchmark records the failure and goes on
             rows.append({"model": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:150]}"})
         print(json.dumps(rows[-1], default=str) if not args.markdown else f"# done {name}", flush=True)

@@ -14,8 +14,10 @@ what crosses a partition boundary is in the measurement, not assumed):
    default plan with that partition placed on that delegate
    (``"default, p1->onnxruntime"``).
 4. ``combined``: when variants for two or more partitions each beat the
-   default plan, all those moves together; measured alternating with the best
-   so far and chosen only if faster in that same round.
+   default plan, all those moves together.
+5. A final round: the candidates within :data:`FINAL_ROUND_SPREAD` (15 %) of
+   the fastest, and ``combined``, timed again alternating among themselves
+   only; the choice is made on that round's times.
 
 The choice: the fastest candidate that passes the accuracy gate, except that
 a plan with fewer partitions within :data:`SIMPLER_PLAN_MARGIN` (5 %) of it
@@ -98,6 +100,11 @@ MAX_TIMED_RUNS = 2000  # ... but at most this many runs each
 #: tune, and 1.1-2.4x it with each session in its own process
 #: (benchmarks/auto_placement.py, docs/performance.md).
 SIMPLER_PLAN_MARGIN = 0.05
+#: Candidates within this fraction of the fastest are timed again, among
+#: themselves only, before the choice (see _final_round). Measured on
+#: nudenet: with every candidate in the round, tflite and onnxruntime timed
+#: 22.6 ms each (IQR 9-10 ms); alone, tflite runs 18.4 ms and onnxruntime 22.4.
+FINAL_ROUND_SPREAD = 0.15
 
 log = logging.getLogger("unified")
 
@@ -214,11 +221,13 @@ def _search(graph, feed, options, reg, names, gate, gate_text, deadline) -> tupl
     live = [c for c in cands if c.session is not None]
     exhausted = _measure(live, feed, options.tuning_repeats, deadline) or exhausted
     best = _best(cands)
-    combo = _combined(first, cands, graph, options, reg) if best is not None and not exhausted else None
-    if combo is not None:
-        exhausted = _try_combined(combo, best, cands, graph, feed, options, reg, ref_out, gate, deadline) or exhausted
-        cands.append(combo)
-        best = _best([best, combo])
+    if best is not None and not exhausted:
+        combo, contenders = _combined(first, cands, graph, options, reg), _contenders(cands)
+        exhausted = _final_round(contenders, combo, cands, graph, feed, options, reg, ref_out, gate, deadline)
+        if combo is not None:
+            cands.append(combo)
+            contenders.append(combo)
+        best = _best(contenders) or best  # times of one round only
     winner = best or reference
     for c in cands:
         if c.session is None and not c.note:
@@ -355,20 +364,36 @@ def _combined(default: _Candidate, cands, graph, options, reg) -> _Candidate | N
     return _Candidate("combined", default.delegates, placement, note=f"default, {moves}")
 
 
-def _try_combined(combo, best, seen, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
-    """Build ``combo`` (unless its plan is one of ``seen``) and time it alternating with
-    ``best``, whose earlier times are replaced."""
+def _contenders(cands) -> list[_Candidate]:
+    """Timed candidates that passed the gate, within :data:`FINAL_ROUND_SPREAD` of the fastest."""
+    timed = [c for c in cands if c.passed and c.times]
+    fastest = min((c.median() for c in timed), default=0.0)
+    return [c for c in timed if c.median() <= fastest * (1 + FINAL_ROUND_SPREAD)]
+
+
+def _final_round(contenders, combo, seen, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
+    """Build ``combo`` if given (unless its plan is one of ``seen``), then time the
+    contenders and it alternating among themselves only, their earlier times
+    replaced: the choice compares times of one round (a round of many
+    candidates disturbs each more than a round of a few). Returns True if the
+    budget ran out."""
     warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
-    if _build_all([combo], graph, options, reg, deadline, warm, seen=seen):
-        return True
-    if combo.session is None:
+    if combo is not None:
+        if _build_all([combo], graph, options, reg, deadline, warm, seen=seen):
+            return True
+        if combo.session is not None:
+            contenders = [*contenders, combo]
+    if len(contenders) < 2:
         return False
-    earlier, best.times = best.times, []
-    exhausted = _measure([best, combo], feed, options.tuning_repeats, deadline)
-    if best.times:
-        best.note = (best.note + "; " if best.note else "") + "re-timed against 'combined'"
-    else:
-        best.times = earlier  # the budget ran out first: its earlier times stand, 'combined' is untimed
+    earlier = {id(c): c.times for c in contenders}
+    for c in contenders:
+        c.times = []
+    exhausted = _measure(contenders, feed, options.tuning_repeats, deadline)
+    for c in contenders:
+        if not c.times:
+            c.times = earlier[id(c)]  # the budget ran out first: its earlier times stand
+        elif c is not combo:
+            c.note = (c.note + "; " if c.note else "") + "re-timed in the final round"
     return exhausted
 
 

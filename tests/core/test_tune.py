@@ -230,6 +230,32 @@ def test_a_plan_with_more_partitions_wins_only_when_clearly_faster():
     assert unified.tune._best([cand("wrong", 1, 0.1, passed=False)]) is None
 
 
+def test_the_final_round_re_times_the_contenders_among_themselves():
+    class Sleepy:
+        def __init__(self, seconds):
+            self.seconds = seconds
+
+        def run(self, output_names, feed):
+            time.sleep(self.seconds)
+
+    def cand(name: str, seconds: float, first_round_ms: float):
+        c = unified.tune._Candidate(name, None, {})
+        c.plan, c.session, c.passed = SimpleNamespace(partitions=[None]), Sleepy(seconds), True
+        c.times = [first_round_ms / 1e3] * 4
+        return c
+
+    # a noisy first round timed a and b alike; b really takes twice as long; c is out of the running
+    a, b, c = cand("a", 0.002, 5.0), cand("b", 0.004, 4.9), cand("c", 0.001, 6.0)
+    contenders = unified.tune._contenders([a, b, c])
+    assert contenders == [a, b]  # within 15 % of the fastest (4.9 ms); c is 22 % slower
+    opts = SimpleNamespace(tuning_repeats=4, tuning_warmup=1)
+    deadline = time.perf_counter() + 60
+    assert not unified.tune._final_round(contenders, None, [], None, {}, opts, None, None, None, deadline)
+    assert unified.tune._best(contenders) is a and a.median() < b.median()
+    assert min(a.times) >= 0.002 and min(b.times) >= 0.004  # measured again, not the first round's times
+    assert c.times == [0.006] * 4 and c.note == "" and a.note == "re-timed in the final round"
+
+
 def test_accuracy_gates():
     ref = {"y": np.array([10.0, -20.0, 0.0], np.float32)}
     gate, text = accuracy_gate(None)
