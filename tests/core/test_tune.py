@@ -60,6 +60,16 @@ class Sleepy(ToyDelegate):
         return SleepyExecutable(partition)
 
 
+class SleepySession:
+    """Stands in for an InferenceSession: each run sleeps ``seconds``."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def run(self, output_names, feed):
+        time.sleep(self.seconds)
+
+
 def _options(tmp_path, *delegates: ToyDelegate, names=None, **kw) -> SessionOptions:
     kw = {"tuning_repeats": 3, "tuning_warmup": 1, **kw}
     return SessionOptions(plugins=[ToyPlugin(*delegates)], cache_dir=tmp_path / "cache", tuning_delegates=names, **kw)
@@ -103,15 +113,8 @@ def test_candidates_are_timed_in_alternating_blocks_of_consecutive_runs():
 
 
 def test_fast_candidates_run_until_the_fastest_has_run_min_seconds():
-    class Sleepy:
-        def __init__(self, seconds):
-            self.seconds = seconds
-
-        def run(self, output_names, feed):
-            time.sleep(self.seconds)
-
     fast, slow = unified.tune._Candidate("fast", None, {}), unified.tune._Candidate("slow", None, {})
-    fast.session, slow.session = Sleepy(0.001), Sleepy(0.004)
+    fast.session, slow.session = SleepySession(0.001), SleepySession(0.004)
     assert not unified.tune._measure([fast, slow], {}, repeats=4, deadline=time.perf_counter() + 60, min_seconds=0.05)
     # the fastest run took >= 1 ms, so at most 50 runs each; sleep overshoots a little, so at least ~25
     assert len(fast.times) == len(slow.times) and 25 <= len(fast.times) <= 50
@@ -231,16 +234,9 @@ def test_a_plan_with_more_partitions_wins_only_when_clearly_faster():
 
 
 def test_the_final_round_re_times_the_contenders_among_themselves():
-    class Sleepy:
-        def __init__(self, seconds):
-            self.seconds = seconds
-
-        def run(self, output_names, feed):
-            time.sleep(self.seconds)
-
     def cand(name: str, seconds: float, first_round_ms: float):
         c = unified.tune._Candidate(name, None, {})
-        c.plan, c.session, c.passed = SimpleNamespace(partitions=[None]), Sleepy(seconds), True
+        c.plan, c.session, c.passed = SimpleNamespace(partitions=[None]), SleepySession(seconds), True
         c.times = [first_round_ms / 1e3] * 4
         return c
 
