@@ -17,7 +17,11 @@ what crosses a partition boundary is in the measurement, not assumed):
    default plan, all those moves together.
 5. A final round: the candidates within :data:`FINAL_ROUND_SPREAD` (15 %) of
    the fastest, and ``combined``, timed again alternating among themselves
-   only; the choice is made on that round's times.
+   only, each in a process of its own (:mod:`unified.tune_worker`: loaded
+   from the compile cache, as a user's session would run it, without the
+   other candidates' runtimes beside it); the choice is made on that
+   round's times. Without the compile cache, or with plugins given as
+   objects, the round runs in ``tune``'s process.
 
 The choice: the fastest candidate that passes the accuracy gate, except that
 a plan with fewer partitions within :data:`SIMPLER_PLAN_MARGIN` (5 %) of it
@@ -82,6 +86,7 @@ from unified.host import cpu_model, physical_cores
 from unified.pipeline import CompiledModel, compile_model, plan_model
 from unified.plan import CandidateResult, Plan, Tuning
 from unified.plugins import PluginRegistry, registry
+from unified.tune_worker import time_apart
 
 if TYPE_CHECKING:
     from unified.session import InferenceSession, SessionOptions
@@ -181,9 +186,10 @@ def tune(
         if cached is not None:
             return cached
     deadline = start + max(0.0, float(options.tuning_seconds))
+    source = model if isinstance(model, (str, os.PathLike)) else graph  # what a final-round child loads
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # candidates fall back by design; the table says what ran where
-        winner, tuning = _search(graph, feed, options, reg, names, gate, gate_text, deadline)
+        winner, tuning = _search(source, graph, feed, options, reg, names, gate, gate_text, deadline)
     tuning = replace(tuning, seconds=time.perf_counter() - start, key=key)
     if cache is not None:
         choice = {"name": winner.name, "delegates": winner.delegates, "placement": winner.placement}
@@ -196,7 +202,7 @@ def tune(
     return replace(built, plan=replace(built.plan, tuning=tuning))
 
 
-def _search(graph, feed, options, reg, names, gate, gate_text, deadline) -> tuple[_Candidate, Tuning]:
+def _search(source, graph, feed, options, reg, names, gate, gate_text, deadline) -> tuple[_Candidate, Tuning]:
     """Build, measure and choose; returns the winner (compiled) and the table."""
     reference = _Candidate("reference", [REFERENCE], {})
     _build(reference, graph, replace(options, fallback=None, strict=False), reg)
@@ -205,7 +211,16 @@ def _search(graph, feed, options, reg, names, gate, gate_text, deadline) -> tupl
             f"delegates='auto' needs the onnxruntime delegate as its accuracy reference, and it could not take "
             f"this model: {reference.note}"
         )
-    ref_out = _warm(reference, feed, options.tuning_warmup, None, gate)
+    try:
+        ref_out = _warm(reference, feed, options.tuning_warmup, None, gate)
+    except TuningError as exc:
+        drawn = [t.name for t in graph.input_infos() if t.name not in (options.tuning_inputs or {})]
+        if not drawn:
+            raise
+        raise TuningError(
+            f"{exc}\n(input(s) {drawn} were drawn at random, symbolic dims as 1: give real ones in tuning_inputs "
+            "(unified tune --input NAME=FILE.npy), or fix dims with free_dimensions (--free-dim NAME=VALUE))"
+        ) from None
     reference.note = "accuracy reference (ONNX Runtime, no graph optimizations); runs only if nothing passes"
     default_spec = None if options.tuning_delegates is None else list(names)
     first = _Candidate("default", default_spec, _user_placement(options, names))
@@ -223,7 +238,7 @@ def _search(graph, feed, options, reg, names, gate, gate_text, deadline) -> tupl
     best = _best(cands)
     if best is not None and not exhausted:
         combo, contenders = _combined(first, cands, graph, options, reg), _contenders(cands)
-        exhausted = _final_round(contenders, combo, cands, graph, feed, options, reg, ref_out, gate, deadline)
+        exhausted = _final_round(contenders, combo, cands, source, graph, feed, options, reg, ref_out, gate, deadline)
         if combo is not None:
             cands.append(combo)
             contenders.append(combo)
@@ -371,12 +386,16 @@ def _contenders(cands) -> list[_Candidate]:
     return [c for c in timed if c.median() <= fastest * (1 + FINAL_ROUND_SPREAD)]
 
 
-def _final_round(contenders, combo, seen, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
+def _final_round(contenders, combo, seen, source, graph, feed, options, reg, ref_out, gate, deadline) -> bool:
     """Build ``combo`` if given (unless its plan is one of ``seen``), then time the
     contenders and it alternating among themselves only, their earlier times
     replaced: the choice compares times of one round (a round of many
-    candidates disturbs each more than a round of a few). Returns True if the
-    budget ran out."""
+    candidates disturbs each more than a round of a few).
+
+    Each contender runs in a process of its own (:mod:`unified.tune_worker`;
+    ``source`` is what a child loads): in this one every candidate's runtime
+    is alive and slows the others. Where that cannot be done (that module
+    says when), the round runs here. Returns True if the budget ran out."""
     warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
     if combo is not None:
         if _build_all([combo], graph, options, reg, deadline, warm, seen=seen):
@@ -386,14 +405,26 @@ def _final_round(contenders, combo, seen, graph, feed, options, reg, ref_out, ga
     if len(contenders) < 2:
         return False
     earlier = {id(c): c.times for c in contenders}
-    for c in contenders:
-        c.times = []
-    exhausted = _measure(contenders, feed, options.tuning_repeats, deadline)
+    specs = [(c.delegates, c.placement, _assignment(c.plan)) for c in contenders]
+    apart = time_apart(source, specs, feed, options, block_runs=BLOCK, repeats=options.tuning_repeats,
+                       min_seconds=MIN_TIMED_SECONDS, deadline=deadline)
+    if apart.times is None and apart.exhausted:
+        return True  # the budget ran out while the children loaded: the earlier times stand
+    if apart.times is not None:
+        for c, times in zip(contenders, apart.times):
+            c.times = times
+        where, exhausted = "in a process of its own", apart.exhausted
+    else:
+        log.debug("tune: final round in this process: %s", apart.reason)
+        for c in contenders:
+            c.times = []
+        exhausted = _measure(contenders, feed, options.tuning_repeats, deadline)
+        where = f"in tune's process ({apart.reason})"
     for c in contenders:
         if not c.times:
             c.times = earlier[id(c)]  # the budget ran out first: its earlier times stand
-        elif c is not combo:
-            c.note = (c.note + "; " if c.note else "") + "re-timed in the final round"
+        else:
+            c.note = (c.note + "; " if c.note else "") + f"final round {where}"
     return exhausted
 
 

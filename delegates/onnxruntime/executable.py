@@ -47,10 +47,11 @@ _quieted = False
 def import_ort():
     """The ``onnxruntime`` module (imported on first use).
 
-    The first call sets ONNX Runtime's default logger to errors only (its
-    model-load warnings, "Removing initializer ...", "Error merging shape
-    info ...", bypass a session's ``log_severity_level``) unless
-    :func:`unified.log.frameworks_verbose`.
+    The first call sets ONNX Runtime's default logger to fatal only unless
+    :func:`unified.log.frameworks_verbose`: its model-load warnings
+    ("Removing initializer ...", "Error merging shape info ...") bypass a
+    session's ``log_severity_level``, and a failed run's error line repeats
+    the message the raised error carries.
 
     Raises:
         ImportError: onnxruntime is not installed (or its binary is broken).
@@ -61,7 +62,7 @@ def import_ort():
     if not _quieted:
         _quieted = True
         if not frameworks_verbose():
-            onnxruntime.set_default_logger_severity(3)
+            onnxruntime.set_default_logger_severity(4)
     return onnxruntime
 
 

@@ -1,0 +1,256 @@
+"""``tune``'s final round with each contender in a process of its own.
+
+Why: inside one process every candidate's runtime is alive at once, and each
+slows the others (threads of several runtimes, shared caches). Measured on
+silero VAD op15 (docs/performance.md, session 6): onnxruntime alone ran
+0.229 ms per call in ``tune``'s process with the tflite and executorch
+sessions alive, 0.195-0.211 ms in a process of its own; ``tune`` chose a
+2-partition tflite + onnxruntime plan that timed 8 % faster in its process
+and runs 1.2x slower than onnxruntime alone, each in its own process. A user's
+session lives in the user's process, without the other candidates.
+
+Each contender is rebuilt in a child process (``python -m
+unified.tune_worker``) from the compile cache, which ``tune`` has just filled
+(so a child loads artifacts, it does not compile), warmed up, and checked to
+plan every node exactly as the parent's candidate did. The parent then asks
+the children in turn, round after round, for a block of consecutive runs;
+each child times its own runs. Only one child runs at a time; the others
+wait on their pipe. A block is at least ``block_runs`` runs and
+:data:`BLOCK_SECONDS`, and its first run is not counted (it wakes that
+process's threads, which a session called in a loop does not pay), as in
+``benchmarks/auto_placement.py``.
+
+A child is a fresh interpreter (``subprocess``, not ``multiprocessing``), so
+it never re-imports the user's ``__main__``; its stdout and stderr go to
+``os.devnull`` (frameworks' chatter stays hidden) and it reports through a
+socket pair. Whatever keeps a child from starting or building its contender
+(no cache, plugin objects that exist only in the parent, a model that cannot
+be written out, a crash) is returned as a reason, and ``tune`` times the
+round in its own process instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from typing import Any, Mapping, Sequence
+
+__all__ = ["ApartRound", "time_apart", "BLOCK_SECONDS"]
+
+#: A block lasts at least this long (seconds), so that a sub-millisecond
+#: model's block is not all wake-up; the figure of benchmarks/auto_placement.py.
+BLOCK_SECONDS = 0.02
+MIN_ROUNDS = 4  # rounds at least, so that alternating spreads the machine's drifts over every contender
+_CLOSE_SECONDS = 10.0
+
+log = logging.getLogger("unified")
+
+
+@dataclass
+class ApartRound:
+    """What :func:`time_apart` found.
+
+    Attributes:
+        times: per contender (in the order given), its run times in seconds;
+            None when the round could not run apart (see ``reason``).
+        reason: why the round did not run apart ("" when it did).
+        exhausted: the deadline cut the round short (or came before every
+            child was ready: then ``times`` is None).
+    """
+
+    times: list[list[float]] | None
+    reason: str = ""
+    exhausted: bool = False
+
+
+def time_apart(
+    model: Any,
+    specs: Sequence[tuple[list | None, Mapping[str, str], tuple]],
+    feed: Mapping[str, Any],
+    options: Any,
+    *,
+    block_runs: int,
+    repeats: int,
+    min_seconds: float,
+    deadline: float,
+) -> ApartRound:
+    """Time each contender in a child process of its own, alternating blocks between them.
+
+    Args:
+        model: the model as given to ``tune`` (a path is handed on as is;
+            anything else is the loaded ``Graph``, whose model is written to a
+            temporary file).
+        specs: per contender ``(delegates, placement, assignment)``: the
+            priority list and placement it was planned with, and its plan's
+            ``(node, delegate, backend)`` for every node, which the child's plan
+            must match.
+        feed: input name -> array, the inputs every run uses.
+        options: the ``SessionOptions`` tune runs with (cache, planning and
+            warm-up options are used; the cache must be on).
+        block_runs: timed runs per block at least (besides the uncounted first).
+        repeats: timed runs per contender at least.
+        min_seconds: every contender's timed runs add up to this at least.
+        deadline: ``time.perf_counter()`` value; no block starts after it.
+
+    Returns:
+        An :class:`ApartRound`.
+    """
+    reason = _why_not(options)
+    if reason:
+        return ApartRound(None, reason)
+    with tempfile.TemporaryDirectory(prefix="unified-tune-") as tmp:
+        try:
+            path = _model_path(model, tmp)
+        except (ValueError, OSError) as exc:
+            return ApartRound(None, f"the model could not be written for the child processes ({exc})")
+        child_options = replace(
+            options, plugins=(), progress=None, tuning_inputs=None, tuning_tolerance=None, enable_profiling=False
+        )
+        children = []
+        try:
+            for delegates, placement, _ in specs:
+                children.append(_Child(path, delegates, replace(child_options, placement=dict(placement)), feed))
+            for child, (_, _, assignment) in zip(children, specs):
+                failure = child.ready(deadline, assignment)
+                if failure is not None:
+                    return ApartRound(None, failure, exhausted=failure == _LATE)
+            return _rounds(children, block_runs, repeats, min_seconds, deadline)
+        except (OSError, EOFError, pickle.PicklingError, TypeError, AttributeError) as exc:
+            return ApartRound(None, f"a child process failed ({type(exc).__name__}: {exc})")
+        finally:
+            for child in children:
+                child.close()
+
+
+_LATE = "the tuning budget ran out while the child processes loaded"
+
+
+def _why_not(options) -> str:
+    if not options.use_cache:
+        return "the compile cache is off, so each child would compile again"
+    if options.plugins:
+        return "plugins given as objects exist only in this process"
+    return ""
+
+
+def _model_path(model: Any, tmp: str) -> str:
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    path = os.path.join(tmp, "model.onnx")
+    with open(path, "wb") as f:
+        f.write(model.model.SerializeToString())
+    return path
+
+
+def _rounds(children, block_runs: int, repeats: int, min_seconds: float, deadline: float) -> ApartRound:
+    times: list[list[float]] = [[] for _ in children]
+    rounds = 0
+    while True:
+        shift = rounds % len(children)  # each round starts with the next child: no fixed order
+        for i in list(range(shift, len(children))) + list(range(shift)):
+            times[i] += children[i].block(block_runs, BLOCK_SECONDS)
+        rounds += 1
+        if rounds >= MIN_ROUNDS and min(len(t) for t in times) >= repeats and min(map(sum, times)) >= min_seconds:
+            return ApartRound(times)
+        if time.perf_counter() > deadline:
+            return ApartRound(times, exhausted=True)
+
+
+class _Child:
+    """The parent's handle on one child process."""
+
+    def __init__(self, model_path: str, delegates, options, feed: Mapping[str, Any]):
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "unified.tune_worker", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.conn.send({"model": model_path, "delegates": delegates, "options": options, "feed": dict(feed)})
+
+    def ready(self, deadline: float, assignment: tuple) -> str | None:
+        """None once the child has built a plan matching ``assignment``, else why not."""
+        if not self.conn.poll(max(0.0, deadline - time.perf_counter())):
+            return _LATE
+        status, info = self.conn.recv()
+        if status != "ready":
+            return f"a child process could not build its contender ({info})"
+        if tuple(map(tuple, info["assignment"])) != tuple(assignment):
+            return "a child process planned its contender differently from this process"
+        return None
+
+    def block(self, runs: int, seconds: float) -> list[float]:
+        self.conn.send((runs, seconds))
+        return self.conn.recv()
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+            self.conn.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=_CLOSE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --- the child ------------------------------------------------------------------
+
+
+def _serve(conn: Connection) -> None:
+    """Build the contender, warm it up, report its plan; then time blocks until told to stop."""
+    request = conn.recv()
+    try:
+        from unified.session import InferenceSession
+
+        opts, feed = request["options"], request["feed"]
+        session = InferenceSession(request["model"], request["delegates"], opts)
+        for _ in range(max(1, opts.tuning_warmup)):
+            session.run(None, feed)
+    except Exception as exc:  # reported to the parent, which times the round itself
+        text = str(exc).strip().splitlines()
+        conn.send(("error", f"{type(exc).__name__}: {text[0][:200] if text else ''}"))
+        return
+    assignment = [(n, p.delegate, p.backend) for p in session.plan.partitions for n in p.nodes]
+    conn.send(("ready", {"assignment": assignment, "pid": os.getpid()}))
+    while (ask := conn.recv()) is not None:
+        runs, seconds = ask
+        times, start = [], time.perf_counter()
+        while len(times) < runs + 1 or time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            times.append(time.perf_counter() - t0)
+        conn.send(times[1:])  # the first run wakes this process's threads: not counted
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a child: ``python -m unified.tune_worker FD`` (FD: its end of the socket pair)."""
+    argv = sys.argv[1:] if argv is None else argv
+    warnings.simplefilter("ignore")
+    conn = Connection(int(argv[0]))
+    try:
+        _serve(conn)
+    except (EOFError, OSError):  # the parent went away
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
