@@ -50,7 +50,7 @@ __all__ = ["ApartRound", "time_apart", "BLOCK_SECONDS"]
 #: model's block is not all wake-up; the figure of benchmarks/auto_placement.py.
 BLOCK_SECONDS = 0.02
 MIN_ROUNDS = 4  # rounds at least, so that alternating spreads the machine's drifts over every contender
-_CLOSE_SECONDS = 10.0
+_CLOSE_SECONDS = 5.0
 
 log = logging.getLogger("unified")
 
@@ -117,8 +117,10 @@ def time_apart(
         )
         children = []
         try:
-            for delegates, placement, _ in specs:
-                children.append(_Child(path, delegates, replace(child_options, placement=dict(placement)), feed))
+            for _ in specs:  # every child starts importing at once; then each gets its request
+                children.append(_Child())
+            for child, (delegates, placement, _) in zip(children, specs):
+                child.send_request(path, delegates, replace(child_options, placement=dict(placement)), feed)
             for child, (_, _, assignment) in zip(children, specs):
                 failure = child.ready(deadline, assignment)
                 if failure is not None:
@@ -168,7 +170,7 @@ def _rounds(children, block_runs: int, repeats: int, min_seconds: float, deadlin
 class _Child:
     """The parent's handle on one child process."""
 
-    def __init__(self, model_path: str, delegates, options, feed: Mapping[str, Any]):
+    def __init__(self):
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -181,6 +183,9 @@ class _Child:
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
+        self.serving = False  # built and warm: it stops when told to
+
+    def send_request(self, model_path: str, delegates, options, feed: Mapping[str, Any]) -> None:
         self.conn.send({"model": model_path, "delegates": delegates, "options": options, "feed": dict(feed)})
 
     def ready(self, deadline: float, assignment: tuple) -> str | None:
@@ -192,6 +197,7 @@ class _Child:
             return f"a child process could not build its contender ({info})"
         if tuple(map(tuple, info["assignment"])) != tuple(assignment):
             return "a child process planned its contender differently from this process"
+        self.serving = True
         return None
 
     def block(self, runs: int, seconds: float) -> list[float]:
@@ -199,13 +205,15 @@ class _Child:
         return self.conn.recv()
 
     def close(self) -> None:
+        """Tell a serving child to stop (kill it if it does not within seconds); kill any other."""
         try:
-            self.conn.send(None)
+            if self.serving:
+                self.conn.send(None)
             self.conn.close()
         except OSError:
             pass
         try:
-            self.proc.wait(timeout=_CLOSE_SECONDS)
+            self.proc.wait(timeout=_CLOSE_SECONDS if self.serving else 0)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
