@@ -93,7 +93,9 @@ if TYPE_CHECKING:
 
 __all__ = ["tune", "tuning_key", "TUNING_SCHEMA_VERSION"]
 
-TUNING_SCHEMA_VERSION = 2  # 2: final round, fewer partitions win within SIMPLER_PLAN_MARGIN (1 is re-measured)
+#: 2: final round, fewer partitions win within SIMPLER_PLAN_MARGIN; 3: the final
+#: round in child processes. A decision cached by another version is re-measured.
+TUNING_SCHEMA_VERSION = 3
 REFERENCE = ("onnxruntime", {"optimization_level": "disable"})
 BLOCK = 4  # consecutive timed runs of one candidate in a round (see _measure)
 MIN_TIMED_SECONDS = 0.5  # fast models: time every candidate until the fastest ran this long (see _measure)
