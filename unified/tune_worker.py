@@ -126,7 +126,8 @@ def time_apart(
                 if failure is not None:
                     return ApartRound(None, failure, exhausted=failure == _LATE)
             return _rounds(children, block_runs, repeats, min_seconds, deadline)
-        except (OSError, EOFError, pickle.PicklingError, TypeError, AttributeError) as exc:
+        except (OSError, EOFError, ValueError, subprocess.SubprocessError, pickle.PicklingError, TypeError,
+                AttributeError) as exc:  # e.g. no pass_fds on this platform, a child that died
             return ApartRound(None, f"a child process failed ({type(exc).__name__}: {exc})")
         finally:
             for child in children:

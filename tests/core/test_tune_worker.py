@@ -89,3 +89,21 @@ def test_tune_final_round_replaces_earlier_times_with_the_childrens(model_path, 
     for c in cands:
         assert c.note == "final round in a process of its own"
         assert len(c.times) >= 6 and max(c.times) < 1.0  # the children's times replaced the earlier ones
+
+
+def test_a_child_that_dies_mid_round_is_a_reason(model_path, tmp_path, monkeypatch):
+    import unified.tune_worker
+
+    rounds = unified.tune_worker._rounds
+
+    def kill_one_first(children, *args):
+        children[1].proc.kill()
+        children[1].proc.wait()
+        return rounds(children, *args)
+
+    monkeypatch.setattr(unified.tune_worker, "_rounds", kill_one_first)
+    opts = SessionOptions(cache_dir=tmp_path / "cache", tuning_warmup=1)
+    spec = _built(model_path, ["onnxruntime"], opts)
+    got = time_apart(model_path, [spec, spec], {"x": rand((8, 64))}, opts, block_runs=4, repeats=4, min_seconds=0.0,
+                     deadline=time.perf_counter() + 60)
+    assert got.times is None and got.reason.startswith("a child process failed (")
