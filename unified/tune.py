@@ -86,7 +86,7 @@ from unified.host import cpu_model, physical_cores
 from unified.pipeline import CompiledModel, compile_model, plan_model
 from unified.plan import CandidateResult, Plan, Tuning
 from unified.plugins import PluginRegistry, registry
-from unified.tune_worker import time_apart
+from unified.tune_worker import node_assignment, time_apart
 
 if TYPE_CHECKING:
     from unified.session import InferenceSession, SessionOptions
@@ -314,14 +314,14 @@ def _build_all(cands, graph, options, reg, deadline, warm, always=None, seen=())
     ``seen``) did is not built; its note names the earlier one. Returns True
     if the budget ran out.
     """
-    known = {_assignment(c.plan): c.name for c in seen if c.plan is not None}
+    known = {node_assignment(c.plan): c.name for c in seen if c.plan is not None}
     for c in cands:
         if c is not always and time.perf_counter() > deadline:
             return True
         planned = _plan_of(c, graph, options, reg)
         if planned is None:
             continue
-        same = known.get(_assignment(planned.plan))
+        same = known.get(node_assignment(planned.plan))
         if same is not None:
             c.plan, c.duplicate_of, c.note = planned.plan, same, f"same plan as '{same}'"
             continue
@@ -329,12 +329,8 @@ def _build_all(cands, graph, options, reg, deadline, warm, always=None, seen=())
         if c.session is not None:
             warm(c)
         if c.plan is not None:
-            known.setdefault(_assignment(c.plan), c.name)
+            known.setdefault(node_assignment(c.plan), c.name)
     return False
-
-
-def _assignment(plan: Plan) -> tuple:
-    return tuple((n, p.delegate, p.backend) for p in plan.partitions for n in p.nodes)
 
 
 def _variants(default: _Candidate, graph, options, reg, names, deadline: float) -> list[_Candidate]:
@@ -407,7 +403,7 @@ def _final_round(contenders, combo, seen, source, graph, feed, options, reg, ref
     if len(contenders) < 2:
         return False
     earlier = {id(c): c.times for c in contenders}
-    specs = [(c.delegates, c.placement, _assignment(c.plan)) for c in contenders]
+    specs = [(c.delegates, c.placement, node_assignment(c.plan)) for c in contenders]
     apart = time_apart(source, specs, feed, options, block_runs=BLOCK, repeats=options.tuning_repeats,
                        min_seconds=MIN_TIMED_SECONDS, deadline=deadline)
     if apart.times is None and apart.exhausted:

@@ -31,7 +31,6 @@ round in its own process instead.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import socket
@@ -44,7 +43,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Mapping, Sequence
 
-__all__ = ["ApartRound", "time_apart", "BLOCK_SECONDS"]
+__all__ = ["ApartRound", "time_apart", "node_assignment", "BLOCK_SECONDS"]
 
 #: A block lasts at least this long (seconds), so that a sub-millisecond
 #: model's block is not all wake-up; the figure of benchmarks/auto_placement.py.
@@ -52,7 +51,10 @@ BLOCK_SECONDS = 0.02
 MIN_ROUNDS = 4  # rounds at least, so that alternating spreads the machine's drifts over every contender
 _CLOSE_SECONDS = 5.0
 
-log = logging.getLogger("unified")
+
+def node_assignment(plan) -> tuple:
+    """``(node, delegate, backend)`` for every node of ``plan`` (a ``Plan``), in partition order."""
+    return tuple((n, p.delegate, p.backend) for p in plan.partitions for n in p.nodes)
 
 
 @dataclass
@@ -237,8 +239,7 @@ def _serve(conn: Connection) -> None:
         text = str(exc).strip().splitlines()
         conn.send(("error", f"{type(exc).__name__}: {text[0][:200] if text else ''}"))
         return
-    assignment = [(n, p.delegate, p.backend) for p in session.plan.partitions for n in p.nodes]
-    conn.send(("ready", {"assignment": assignment, "pid": os.getpid()}))
+    conn.send(("ready", {"assignment": node_assignment(session.plan)}))
     while (ask := conn.recv()) is not None:
         runs, seconds = ask
         times, start = [], time.perf_counter()

@@ -10,7 +10,7 @@ import pytest
 
 import unified.tune
 from unified import InferenceSession, SessionOptions
-from unified.tune_worker import time_apart
+from unified.tune_worker import node_assignment, time_apart
 
 from ..onnx_models import graph_model, rand
 
@@ -26,14 +26,10 @@ def model_path(tmp_path):
     return str(path)
 
 
-def _assignment(session: InferenceSession) -> tuple:
-    return tuple((n, p.delegate, p.backend) for p in session.plan.partitions for n in p.nodes)
-
-
 def _built(path, delegates, options):
     """Compile in this process (this fills the cache the children load from); the spec of it."""
     session = InferenceSession(path, delegates, options)
-    return (delegates, {}, _assignment(session))
+    return (delegates, {}, node_assignment(session.plan))
 
 
 def test_each_contender_is_timed_in_a_child_process_and_nothing_is_printed(model_path, tmp_path, capfd):
