@@ -41,15 +41,28 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["ApartRound", "time_apart", "node_assignment", "BLOCK_SECONDS"]
+__all__ = ["ApartRound", "time_apart", "time_block", "node_assignment", "BLOCK_SECONDS", "MIN_ROUNDS"]
 
 #: A block lasts at least this long (seconds), so that a sub-millisecond
 #: model's block is not all wake-up; the figure of benchmarks/auto_placement.py.
 BLOCK_SECONDS = 0.02
 MIN_ROUNDS = 4  # rounds at least, so that alternating spreads the machine's drifts over every contender
 _CLOSE_SECONDS = 5.0
+
+
+def time_block(run: Callable[[], Any], runs: int, seconds: float) -> list[float]:
+    """One block: consecutive calls of ``run()``, at least ``runs`` + 1 of them
+    and ``seconds`` (wall time) in all; returns each call's time in seconds,
+    the first call's left out (it wakes the runtime's threads, which a session
+    called in a loop does not pay). Exceptions from ``run`` propagate."""
+    times, start = [], time.perf_counter()
+    while len(times) < runs + 1 or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return times[1:]
 
 
 def node_assignment(plan) -> tuple:
@@ -242,12 +255,7 @@ def _serve(conn: Connection) -> None:
     conn.send(("ready", {"assignment": node_assignment(session.plan)}))
     while (ask := conn.recv()) is not None:
         runs, seconds = ask
-        times, start = [], time.perf_counter()
-        while len(times) < runs + 1 or time.perf_counter() - start < seconds:
-            t0 = time.perf_counter()
-            session.run(None, feed)
-            times.append(time.perf_counter() - t0)
-        conn.send(times[1:])  # the first run wakes this process's threads: not counted
+        conn.send(time_block(lambda: session.run(None, feed), runs, seconds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,8 @@ import threading
 import warnings
 from typing import Iterator
 
+from .runtime_import import import_portable_lib
+
 __all__ = ["quiet", "verbose"]
 
 log = logging.getLogger("unified.delegates.executorch")
@@ -96,7 +98,7 @@ def _quiet_logger(name: str) -> None:
 def _create_threadpool() -> None:
     """Create ExecuTorch's threadpool now, its C++ cpuinfo log kept off fd 2."""
     try:
-        from executorch.extension.pybindings import portable_lib
+        portable_lib = import_portable_lib()
     except Exception as exc:  # noqa: BLE001 -- a broken runtime surfaces where it is used
         log.debug("executorch runtime not importable: %s", exc)
         return

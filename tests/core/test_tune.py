@@ -24,8 +24,12 @@ from .toy_delegate import ToyDelegate, ToyExecutable, ToyPlugin
 @pytest.fixture(autouse=True)
 def _exact_run_counts(monkeypatch):
     """Toy candidates run in microseconds: without this, the fast-model rule
-    (MIN_TIMED_SECONDS) would give them thousands of runs; tests count runs."""
+    (MIN_TIMED_SECONDS) and 20 ms blocks (BLOCK_SECONDS) would give them
+    thousands of runs, and MIN_ROUNDS rounds more than the tests ask for;
+    tests count runs."""
     monkeypatch.setattr(unified.tune, "MIN_TIMED_SECONDS", 0.0)
+    monkeypatch.setattr(unified.tune, "BLOCK_SECONDS", 0.0)
+    monkeypatch.setattr(unified.tune, "MIN_ROUNDS", 1)
 
 
 class WrongExecutable(ToyExecutable):
@@ -86,7 +90,7 @@ def test_a_fast_wrong_delegate_is_measured_reported_and_not_chosen(tmp_path):
     table = session.plan.tuning
     row = _row(session.plan, "default")  # the priority plan: all on fastwrong
     assert row.summary == "fastwrong 2 (1 partition)" and _row(session.plan, "fastwrong").note == "same plan as 'default'"
-    assert row.runs == 3 and row.median_ms is not None  # measured like the others
+    assert row.runs == 4 and row.median_ms is not None  # measured like the others: one block of BLOCK=4 runs
     assert not row.passed and not row.chosen and row.error == pytest.approx(0.5)
     assert "fails the accuracy gate" in row.note
     assert table.chosen in ("toy", "onnxruntime") and all(c.passed for c in table.candidates if c.chosen)
@@ -108,16 +112,29 @@ def test_candidates_are_timed_in_alternating_blocks_of_consecutive_runs():
     a, b = unified.tune._Candidate("a", None, {}), unified.tune._Candidate("b", None, {})
     a.session, b.session = Fake("a"), Fake("b")
     assert not unified.tune._measure([a, b], {}, repeats=6, deadline=time.perf_counter() + 60)
-    assert "".join(order) == "aaaabbbbaabb"  # blocks of BLOCK=4, rounds alternate, 6 runs each
-    assert len(a.times) == len(b.times) == 6
+    # blocks of BLOCK=4 counted runs after one that is not, the order rotating each round, until 6 runs each
+    assert "".join(order) == "aaaaabbbbbbbbbbaaaaa"
+    assert len(a.times) == len(b.times) == 8
+
+
+def test_when_the_budget_is_spent_timing_goes_on_for_min_rounds_within_the_grace(monkeypatch):
+    monkeypatch.setattr(unified.tune, "MIN_ROUNDS", 3)
+    a, b = unified.tune._Candidate("a", None, {}), unified.tune._Candidate("b", None, {})
+    a.session, b.session = SleepySession(0.001), SleepySession(0.001)
+    past = time.perf_counter() - 1
+    assert unified.tune._measure([a, b], {}, repeats=100, deadline=past, grace=60)
+    assert len(a.times) == len(b.times) == 3 * unified.tune.BLOCK  # MIN_ROUNDS rounds, then the budget ends it
+    a.times, b.times = [], []
+    assert unified.tune._measure([a, b], {}, repeats=100, deadline=past, grace=0.5)
+    assert len(a.times) == len(b.times) == unified.tune.BLOCK  # past the grace already: the first round only
 
 
 def test_fast_candidates_run_until_the_fastest_has_run_min_seconds():
     fast, slow = unified.tune._Candidate("fast", None, {}), unified.tune._Candidate("slow", None, {})
     fast.session, slow.session = SleepySession(0.001), SleepySession(0.004)
     assert not unified.tune._measure([fast, slow], {}, repeats=4, deadline=time.perf_counter() + 60, min_seconds=0.05)
-    # the fastest run took >= 1 ms, so at most 50 runs each; sleep overshoots a little, so at least ~25
-    assert len(fast.times) == len(slow.times) and 25 <= len(fast.times) <= 50
+    # the fastest run took >= 1 ms, so at most 50 runs each (+ a block); sleep overshoots a little, so at least ~25
+    assert len(fast.times) == len(slow.times) and 25 <= len(fast.times) <= 50 + unified.tune.BLOCK
     assert sum(fast.times) >= 0.04
     fast.times, slow.times = [], []
     assert unified.tune._measure([fast, slow], {}, repeats=4, deadline=time.perf_counter() + 0.02, min_seconds=0.05)
@@ -242,16 +259,16 @@ def test_the_final_round_re_times_the_contenders_among_themselves():
         return c
 
     # a noisy first round timed a and b alike; b really takes twice as long; c is out of the running
-    a, b, c = cand("a", 0.002, 5.0), cand("b", 0.004, 4.9), cand("c", 0.001, 6.0)
+    a, b, c = cand("a", 0.002, 5.0), cand("b", 0.004, 4.9), cand("c", 0.001, 6.3)
     contenders = unified.tune._contenders([a, b, c])
-    assert contenders == [a, b]  # within 15 % of the fastest (4.9 ms); c is 22 % slower
+    assert contenders == [a, b]  # within 25 % of the fastest (4.9 ms); c is 29 % slower
     # no cache: the children could not load the contenders, so the round runs in this process
     opts = SimpleNamespace(tuning_repeats=4, tuning_warmup=1, use_cache=False, plugins=())
     deadline = time.perf_counter() + 60
     assert not unified.tune._final_round(contenders, None, [], None, None, {}, opts, None, None, None, deadline)
     assert unified.tune._best(contenders) is a and a.median() < b.median()
     assert min(a.times) >= 0.002 and min(b.times) >= 0.004  # measured again, not the first round's times
-    assert c.times == [0.006] * 4 and c.note == ""
+    assert c.times == [0.0063] * 4 and c.note == ""
     assert a.note == "final round in tune's process (the compile cache is off, so each child would compile again)"
 
 
