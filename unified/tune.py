@@ -33,26 +33,32 @@ search over every segmentation of the graph: a delegate that would win only
 on a cut the default planner never makes is not found. Candidates whose plans
 assign every node as an earlier candidate's did are listed, not measured.
 
-Measuring: every candidate runs ``tuning_warmup`` untimed runs as soon as
-it is compiled, then ``tuning_repeats`` timed runs (more for sub-millisecond
+Measuring: every candidate runs ``tuning_warmup`` untimed runs as soon as it
+is compiled, then ``tuning_repeats`` timed runs (more for sub-millisecond
 models, until the fastest candidate has run :data:`MIN_TIMED_SECONDS`) in at
 least four rounds that alternate between candidates, a block of at least four
 consecutive runs and 20 ms per candidate and round, its first run not counted
-(a run right after another runtime's is slowed by its spinning threads), on ``SessionOptions.tuning_inputs`` (inputs not given: seeded uniform random
+(a run right after another runtime's is slowed by its spinning threads), on
+``SessionOptions.tuning_inputs`` (inputs not given: seeded uniform random
 values, symbolic dims from ``free_dimensions``, else 1). The accuracy gate
 compares each candidate's first outputs with ONNX Runtime's fp32 outputs (the
 ``onnxruntime`` delegate alone, graph optimizations disabled: ``reference``).
 A candidate that fails the gate is reported and never chosen; when nothing
 passes, the reference plan runs.
 
-Budget: ``tuning_seconds`` covers compiling and measuring. No new candidate
-is compiled after the deadline, but a compile under way is not cut short, so
-tuning can overrun by one compile. The reference and the first candidate
-(``default``) are always built, and every candidate that was built is timed
-(one block at least, and rounds up to four while the overrun stays within
-:data:`MEASURE_GRACE`, 5 % of the budget), so there is always a choice; when the budget runs out the best
-candidate measured so far wins and ``Plan.tuning.budget_exhausted`` says so.
-All candidates stay compiled (in memory) until the choice is made.
+Budget: ``tuning_seconds`` covers compiling and measuring. Candidates are
+compiled in a child process of their own (:class:`unified.tune_worker.Compiler`;
+this process then loads them from the compile cache), and no candidate is
+compiled once only :data:`MEASURE_RESERVE` (25 %) of the budget is left: a
+compile still running then is stopped, and its candidate is listed as not
+measured. The reference and the first candidate (``default``) are always
+built, whatever the time. Without the compile cache or with plugins given as
+objects, candidates compile in this process, where a compile under way is
+not cut short. Every candidate that was built is timed (one block at least,
+and rounds up to four while the overrun stays within :data:`MEASURE_GRACE`, 5 %
+of the budget), so there is always a choice; when the budget runs out the
+best candidate measured so far wins and ``Plan.tuning.budget_exhausted`` says
+so. All candidates stay compiled (in memory) until the choice is made.
 
 Cache: the decision (the chosen delegates and placement, and the candidate
 table) is stored as a small JSON entry in the compile cache
@@ -88,7 +94,7 @@ from unified.host import cpu_model, physical_cores
 from unified.pipeline import CompiledModel, compile_model, plan_model
 from unified.plan import CandidateResult, Plan, Tuning
 from unified.plugins import PluginRegistry, registry
-from unified.tune_worker import BLOCK_SECONDS, MIN_ROUNDS, node_assignment, time_apart, time_block
+from unified.tune_worker import BLOCK_SECONDS, LATE, MIN_ROUNDS, Compiler, node_assignment, time_apart, time_block
 
 if TYPE_CHECKING:
     from unified.session import InferenceSession, SessionOptions
@@ -96,12 +102,20 @@ if TYPE_CHECKING:
 __all__ = ["tune", "tuning_key", "TUNING_SCHEMA_VERSION"]
 
 #: 2: final round, fewer partitions win within SIMPLER_PLAN_MARGIN; 3: the final
-#: round in child processes. A decision cached by another version is re-measured.
-TUNING_SCHEMA_VERSION = 3
+#: round in child processes; 4: the first round in blocks like the children's,
+#: at least MIN_ROUNDS rounds, final-round spread 25 %. A decision cached by
+#: another version is re-measured.
+TUNING_SCHEMA_VERSION = 4
 REFERENCE = ("onnxruntime", {"optimization_level": "disable"})
 BLOCK = 4  # consecutive timed runs of one candidate in a round (see _measure)
 MIN_TIMED_SECONDS = 0.5  # fast models: time every candidate until the fastest ran this long (see _measure)
 MAX_TIMED_RUNS = 2000  # ... but at most this many runs each
+#: Compiling candidates stops when this fraction of the budget is left, so
+#: that it is spent on timing (a compile in tune's child process is stopped
+#: there; see _build_all). Measured in session 8: ExecuTorch's export alone
+#: took 50 s of ResNet-50's 60 s and 73 s on PP-OCR rec, and with the budget
+#: gone there was no final round, each candidate in a process of its own.
+MEASURE_RESERVE = 0.25
 #: When the budget runs out before the first round of timing has had
 #: MIN_ROUNDS rounds, it goes on for at most this fraction of the budget more
 #: (see _measure).
@@ -122,6 +136,12 @@ SIMPLER_PLAN_MARGIN = 0.05
 #: of its own (36.6 vs 30.7 ms, 54.0 vs 39.4 ms; session 8), so a spread of
 #: 15 % can leave the fastest out.
 FINAL_ROUND_SPREAD = 0.25
+#: In the final round (children), every contender runs until its timed runs
+#: add up to this many seconds (and tuning_repeats runs, and MIN_ROUNDS
+#: rounds), the deadline permitting. Measured on ResNet-50 (session 8): four
+#: rounds of 20 runs each timed tflite / onnxruntime at 0.93, 1.06, 1.00 and
+#: 1.07: two contenders within 5 % of each other need more runs than 20.
+FINAL_ROUND_SECONDS = 3.0
 
 log = logging.getLogger("unified")
 
@@ -240,18 +260,23 @@ def _search(source, graph, feed, options, reg, names, gate, gate_text, deadline)
     order = sorted(names, key=lambda n: n != options.fallback)
     cands = [first] + [_Candidate(n, [n], _user_placement(options, [n])) for n in order]
     warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
-    exhausted = _build_all(cands, graph, options, reg, deadline, warm, always=first)
-    if first.built is not None and not exhausted:
-        variants = _variants(first, graph, options, reg, names, deadline)
-        exhausted = _build_all(variants, graph, options, reg, deadline, warm, seen=cands)
-        cands += [v for v in variants if v.duplicate_of is None]  # a duplicate variant says nothing new
+    # compiling stops early enough to leave MEASURE_RESERVE of the budget for timing
+    compile_by = deadline - MEASURE_RESERVE * max(0.0, float(options.tuning_seconds))
+    with Compiler(source, options, feed) as compiler:
+        exhausted = _build_all(cands, graph, options, reg, compile_by, warm, always=first, compiler=compiler)
+        if first.built is not None and not exhausted:
+            variants = _variants(first, graph, options, reg, names, compile_by)
+            exhausted = _build_all(variants, graph, options, reg, compile_by, warm, seen=cands, compiler=compiler)
+            cands += [v for v in variants if v.duplicate_of is None]  # a duplicate variant says nothing new
     live = [c for c in cands if c.session is not None]
     grace = MEASURE_GRACE * max(0.0, float(options.tuning_seconds))
-    exhausted = _measure(live, feed, options.tuning_repeats, deadline, grace=grace) or exhausted
+    cut = _measure(live, feed, options.tuning_repeats, deadline, grace=grace)
+    exhausted = exhausted or cut
     best = _best(cands)
-    if best is not None and not exhausted:
+    if best is not None and not cut:
         combo, contenders = _combined(first, cands, graph, options, reg), _contenders(cands)
-        exhausted = _final_round(contenders, combo, cands, source, graph, feed, options, reg, ref_out, gate, deadline)
+        exhausted = _final_round(contenders, combo, cands, source, graph, feed, options, reg, ref_out, gate,
+                                 deadline) or exhausted
         if combo is not None:
             cands.append(combo)
             contenders.append(combo)
@@ -317,11 +342,15 @@ def _build(c: _Candidate, graph, options, reg, planned=None) -> None:
     c.session = InferenceSession._from_parts(graph, c.built.plan, c.built.partitions, replace(opts, plugins=()))
 
 
-def _build_all(cands, graph, options, reg, deadline, warm, always=None, seen=()) -> bool:
+def _build_all(cands, graph, options, reg, deadline, warm, always=None, seen=(), compiler=None) -> bool:
     """Build and ``warm`` (warm-up runs and the gate) each candidate in order
-    until the deadline (``always`` regardless; a compile under way is not cut).
+    until the deadline (``always`` regardless).
 
-    A candidate whose plan assigns every node as an earlier one's (or one of
+    With a ``compiler`` (:class:`unified.tune_worker.Compiler`) that can, each
+    candidate is compiled in its child first, which is stopped at the deadline
+    (``always``: never), and this process builds it from the cache; otherwise
+    it is compiled here, and a compile under way is not cut short. A
+    candidate whose plan assigns every node as an earlier one's (or one of
     ``seen``) did is not built; its note names the earlier one. Returns True
     if the budget ran out.
     """
@@ -336,6 +365,14 @@ def _build_all(cands, graph, options, reg, deadline, warm, always=None, seen=())
         if same is not None:
             c.plan, c.duplicate_of, c.note = planned.plan, same, f"same plan as '{same}'"
             continue
+        if compiler is not None:
+            why = compiler.compile(c.delegates, c.placement, node_assignment(planned.plan),
+                                   None if c is always else deadline)
+            if why == LATE:
+                c.plan, c.note = planned.plan, "not measured: the tuning budget ran out during its compile (stopped)"
+                return True
+            if why:
+                log.debug("tune: %s compiled in this process: %s", c.name, why)
         _build(c, graph, options, reg, planned)
         if c.session is not None:
             warm(c)
@@ -416,7 +453,7 @@ def _final_round(contenders, combo, seen, source, graph, feed, options, reg, ref
     earlier = {id(c): c.times for c in contenders}
     specs = [(c.delegates, c.placement, node_assignment(c.plan)) for c in contenders]
     apart = time_apart(source, specs, feed, options, block_runs=BLOCK, repeats=options.tuning_repeats,
-                       min_seconds=MIN_TIMED_SECONDS, deadline=deadline)
+                       min_seconds=FINAL_ROUND_SECONDS, deadline=deadline)
     if apart.times is None and apart.exhausted:
         return True  # the budget ran out while the children loaded: the earlier times stand
     if apart.times is not None:
@@ -427,7 +464,7 @@ def _final_round(contenders, combo, seen, source, graph, feed, options, reg, ref
         log.debug("tune: final round in this process: %s", apart.reason)
         for c in contenders:
             c.times = []
-        exhausted = _measure(contenders, feed, options.tuning_repeats, deadline)
+        exhausted = _measure(contenders, feed, options.tuning_repeats, deadline, min_seconds=FINAL_ROUND_SECONDS)
         where = f"in tune's process ({apart.reason})"
     for c in contenders:
         if not c.times:

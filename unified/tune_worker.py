@@ -1,6 +1,8 @@
-"""``tune``'s final round with each contender in a process of its own.
+"""``tune``'s child processes: one compiles the candidates (:class:`Compiler`),
+and the final round times each contender in a process of its own
+(:func:`time_apart`). Both children are ``python -m unified.tune_worker``.
 
-Why: inside one process every candidate's runtime is alive at once, and each
+Why the final round runs apart: inside one process every candidate's runtime is alive at once, and each
 slows the others (threads of several runtimes, shared caches). Measured on
 silero VAD op15 (docs/performance.md, session 6): onnxruntime alone ran
 0.229 ms per call in ``tune``'s process with the tflite and executorch
@@ -9,9 +11,8 @@ sessions alive, 0.195-0.211 ms in a process of its own; ``tune`` chose a
 and runs 1.2x slower than onnxruntime alone, each in its own process. A user's
 session lives in the user's process, without the other candidates.
 
-Each contender is rebuilt in a child process (``python -m
-unified.tune_worker``) from the compile cache, which ``tune`` has just filled
-(so a child loads artifacts, it does not compile), warmed up, and checked to
+Each contender is rebuilt in a child process from the compile cache, which
+has just been filled (so a child loads artifacts, it does not compile), warmed up, and checked to
 plan every node exactly as the parent's candidate did. The parent then asks
 the children in turn, round after round, for a block of consecutive runs;
 each child times its own runs. Only one child runs at a time; the others
@@ -43,7 +44,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["ApartRound", "time_apart", "time_block", "node_assignment", "BLOCK_SECONDS", "MIN_ROUNDS"]
+__all__ = ["ApartRound", "Compiler", "LATE", "time_apart", "time_block", "node_assignment", "BLOCK_SECONDS", "MIN_ROUNDS"]
 
 #: A block lasts at least this long (seconds), so that a sub-millisecond
 #: model's block is not all wake-up; the figure of benchmarks/auto_placement.py.
@@ -127,9 +128,7 @@ def time_apart(
             path = _model_path(model, tmp)
         except (ValueError, OSError) as exc:
             return ApartRound(None, f"the model could not be written for the child processes ({exc})")
-        child_options = replace(
-            options, plugins=(), progress=None, tuning_inputs=None, tuning_tolerance=None, enable_profiling=False
-        )
+        child_options = _child_options(options)
         children = []
         try:
             for _ in specs:  # every child starts importing at once; then each gets its request
@@ -139,7 +138,7 @@ def time_apart(
             for child, (_, _, assignment) in zip(children, specs):
                 failure = child.ready(deadline, assignment)
                 if failure is not None:
-                    return ApartRound(None, failure, exhausted=failure == _LATE)
+                    return ApartRound(None, failure, exhausted=failure == LATE)
             return _rounds(children, block_runs, repeats, min_seconds, deadline)
         except (OSError, EOFError, ValueError, subprocess.SubprocessError, pickle.PicklingError, TypeError,
                 AttributeError) as exc:  # e.g. no pass_fds on this platform, a child that died
@@ -149,7 +148,101 @@ def time_apart(
                 child.close()
 
 
-_LATE = "the tuning budget ran out while the child processes loaded"
+LATE = "the tuning budget ran out while the child processes loaded"
+_CANNOT_BUILD = "a child process could not build its contender"
+_OTHER_PLAN = "a child process planned its contender differently from this process"
+
+
+class Compiler:
+    """Compiles ``tune``'s candidates in a child process, into the compile cache.
+
+    ``tune``'s process then builds each candidate from the cache (loading,
+    not converting). Two reasons:
+
+    * A compile can be stopped at the deadline: the child is killed. A
+      converter running in ``tune``'s own process cannot be cut short, and
+      one can take most of the budget: ExecuTorch's export of ResNet-50 took
+      50 s of the 60 s, of PP-OCR rec 73 s (session 8), which left no time
+      to time the candidates each in a process of its own.
+    * ``tune``'s process never runs a converter. After ExecuTorch's export
+      ran in a process, ONNX Runtime ran 22-30 % slower there (light_squeezenet
+      6.9 -> 8.5 ms, ResNet-50 in tune's first round 81.7 ms against 62.9 ms
+      in a process of its own; session 8), so the first round misranked it.
+
+    One child serves every compile in turn (torch and ``executorch.exir`` are
+    imported once); it builds the candidate's session with the cache on and
+    runs it once on the feed (so that shape specializations, compiled at the
+    first run, are in the cache too), and reports the plan's node
+    assignment. A compile that fails there, or plans differently, is
+    reported as a reason: ``tune`` then compiles that candidate in its own
+    process, which gives the usual note. Without the cache, or with plugins
+    given as objects, there is no child (:attr:`reason` says why).
+
+    Use as a context manager; :meth:`close` kills a child still compiling.
+    """
+
+    def __init__(self, model: Any, options: Any, feed: Mapping[str, Any]):
+        self.reason = _why_not(options)
+        self._model, self._feed, self._options = model, dict(feed), _child_options(options)
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._path: str | None = None
+        self._child: _Child | None = None
+
+    def compile(self, delegates, placement: Mapping[str, str], assignment: tuple, deadline: float | None) -> str | None:
+        """Compile one candidate in the child; None once the cache holds it.
+
+        Args:
+            delegates, placement: what the candidate is planned with.
+            assignment: its plan's :func:`node_assignment`, which the child's must match.
+            deadline: ``time.perf_counter()`` value at which the child is
+                killed if still compiling (None: no limit).
+
+        Returns:
+            None, or why not: :data:`LATE` when the deadline came first (the
+            compile was stopped), else a reason to compile in this process.
+        """
+        if self.reason:
+            return self.reason
+        try:
+            if self._path is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="unified-tune-")
+                self._path = _model_path(self._model, self._tmp.name)
+            if self._child is None:
+                self._child = _Child()
+            self._child.send_request(self._path, delegates, replace(self._options, placement=dict(placement)),
+                                     self._feed)
+            failure = self._child.ready(deadline, assignment)
+        except (OSError, EOFError, ValueError, subprocess.SubprocessError, pickle.PicklingError, TypeError,
+                AttributeError) as exc:
+            failure = f"a child process failed ({type(exc).__name__}: {exc})"
+        if failure is not None and not self._child_alive(failure):
+            self._child.close()
+            self._child = None
+        return failure
+
+    def _child_alive(self, failure: str) -> bool:
+        """After a failure, the child still serves if it replied (a compile error, another plan)."""
+        return self._child is not None and (failure.startswith(_CANNOT_BUILD) or failure == _OTHER_PLAN)
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.close()
+            self._child = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "Compiler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _child_options(options):
+    """What a child builds with: the parent's options less what exists only in the parent."""
+    return replace(options, plugins=(), progress=None, tuning_inputs=None, tuning_tolerance=None,
+                   enable_profiling=False)
 
 
 def _why_not(options) -> str:
@@ -202,17 +295,18 @@ class _Child:
         self.serving = False  # built and warm: it stops when told to
 
     def send_request(self, model_path: str, delegates, options, feed: Mapping[str, Any]) -> None:
+        self.serving = False  # busy building until it replies: closing now kills it
         self.conn.send({"model": model_path, "delegates": delegates, "options": options, "feed": dict(feed)})
 
-    def ready(self, deadline: float, assignment: tuple) -> str | None:
-        """None once the child has built a plan matching ``assignment``, else why not."""
-        if not self.conn.poll(max(0.0, deadline - time.perf_counter())):
-            return _LATE
+    def ready(self, deadline: float | None, assignment: tuple) -> str | None:
+        """None once the child has built a plan matching ``assignment``, else why not (None: no deadline)."""
+        if not self.conn.poll(None if deadline is None else max(0.0, deadline - time.perf_counter())):
+            return LATE
         status, info = self.conn.recv()
         if status != "ready":
-            return f"a child process could not build its contender ({info})"
+            return f"{_CANNOT_BUILD} ({info})"
         if tuple(map(tuple, info["assignment"])) != tuple(assignment):
-            return "a child process planned its contender differently from this process"
+            return _OTHER_PLAN
         self.serving = True
         return None
 
@@ -239,23 +333,28 @@ class _Child:
 
 
 def _serve(conn: Connection) -> None:
-    """Build the contender, warm it up, report its plan; then time blocks until told to stop."""
-    request = conn.recv()
-    try:
-        from unified.session import InferenceSession
-
-        opts, feed = request["options"], request["feed"]
-        session = InferenceSession(request["model"], request["delegates"], opts)
-        for _ in range(max(1, opts.tuning_warmup)):
-            session.run(None, feed)
-    except Exception as exc:  # reported to the parent, which times the round itself
-        text = str(exc).strip().splitlines()
-        conn.send(("error", f"{type(exc).__name__}: {text[0][:200] if text else ''}"))
-        return
-    conn.send(("ready", {"assignment": node_assignment(session.plan)}))
+    """Until told to stop: on a request (a dict), build that contender, warm
+    it up and report its plan (or the error); on ``(runs, seconds)``, time a
+    block of the last one built."""
+    session = feed = None
     while (ask := conn.recv()) is not None:
-        runs, seconds = ask
-        conn.send(time_block(lambda: session.run(None, feed), runs, seconds))
+        if isinstance(ask, dict):
+            session = None  # the previous contender's memory goes before the next is built
+            try:
+                from unified.session import InferenceSession
+
+                opts, feed = ask["options"], ask["feed"]
+                session = InferenceSession(ask["model"], ask["delegates"], opts)
+                for _ in range(max(1, opts.tuning_warmup)):
+                    session.run(None, feed)
+            except Exception as exc:  # reported to the parent, which builds or times it itself
+                session, text = None, str(exc).strip().splitlines()
+                conn.send(("error", f"{type(exc).__name__}: {text[0][:200] if text else ''}"))
+                continue
+            conn.send(("ready", {"assignment": node_assignment(session.plan)}))
+        else:
+            runs, seconds = ask
+            conn.send(time_block(lambda: session.run(None, feed), runs, seconds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

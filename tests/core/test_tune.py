@@ -24,10 +24,11 @@ from .toy_delegate import ToyDelegate, ToyExecutable, ToyPlugin
 @pytest.fixture(autouse=True)
 def _exact_run_counts(monkeypatch):
     """Toy candidates run in microseconds: without this, the fast-model rule
-    (MIN_TIMED_SECONDS) and 20 ms blocks (BLOCK_SECONDS) would give them
+    (MIN_TIMED_SECONDS, FINAL_ROUND_SECONDS) and 20 ms blocks (BLOCK_SECONDS) would give them
     thousands of runs, and MIN_ROUNDS rounds more than the tests ask for;
     tests count runs."""
     monkeypatch.setattr(unified.tune, "MIN_TIMED_SECONDS", 0.0)
+    monkeypatch.setattr(unified.tune, "FINAL_ROUND_SECONDS", 0.0)
     monkeypatch.setattr(unified.tune, "BLOCK_SECONDS", 0.0)
     monkeypatch.setattr(unified.tune, "MIN_ROUNDS", 1)
 
@@ -341,3 +342,30 @@ def test_a_reference_that_fails_on_random_inputs_says_which_were_drawn(tmp_path)
     opts.tuning_inputs = {"x": rand((4,))}
     assert np.array_equal(InferenceSession(model, "auto", opts).run(None, opts.tuning_inputs)[0],
                           opts.tuning_inputs["x"].reshape(2, 2))
+
+
+def test_a_compile_stopped_at_the_deadline_is_reported_and_timing_still_runs(tmp_path, monkeypatch):
+    class StopsAll:
+        """A compiler child that never finishes in time: every compile with a deadline is stopped."""
+
+        def __init__(self, *args):
+            self.asked = []
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def compile(self, delegates, placement, assignment, deadline):
+            self.asked.append(delegates)
+            return None if deadline is None else unified.tune.LATE  # None: `default`, always built
+
+    monkeypatch.setattr(unified.tune, "Compiler", StopsAll)
+    session = InferenceSession(relu_neg((8,)), "auto", _options(tmp_path, ToyDelegate("toy"), names=["toy", "onnxruntime"]))
+    tuning = session.plan.tuning
+    assert tuning.budget_exhausted and tuning.chosen == "default" and _row(session.plan, "default").runs >= 1
+    stopped = [c for c in tuning.candidates if c.note == "not measured: the tuning budget ran out during its compile (stopped)"]
+    assert len(stopped) == 1 and stopped[0].median_ms is None
+    x = rand((8,))
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], -np.maximum(x, 0))

@@ -10,7 +10,7 @@ import pytest
 
 import unified.tune
 from unified import InferenceSession, SessionOptions
-from unified.tune_worker import node_assignment, time_apart
+from unified.tune_worker import LATE, Compiler, node_assignment, time_apart
 
 from ..onnx_models import graph_model, rand
 
@@ -103,3 +103,39 @@ def test_a_child_that_dies_mid_round_is_a_reason(model_path, tmp_path, monkeypat
     got = time_apart(model_path, [spec, spec], {"x": rand((8, 64))}, opts, block_runs=4, repeats=4, min_seconds=0.0,
                      deadline=time.perf_counter() + 60)
     assert got.times is None and got.reason.startswith("a child process failed (")
+
+
+def test_the_compiler_child_fills_the_cache_and_a_late_compile_is_stopped(model_path, tmp_path):
+    opts = SessionOptions(cache_dir=tmp_path / "cache", tuning_warmup=1)
+    feed = {"x": rand((8, 64))}
+    plan = InferenceSession(model_path, ["tflite"], SessionOptions(use_cache=False)).plan
+    with Compiler(model_path, opts, feed) as compiler:
+        assert compiler.compile(["tflite"], {}, node_assignment(plan), None) is None
+        # the child survives a candidate it cannot build, and says why
+        why = compiler.compile(["no_such_delegate"], {}, node_assignment(plan), None)
+        assert why.startswith("a child process could not build its contender (DelegateUnavailableError")
+        assert compiler.compile(["tflite"], {}, (("MatMul_0", "reference", "numpy"),), None) == (
+            "a child process planned its contender differently from this process")
+        child = compiler._child
+        assert compiler.compile(["tflite"], {}, node_assignment(plan), time.perf_counter()) == LATE
+        assert child.proc.poll() is not None and compiler._child is None  # stopped, not left running
+    # this process now loads what the child compiled
+    session = InferenceSession(model_path, ["tflite"], opts)
+    assert [p.cache_hit for p in session.profile] == [True] * len(session.plan.partitions)
+    assert Compiler(model_path, SessionOptions(use_cache=False), feed).compile(["tflite"], {}, (), None) == (
+        "the compile cache is off, so each child would compile again")
+
+
+def test_tune_compiles_every_candidate_in_the_child(model_path, tmp_path, monkeypatch):
+    answers = []
+    real = Compiler.compile
+
+    def spy(self, *args):
+        answers.append(real(self, *args))
+        return answers[-1]
+
+    monkeypatch.setattr(Compiler, "compile", spy)
+    opts = SessionOptions(cache_dir=tmp_path / "cache", tuning_delegates=["tflite", "onnxruntime"], tuning_warmup=1)
+    tuned = unified.tune.tune(model_path, opts)
+    assert len(answers) >= 2 and answers == [None] * len(answers)  # default and onnxruntime alone at least
+    assert not tuned.plan.tuning.budget_exhausted and tuned.plan.tuning.chosen in ("default", "onnxruntime", "tflite")
