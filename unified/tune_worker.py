@@ -2,22 +2,23 @@
 and the final round times each contender in a process of its own
 (:func:`time_apart`). Both children are ``python -m unified.tune_worker``.
 
-Why the final round runs apart: inside one process every candidate's runtime is alive at once, and each
-slows the others (threads of several runtimes, shared caches). Measured on
-silero VAD op15 (docs/performance.md, session 6): onnxruntime alone ran
-0.229 ms per call in ``tune``'s process with the tflite and executorch
-sessions alive, 0.195-0.211 ms in a process of its own; ``tune`` chose a
-2-partition tflite + onnxruntime plan that timed 8 % faster in its process
-and runs 1.2x slower than onnxruntime alone, each in its own process. A user's
-session lives in the user's process, without the other candidates.
+Why the final round runs apart: inside one process every candidate's runtime
+is alive at once, and each slows the others (threads of several runtimes,
+shared caches). Measured on silero VAD op15 (docs/performance.md, session 6):
+onnxruntime alone ran 0.229 ms per call in ``tune``'s process with the tflite
+and executorch sessions alive, 0.195-0.211 ms in a process of its own;
+``tune`` chose a 2-partition tflite + onnxruntime plan that timed 8 % faster
+in its process and runs 1.2x slower than onnxruntime alone, each in its own
+process. A user's session lives in the user's process, without the other
+candidates.
 
-Each contender is rebuilt in a child process from the compile cache, which
-has just been filled (so a child loads artifacts, it does not compile), warmed up, and checked to
-plan every node exactly as the parent's candidate did. The parent then asks
-the children in turn, round after round, for a block of consecutive runs;
-each child times its own runs. Only one child runs at a time; the others
-wait on their pipe. A block is at least ``block_runs`` runs and
-:data:`BLOCK_SECONDS`, and its first run is not counted (it wakes that
+Each contender is rebuilt in a child process from the compile cache, which has
+just been filled (so a child loads artifacts, it does not compile), warmed up,
+and checked to plan every node exactly as the parent's candidate did. The
+parent then asks the children in turn, round after round, for a block of
+consecutive runs; each child times its own runs. Only one child runs at a
+time; the others wait on their pipe. A block is at least ``block_runs`` runs
+and :data:`BLOCK_SECONDS`, and its first run is not counted (it wakes that
 process's threads, which a session called in a loop does not pay), as in
 ``benchmarks/auto_placement.py``.
 
@@ -44,13 +45,17 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["ApartRound", "Compiler", "LATE", "time_apart", "time_block", "node_assignment", "BLOCK_SECONDS", "MIN_ROUNDS"]
+__all__ = ["ApartRound", "Compiler", "LATE", "time_apart", "time_block", "node_assignment", "BLOCK_SECONDS",
+           "MIN_ROUNDS"]
 
 #: A block lasts at least this long (seconds), so that a sub-millisecond
 #: model's block is not all wake-up; the figure of benchmarks/auto_placement.py.
 BLOCK_SECONDS = 0.02
 MIN_ROUNDS = 4  # rounds at least, so that alternating spreads the machine's drifts over every contender
 _CLOSE_SECONDS = 5.0
+#: What starting, feeding or hearing from a child can raise: a reason to work in this process instead.
+_CHILD_ERRORS = (OSError, EOFError, ValueError, subprocess.SubprocessError, pickle.PicklingError, TypeError,
+                 AttributeError)
 
 
 def time_block(run: Callable[[], Any], runs: int, seconds: float) -> list[float]:
@@ -140,12 +145,10 @@ def time_apart(
                 if failure is not None:
                     return ApartRound(None, failure, exhausted=failure == LATE)
             return _rounds(children, block_runs, repeats, min_seconds, deadline)
-        except (OSError, EOFError, ValueError, subprocess.SubprocessError, pickle.PicklingError, TypeError,
-                AttributeError) as exc:  # e.g. no pass_fds on this platform, a child that died
+        except _CHILD_ERRORS as exc:  # e.g. no pass_fds on this platform, a child that died
             return ApartRound(None, f"a child process failed ({type(exc).__name__}: {exc})")
         finally:
-            for child in children:
-                child.close()
+            _close_all(children)
 
 
 LATE = "the tuning budget ran out while the child processes loaded"
@@ -165,9 +168,12 @@ class Compiler:
       50 s of the 60 s, of PP-OCR rec 73 s (session 8), which left no time
       to time the candidates each in a process of its own.
     * ``tune``'s process never runs a converter. After ExecuTorch's export
-      ran in a process, ONNX Runtime ran 22-30 % slower there (light_squeezenet
-      6.9 -> 8.5 ms, ResNet-50 in tune's first round 81.7 ms against 62.9 ms
-      in a process of its own; session 8), so the first round misranked it.
+      had run in a process, ONNX Runtime ran slower there: light_squeezenet
+      6.9 ms before and 8.5 ms after in one process; in tune's first round
+      ResNet-50 81.7 ms against 62.9 ms in a process of its own, PP-OCR rec
+      54.0 against 39.4 ms. With the compiles in the child, PP-OCR rec's
+      first round timed it at 36.8 ms (single measurements, session 8; the
+      cause was not found).
 
     One child serves every compile in turn (torch and ``executorch.exir`` are
     imported once); it builds the candidate's session with the cache on and
@@ -212,11 +218,10 @@ class Compiler:
             self._child.send_request(self._path, delegates, replace(self._options, placement=dict(placement)),
                                      self._feed)
             failure = self._child.ready(deadline, assignment)
-        except (OSError, EOFError, ValueError, subprocess.SubprocessError, pickle.PicklingError, TypeError,
-                AttributeError) as exc:
+        except _CHILD_ERRORS as exc:
             failure = f"a child process failed ({type(exc).__name__}: {exc})"
         if failure is not None and not self._child_alive(failure):
-            self._child.close()
+            _close_all([self._child])
             self._child = None
         return failure
 
@@ -226,7 +231,7 @@ class Compiler:
 
     def close(self) -> None:
         if self._child is not None:
-            self._child.close()
+            _close_all([self._child])
             self._child = None
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -263,17 +268,20 @@ def _model_path(model: Any, tmp: str) -> str:
 
 
 def _rounds(children, block_runs: int, repeats: int, min_seconds: float, deadline: float) -> ApartRound:
+    """Rounds of one block per child until MIN_ROUNDS rounds, ``repeats`` runs
+    and ``min_seconds`` per child; after the first round, no block starts past
+    the deadline."""
     times: list[list[float]] = [[] for _ in children]
     rounds = 0
     while True:
         shift = rounds % len(children)  # each round starts with the next child: no fixed order
         for i in list(range(shift, len(children))) + list(range(shift)):
+            if rounds and time.perf_counter() > deadline:
+                return ApartRound(times, exhausted=True)
             times[i] += children[i].block(block_runs, BLOCK_SECONDS)
         rounds += 1
         if rounds >= MIN_ROUNDS and min(len(t) for t in times) >= repeats and min(map(sum, times)) >= min_seconds:
             return ApartRound(times)
-        if time.perf_counter() > deadline:
-            return ApartRound(times, exhausted=True)
 
 
 class _Child:
@@ -314,19 +322,30 @@ class _Child:
         self.conn.send((runs, seconds))
         return self.conn.recv()
 
-    def close(self) -> None:
-        """Tell a serving child to stop (kill it if it does not within seconds); kill any other."""
+    def tell_to_stop(self) -> None:
+        """Ask a serving child to exit; kill any other (it is busy building)."""
         try:
             if self.serving:
                 self.conn.send(None)
             self.conn.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=_CLOSE_SECONDS if self.serving else 0)
-        except subprocess.TimeoutExpired:
+        if not self.serving:
             self.proc.kill()
-            self.proc.wait()
+
+
+def _close_all(children: Sequence[_Child]) -> None:
+    """Stop every child: all are told at once, then each is waited for
+    (killed if not gone within :data:`_CLOSE_SECONDS` of the telling)."""
+    for child in children:
+        child.tell_to_stop()
+    until = time.perf_counter() + _CLOSE_SECONDS
+    for child in children:
+        try:
+            child.proc.wait(timeout=max(0.0, until - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
 
 
 # --- the child ------------------------------------------------------------------
@@ -370,4 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # no interpreter teardown (torch's and the runtimes' exit handlers take a
+    # second or more): the parent waits for this exit, on tune's budget
+    os._exit(main())
