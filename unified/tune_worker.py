@@ -269,16 +269,19 @@ def _model_path(model: Any, tmp: str) -> str:
 
 def _rounds(children, block_runs: int, repeats: int, min_seconds: float, deadline: float) -> ApartRound:
     """Rounds of one block per child until MIN_ROUNDS rounds, ``repeats`` runs
-    and ``min_seconds`` per child; after the first round, no block starts past
-    the deadline."""
+    and ``min_seconds`` per child; after the first round, no block starts that
+    would end past the deadline (judged by that child's last block)."""
     times: list[list[float]] = [[] for _ in children]
+    last = [0.0] * len(children)  # wall seconds of each child's last block
     rounds = 0
     while True:
         shift = rounds % len(children)  # each round starts with the next child: no fixed order
         for i in list(range(shift, len(children))) + list(range(shift)):
-            if rounds and time.perf_counter() > deadline:
+            start = time.perf_counter()
+            if rounds and start + last[i] > deadline:
                 return ApartRound(times, exhausted=True)
             times[i] += children[i].block(block_runs, BLOCK_SECONDS)
+            last[i] = time.perf_counter() - start
         rounds += 1
         if rounds >= MIN_ROUNDS and min(len(t) for t in times) >= repeats and min(map(sum, times)) >= min_seconds:
             return ApartRound(times)

@@ -139,3 +139,18 @@ def test_tune_compiles_every_candidate_in_the_child(model_path, tmp_path, monkey
     tuned = unified.tune.tune(model_path, opts)
     assert len(answers) >= 2 and answers == [None] * len(answers)  # default and onnxruntime alone at least
     assert not tuned.plan.tuning.budget_exhausted and tuned.plan.tuning.chosen in ("default", "onnxruntime", "tflite")
+
+
+def test_no_block_of_the_final_round_would_end_past_the_deadline():
+    from unified.tune_worker import _rounds
+
+    class SleepyChild:
+        def block(self, runs, seconds):
+            time.sleep(0.1)
+            return [0.1 / runs] * runs
+
+    deadline = time.perf_counter() + 0.25
+    got = _rounds([SleepyChild(), SleepyChild()], 4, repeats=100, min_seconds=0.0, deadline=deadline)
+    # the first round always runs (0.2 s); a third block would end at ~0.3 s, past the deadline
+    assert got.exhausted and [len(t) for t in got.times] == [4, 4]
+    assert time.perf_counter() <= deadline
