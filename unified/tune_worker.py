@@ -230,6 +230,7 @@ class Compiler:
         return self._child is not None and (failure.startswith(_CANNOT_BUILD) or failure == _OTHER_PLAN)
 
     def close(self) -> None:
+        """Stop the child (killed if still compiling) and remove the model file written for it."""
         if self._child is not None:
             _close_all([self._child])
             self._child = None
