@@ -217,11 +217,12 @@ def tune(
         cached = _from_cache(cache, key, graph, options, reg)
         if cached is not None:
             return cached
-    deadline = start + max(0.0, float(options.tuning_seconds))
+    budget = max(0.0, float(options.tuning_seconds))
+    deadline = start + budget
     source = model if isinstance(model, (str, os.PathLike)) else graph  # what a final-round child loads
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # candidates fall back by design; the table says what ran where
-        winner, tuning = _search(source, graph, feed, options, reg, names, gate, gate_text, deadline)
+        winner, tuning = _search(source, graph, feed, options, reg, names, gate, gate_text, deadline, budget)
     tuning = replace(tuning, seconds=time.perf_counter() - start, key=key)
     if cache is not None:
         choice = {"name": winner.name, "delegates": winner.delegates, "placement": winner.placement}
@@ -234,8 +235,11 @@ def tune(
     return replace(built, plan=replace(built.plan, tuning=tuning))
 
 
-def _search(source, graph, feed, options, reg, names, gate, gate_text, deadline) -> tuple[_Candidate, Tuning]:
-    """Build, measure and choose; returns the winner (compiled) and the table."""
+def _search(source, graph, feed, options, reg, names, gate, gate_text, deadline, budget) -> tuple[_Candidate, Tuning]:
+    """Build, measure and choose; returns the winner (compiled) and the table.
+
+    ``deadline``: ``time.perf_counter()`` value the search ends by; ``budget``: the whole budget in seconds.
+    """
     reference = _Candidate("reference", [REFERENCE], {})
     _build(reference, graph, replace(options, fallback=None, strict=False), reg)
     if reference.session is None:
@@ -261,7 +265,7 @@ def _search(source, graph, feed, options, reg, names, gate, gate_text, deadline)
     cands = [first] + [_Candidate(n, [n], _user_placement(options, [n])) for n in order]
     warm = lambda c: _warm(c, feed, options.tuning_warmup, ref_out, gate)  # noqa: E731
     # compiling stops early enough to leave MEASURE_RESERVE of the budget for timing
-    compile_by = deadline - MEASURE_RESERVE * max(0.0, float(options.tuning_seconds))
+    compile_by = deadline - MEASURE_RESERVE * budget
     with Compiler(source, options, feed) as compiler:
         exhausted = _build_all(cands, graph, options, reg, compile_by, warm, always=first, compiler=compiler)
         if first.built is not None and not exhausted:
@@ -269,7 +273,7 @@ def _search(source, graph, feed, options, reg, names, gate, gate_text, deadline)
             exhausted = _build_all(variants, graph, options, reg, compile_by, warm, seen=cands, compiler=compiler)
             cands += [v for v in variants if v.duplicate_of is None]  # a duplicate variant says nothing new
     live = [c for c in cands if c.session is not None]
-    grace = MEASURE_GRACE * max(0.0, float(options.tuning_seconds))
+    grace = MEASURE_GRACE * budget
     cut = _measure(live, feed, options.tuning_repeats, deadline, grace=grace)
     exhausted = exhausted or cut
     best = _best(cands)
